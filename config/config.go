@@ -1,0 +1,190 @@
+// Package config reads the engine's configuration from PAYSAGA_… environment variables. Every
+// variable is declared once, in Vars, with its default and meaning: the README's table and the
+// docker-compose check are built from the same list, so they cannot drift from what the binaries
+// read.
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Var is one environment variable the binaries read.
+type Var struct {
+	Name    string
+	Default string
+	Help    string
+	// Secret values are never printed.
+	Secret bool
+	// Services lists which production processes need it set ("api", "worker", "migrate").
+	Services []string
+}
+
+// Vars is every variable, in the order the README documents them.
+var Vars = []Var{
+	{Name: "PAYSAGA_HTTP_ADDR", Default: ":8080", Help: "address the REST API listens on", Services: []string{"api"}},
+	{Name: "PAYSAGA_DB_DRIVER", Default: "mysql", Help: "`mysql` (MySQL 8 / MariaDB) or `sqlite`", Services: []string{"api", "worker", "migrate"}},
+	{Name: "PAYSAGA_DB_DSN", Default: "", Help: "database DSN, e.g. `paysaga:pw@tcp(mysql:3306)/paysaga?parseTime=true` or a SQLite file path", Secret: true, Services: []string{"api", "worker", "migrate"}},
+	{Name: "PAYSAGA_REDIS_ADDR", Default: "127.0.0.1:6379", Help: "Redis address (rate limits, balance cache, notifications)", Services: []string{"api", "worker"}},
+	{Name: "PAYSAGA_REDIS_PASSWORD", Default: "", Help: "Redis password", Secret: true},
+	{Name: "PAYSAGA_AMQP_URL", Default: "", Help: "RabbitMQ URL; empty = events recorded in the database only", Secret: true, Services: []string{"worker"}},
+	{Name: "PAYSAGA_TEMPORAL_ADDRESS", Default: "127.0.0.1:7233", Help: "Temporal frontend host:port", Services: []string{"api", "worker"}},
+	{Name: "PAYSAGA_TEMPORAL_NAMESPACE", Default: "default", Help: "Temporal namespace", Services: []string{"api", "worker"}},
+	{Name: "PAYSAGA_JWT_SECRET", Default: "", Help: "HMAC key for access tokens, at least 32 bytes (required outside `dev`)", Secret: true, Services: []string{"api"}},
+	{Name: "PAYSAGA_JWT_ISSUER", Default: "paysaga", Help: "`iss` of access tokens"},
+	{Name: "PAYSAGA_JWT_AUDIENCE", Default: "paysaga-api", Help: "`aud` of access tokens"},
+	{Name: "PAYSAGA_ACCESS_TOKEN_TTL", Default: "15m", Help: "lifetime of an access token"},
+	{Name: "PAYSAGA_REFRESH_TOKEN_TTL", Default: "720h", Help: "lifetime of a refresh token"},
+	{Name: "PAYSAGA_NH_BASE_URL", Default: "", Help: "NH Open API base URL (the simulator's in `dev`)", Services: []string{"worker"}},
+	{Name: "PAYSAGA_NH_ISCD", Default: "", Help: "NH institution code (6 characters)", Services: []string{"worker"}},
+	{Name: "PAYSAGA_NH_FINTECH_APSNO", Default: "001", Help: "NH fintech app serial number"},
+	{Name: "PAYSAGA_NH_ACCESS_TOKEN", Default: "", Help: "NH access token (64 hex characters)", Secret: true, Services: []string{"worker"}},
+	{Name: "PAYSAGA_PAYMENT_SYNC_WAIT", Default: "5s", Help: "how long `POST /v1/payments` waits for the outcome before answering 202"},
+	{Name: "PAYSAGA_PAYMENT_UNKNOWN_DEADLINE", Default: "10m", Help: "how long an unknown bank outcome is inquired before the payment becomes UNKNOWN"},
+	{Name: "PAYSAGA_LOG_LEVEL", Default: "info", Help: "`debug`, `info`, `warn` or `error`"},
+	{Name: "PAYSAGA_LOG_FORMAT", Default: "json", Help: "`json` or `text`"},
+}
+
+// Config is the parsed configuration.
+type Config struct {
+	HTTPAddr string
+
+	DBDriver string
+	DBDSN    string
+
+	RedisAddr     string
+	RedisPassword string
+
+	AMQPURL string
+
+	TemporalAddress   string
+	TemporalNamespace string
+
+	JWTSecret       []byte
+	JWTIssuer       string
+	JWTAudience     string
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+
+	NHBaseURL      string
+	NHIscd         string
+	NHFintechApsno string
+	NHAccessToken  string
+
+	PaymentSyncWait        time.Duration
+	PaymentUnknownDeadline time.Duration
+
+	LogLevel  string
+	LogFormat string
+}
+
+// Load reads the configuration through getenv (os.Getenv in the binaries, a map in tests).
+// Unset or empty variables take their documented default.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(name string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		for _, v := range Vars {
+			if v.Name == name {
+				return v.Default
+			}
+		}
+		panic("config: undeclared variable " + name)
+	}
+	var errs []string
+	dur := func(name string) time.Duration {
+		d, err := time.ParseDuration(get(name))
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Sprintf("%s: want a positive duration like 15m", name))
+		}
+		return d
+	}
+	c := Config{
+		HTTPAddr:               get("PAYSAGA_HTTP_ADDR"),
+		DBDriver:               get("PAYSAGA_DB_DRIVER"),
+		DBDSN:                  get("PAYSAGA_DB_DSN"),
+		RedisAddr:              get("PAYSAGA_REDIS_ADDR"),
+		RedisPassword:          get("PAYSAGA_REDIS_PASSWORD"),
+		AMQPURL:                get("PAYSAGA_AMQP_URL"),
+		TemporalAddress:        get("PAYSAGA_TEMPORAL_ADDRESS"),
+		TemporalNamespace:      get("PAYSAGA_TEMPORAL_NAMESPACE"),
+		JWTSecret:              []byte(get("PAYSAGA_JWT_SECRET")),
+		JWTIssuer:              get("PAYSAGA_JWT_ISSUER"),
+		JWTAudience:            get("PAYSAGA_JWT_AUDIENCE"),
+		AccessTokenTTL:         dur("PAYSAGA_ACCESS_TOKEN_TTL"),
+		RefreshTokenTTL:        dur("PAYSAGA_REFRESH_TOKEN_TTL"),
+		NHBaseURL:              get("PAYSAGA_NH_BASE_URL"),
+		NHIscd:                 get("PAYSAGA_NH_ISCD"),
+		NHFintechApsno:         get("PAYSAGA_NH_FINTECH_APSNO"),
+		NHAccessToken:          get("PAYSAGA_NH_ACCESS_TOKEN"),
+		PaymentSyncWait:        dur("PAYSAGA_PAYMENT_SYNC_WAIT"),
+		PaymentUnknownDeadline: dur("PAYSAGA_PAYMENT_UNKNOWN_DEADLINE"),
+		LogLevel:               get("PAYSAGA_LOG_LEVEL"),
+		LogFormat:              get("PAYSAGA_LOG_FORMAT"),
+	}
+	if c.DBDriver != "mysql" && c.DBDriver != "sqlite" {
+		errs = append(errs, "PAYSAGA_DB_DRIVER: want mysql or sqlite")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, "PAYSAGA_LOG_LEVEL: want debug, info, warn or error")
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, "PAYSAGA_LOG_FORMAT: want json or text")
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+// Require reports every variable a production service needs that is empty. Processes call it at
+// start so that a missing setting stops them with a clear message instead of failing later.
+func Require(getenv func(string) string, service string) error {
+	var missing []string
+	for _, v := range Vars {
+		for _, s := range v.Services {
+			if s == service && v.Default == "" && strings.TrimSpace(getenv(v.Name)) == "" {
+				missing = append(missing, v.Name)
+			}
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		return fmt.Errorf("%s: missing required settings: %s", service, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// Needed returns the variables a production service reads that have no usable default.
+func Needed(service string) []string {
+	var out []string
+	for _, v := range Vars {
+		for _, s := range v.Services {
+			if s == service {
+				out = append(out, v.Name)
+			}
+		}
+	}
+	return out
+}
+
+// MarkdownTable renders Vars as the README's configuration table.
+func MarkdownTable() string {
+	var b strings.Builder
+	b.WriteString("| variable | default | meaning |\n|---|---|---|\n")
+	for _, v := range Vars {
+		def := v.Default
+		if def == "" {
+			def = "—"
+		} else {
+			def = "`" + def + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.Name, def, v.Help)
+	}
+	return b.String()
+}

@@ -1,0 +1,54 @@
+package config_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"paysaga/config"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := config.Load(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, ":8080", c.HTTPAddr)
+	require.Equal(t, "mysql", c.DBDriver)
+	require.Equal(t, 15*time.Minute, c.AccessTokenTTL)
+	require.Equal(t, "127.0.0.1:7233", c.TemporalAddress)
+}
+
+func TestLoadRejectsBadValues(t *testing.T) {
+	for name, m := range map[string]map[string]string{
+		"driver":   {"PAYSAGA_DB_DRIVER": "oracle"},
+		"duration": {"PAYSAGA_ACCESS_TOKEN_TTL": "soon"},
+		"negative": {"PAYSAGA_PAYMENT_SYNC_WAIT": "-1s"},
+		"level":    {"PAYSAGA_LOG_LEVEL": "loud"},
+	} {
+		_, err := config.Load(env(m))
+		require.Error(t, err, name)
+	}
+}
+
+func TestRequireNamesMissingSettings(t *testing.T) {
+	err := config.Require(env(nil), "api")
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "PAYSAGA_JWT_SECRET")
+	require.Contains(t, err.Error(), "PAYSAGA_DB_DSN")
+	require.NoError(t, config.Require(env(map[string]string{
+		"PAYSAGA_JWT_SECRET": strings.Repeat("x", 32),
+		"PAYSAGA_DB_DSN":     "x",
+	}), "api"))
+}
+
+// The README's configuration table is generated from Vars; this keeps the two in step.
+func TestREADMEDocumentsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	require.Contains(t, string(readme), config.MarkdownTable(),
+		"README.md's configuration table is out of date: paste the output of `go run ./cmd/paysaga config`")
+}
