@@ -32,7 +32,7 @@
 //
 // Conventions for repositories: IDs are VARCHAR(64) public IDs; times are stored in UTC with
 // microsecond precision (use store's clock, DB.Now); optional text columns are NOT NULL DEFAULT
-// '' (plain Go strings), optional foreign keys (refund_id) are NULL, so map "" with the Bun tag
+// empty string (plain Go strings), optional foreign keys (refund_id) are NULL, so map "" with the Bun tag
 // `nullzero`. MySQL tables use utf8mb4_bin, so string comparison is case-sensitive on both
 // dialects. A new schema change is a new migration version with both variants; never edit an
 // applied one.
