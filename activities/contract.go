@@ -1,0 +1,115 @@
+// Package activities holds the steps of the workflows: database writes, bank calls through the
+// nh client and event publishing. Every activity is idempotent: it can run again after a crash,
+// a timeout or a retry and leave the same result. Bank errors are classified once, here, into
+// Temporal application errors whose types (the ErrType… constants) the workflows switch on.
+//
+// Sensitive data never travels through workflow history: activities receive IDs and look the
+// fin account up themselves.
+package activities
+
+import (
+	"time"
+
+	"paysaga"
+)
+
+// Activity names, as registered by the worker and called by the workflows.
+const (
+	// RecordPaymentName writes a payment's status change and history (a local activity).
+	RecordPaymentName = "RecordPayment"
+	// DebitName sends one DrawingTransfer, through a transfer row written before the request.
+	DebitName = "Debit"
+	// CheckDebitName resolves a debit whose outcome is unknown with CheckOnDrawingTransfer.
+	CheckDebitName = "CheckDebit"
+	// PublishPaymentEventName publishes a payment's outcome event.
+	PublishPaymentEventName = "PublishPaymentEvent"
+)
+
+// Application error types returned by the activities. They are stable: workflow histories
+// recorded with them must keep replaying.
+const (
+	// ErrTypeDeclined: the bank processed the request and refused it. Final; the error's details
+	// hold a BankAnswer.
+	ErrTypeDeclined = "BankDeclined"
+	// ErrTypeUnknownOutcome: the request may have moved money and no answer arrived. Never sent
+	// again: resolve it with CheckDebit.
+	ErrTypeUnknownOutcome = "BankUnknownOutcome"
+	// ErrTypeNotExecuted: the transfer certainly did not move money (it never left this process,
+	// or an earlier check said so). A new transfer with a new IsTuno is safe.
+	ErrTypeNotExecuted = "BankNotExecuted"
+	// ErrTypeInvalidRequest: the bank client refused to send a malformed request; nothing was
+	// sent and retrying the same input cannot help.
+	ErrTypeInvalidRequest = "BankInvalidRequest"
+	// ErrTypeAccountUnusable: the payment's account is missing, not active, or not the
+	// customer's. Nothing was sent.
+	ErrTypeAccountUnusable = "AccountUnusable"
+	// ErrTypeStateConflict: the database holds a state that forbids the change (a bug or a
+	// manual edit); retrying cannot help.
+	ErrTypeStateConflict = "StateConflict"
+)
+
+// BankAnswer is the bank's code and message, the details of an ErrTypeDeclined error.
+type BankAnswer struct {
+	Rpcd string `json:"rpcd"`
+	Rsms string `json:"rsms"`
+}
+
+// TransferUpdate sets the state of a transfer row, for an operator's resolution.
+type TransferUpdate struct {
+	TransferID string                `json:"transfer_id"`
+	State      paysaga.TransferState `json:"state"`
+}
+
+// RecordPaymentInput is one change of a payment, written in one database transaction:
+// the row is created when Create is set (idempotently, on its ID), moved to Status (a no-op when
+// it is already there), its history Events appended (idempotently, on their stable IDs), and an
+// optional transfer updated.
+type RecordPaymentInput struct {
+	Create         *paysaga.Payment       `json:"create,omitempty"`
+	PaymentID      string                 `json:"payment_id"`
+	Status         paysaga.PaymentStatus  `json:"status"`
+	FailureCode    string                 `json:"failure_code,omitempty"`
+	FailureMessage string                 `json:"failure_message,omitempty"`
+	Events         []paysaga.PaymentEvent `json:"events,omitempty"`
+	Transfer       *TransferUpdate        `json:"transfer,omitempty"`
+}
+
+// DebitInput names the payment to debit and the transfer to debit it with. The workflow picks
+// TransferID (one per attempt); the activity reads the amount and the account from the
+// database and allocates the IsTuno.
+type DebitInput struct {
+	PaymentID  string `json:"payment_id"`
+	TransferID string `json:"transfer_id"`
+}
+
+// DebitResult is the bank's answer to an executed debit.
+type DebitResult struct {
+	TransferID string `json:"transfer_id"`
+	Tsymd      string `json:"tsymd"`
+	IsTuno     string `json:"is_tuno"`
+	Rpcd       string `json:"rpcd"`
+	Rsms       string `json:"rsms"`
+}
+
+// CheckDebitInput names a transfer whose outcome is unknown.
+type CheckDebitInput struct {
+	PaymentID  string `json:"payment_id"`
+	TransferID string `json:"transfer_id"`
+}
+
+// CheckDebitResult is what the bank says became of the transfer.
+type CheckDebitResult struct {
+	Executed bool   `json:"executed"`
+	Rpcd     string `json:"rpcd,omitempty"`
+	Rsms     string `json:"rsms,omitempty"`
+}
+
+// PublishPaymentEventInput is a payment's outcome to announce. EventID is the stable id of
+// the history row written with the outcome; it becomes the message id, so consumers can drop
+// duplicates of an at-least-once delivery.
+type PublishPaymentEventInput struct {
+	EventID    string          `json:"event_id"`
+	Type       string          `json:"type"`
+	Payment    paysaga.Payment `json:"payment"`
+	OccurredAt time.Time       `json:"occurred_at"`
+}

@@ -1,0 +1,605 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"paysaga"
+	"paysaga/activities"
+)
+
+// TaskQueue is the task queue of every paysaga workflow and activity.
+const TaskQueue = "paysaga"
+
+// Names callers use to start and talk to a payment workflow.
+const (
+	// PaymentWorkflowName is the registered workflow type.
+	PaymentWorkflowName = "PaymentWorkflow"
+	// UpdateOutcome waits until the payment leaves PENDING/PROCESSING and returns it
+	// (paysaga.Payment). The API sends it with Update-with-Start and waits a few seconds on it.
+	UpdateOutcome = "outcome"
+	// UpdateResolve is an operator's resolution of an UNKNOWN payment (Resolution in,
+	// paysaga.Payment out). Refused unless the payment waits for one.
+	UpdateResolve = "resolve"
+	// QueryStatus returns a PaymentView.
+	QueryStatus = "status"
+)
+
+// PaymentWorkflowID is the workflow ID of a payment: only the opaque payment id, never
+// personal data.
+func PaymentWorkflowID(paymentID string) string { return "payment:" + paymentID }
+
+// PaymentInput starts a payment. It carries IDs and the amount only: the fin account, the
+// account number and the birth date never enter workflow history.
+type PaymentInput struct {
+	PaymentID   string              `json:"payment_id"`
+	CustomerID  string              `json:"customer_id"`
+	MerchantID  string              `json:"merchant_id"`
+	AccountID   string              `json:"account_id"`
+	Amount      int64               `json:"amount"`
+	Description string              `json:"description,omitempty"`
+	CaptureMode paysaga.CaptureMode `json:"capture_mode,omitempty"`
+	CreatedAt   time.Time           `json:"created_at"`
+}
+
+// Resolution values of Resolution.As.
+const (
+	ResolveSucceeded = "succeeded"
+	ResolveFailed    = "failed"
+)
+
+// Resolution is an operator's verdict on an UNKNOWN payment, after checking with the bank.
+type Resolution struct {
+	As     string `json:"as"`
+	Reason string `json:"reason"`
+	Actor  string `json:"actor"`
+}
+
+// PaymentView is the answer to QueryStatus.
+type PaymentView struct {
+	Payment            paysaga.Payment `json:"payment"`
+	NeedsAttention     bool            `json:"needs_attention"`
+	AwaitingResolution bool            `json:"awaiting_resolution"`
+	DebitAttempts      int             `json:"debit_attempts"`
+	UnpublishedEvents  int             `json:"unpublished_events"`
+}
+
+// Failure codes a payment gets when the bank gave no Rpcd of its own (payments.failure_code).
+const (
+	FailureNotExecuted     = "not_executed"     // every transfer attempt certainly failed to execute
+	FailureAccountUnusable = "account_unusable" // the account is missing, inactive or not the customer's
+	FailureInvalidRequest  = "invalid_request"  // the bank client refused the request as malformed
+	FailureUnsupported     = "unsupported"      // e.g. manual capture, which is not available yet
+	FailureOperator        = "operator_failed"  // an operator resolved an UNKNOWN payment as failed
+)
+
+// History event types (payment_events.type). The outcome ones are also the routing keys of
+// the events published to RabbitMQ.
+const (
+	EventCreated        = "payment.created"
+	EventProcessing     = "payment.processing"
+	EventSucceeded      = "payment.succeeded"
+	EventFailed         = "payment.failed"
+	EventUnknown        = "payment.unknown"
+	EventDebitUnknown   = "debit.outcome_unknown"
+	EventDebitNotExecut = "debit.not_executed"
+)
+
+// PaymentConfig holds the deadlines of the payment saga. Zero fields take the defaults of
+// DefaultPaymentConfig. Changing them changes activity options only, never the commands a
+// workflow emits, so running workflows keep replaying.
+type PaymentConfig struct {
+	// BankCallTimeout bounds one attempt of a bank activity (it should exceed the nh client's
+	// own timeout).
+	BankCallTimeout time.Duration
+	// DebitDeadline bounds the retries of one debit attempt that fail before the request is
+	// sent (a database outage); past it the outcome is checked like a lost answer.
+	DebitDeadline time.Duration
+	// UnknownDeadline is how long the bank is asked about a lost answer before the payment
+	// becomes UNKNOWN and waits for an operator.
+	UnknownDeadline time.Duration
+	// MaxDebitAttempts is how many transfers (each with its own IsTuno) are tried when the bank
+	// says a transfer did not execute, before the payment fails.
+	MaxDebitAttempts int
+	// RetryDelay is the pause before a new transfer after one that did not execute.
+	RetryDelay time.Duration
+}
+
+// DefaultPaymentConfig returns the deadlines used when none are configured.
+func DefaultPaymentConfig() PaymentConfig {
+	return PaymentConfig{
+		BankCallTimeout:  30 * time.Second,
+		DebitDeadline:    2 * time.Minute,
+		UnknownDeadline:  10 * time.Minute,
+		MaxDebitAttempts: 3,
+		RetryDelay:       2 * time.Second,
+	}
+}
+
+func (c PaymentConfig) withDefaults() PaymentConfig {
+	d := DefaultPaymentConfig()
+	if c.BankCallTimeout <= 0 {
+		c.BankCallTimeout = d.BankCallTimeout
+	}
+	if c.DebitDeadline <= 0 {
+		c.DebitDeadline = d.DebitDeadline
+	}
+	if c.UnknownDeadline <= 0 {
+		c.UnknownDeadline = d.UnknownDeadline
+	}
+	if c.MaxDebitAttempts <= 0 {
+		c.MaxDebitAttempts = d.MaxDebitAttempts
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = d.RetryDelay
+	}
+	return c
+}
+
+// Payments runs payment workflows with a configuration; the worker registers its
+// PaymentWorkflow method under PaymentWorkflowName.
+type Payments struct {
+	cfg PaymentConfig
+}
+
+// NewPayments returns the payment workflows with cfg (zero fields take the defaults).
+func NewPayments(cfg PaymentConfig) *Payments { return &Payments{cfg: cfg.withDefaults()} }
+
+// PaymentWorkflow is the payment saga with the default configuration. Callers may pass it to
+// the client instead of PaymentWorkflowName; the worker registers a configured one under the
+// same name.
+func PaymentWorkflow(ctx workflow.Context, in PaymentInput) (paysaga.Payment, error) {
+	return NewPayments(PaymentConfig{}).PaymentWorkflow(ctx, in)
+}
+
+// PaymentWorkflow debits a customer at most once and records, announces and exposes the
+// outcome: record PENDING → debit (resolving lost answers with the bank, never resending) →
+// SUCCEEDED | FAILED | UNKNOWN (then an operator's resolution) → publish.
+func (w *Payments) PaymentWorkflow(ctx workflow.Context, in PaymentInput) (paysaga.Payment, error) {
+	if in.PaymentID == "" || in.CustomerID == "" || in.AccountID == "" || in.Amount <= 0 {
+		return paysaga.Payment{}, temporal.NewNonRetryableApplicationError("incomplete payment input", paysaga.EINVALID, nil)
+	}
+	s := newPaymentRun(w.cfg, in, workflow.Now(ctx))
+	if err := s.setHandlers(ctx); err != nil {
+		return s.p, err
+	}
+	// Money is moving: a cancellation request must not leave the payment half done, so the saga
+	// runs to its end (operators resolve, they do not cancel).
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	workflow.Go(ctx, s.publishLoop)
+
+	if err := s.run(ctx); err != nil {
+		return s.p, err
+	}
+	// Every outcome event is out and every update has been answered before the run ends.
+	err := workflow.Await(ctx, func() bool { return len(s.outbox) == 0 && workflow.AllHandlersFinished(ctx) })
+	return s.p, err
+}
+
+// paymentRun is the state of one payment workflow run.
+type paymentRun struct {
+	cfg            PaymentConfig
+	in             PaymentInput
+	p              paysaga.Payment
+	needsAttention bool
+	awaiting       bool        // UNKNOWN and waiting for an operator
+	resolution     *Resolution // the operator's verdict, once accepted
+	attempts       int         // transfers tried
+	eventSeq       int         // history events written
+	outbox         []activities.PublishPaymentEventInput
+}
+
+func newPaymentRun(cfg PaymentConfig, in PaymentInput, now time.Time) *paymentRun {
+	if in.CaptureMode == "" {
+		in.CaptureMode = paysaga.CaptureAutomatic
+	}
+	if in.CreatedAt.IsZero() {
+		in.CreatedAt = now
+	}
+	return &paymentRun{
+		cfg: cfg,
+		in:  in,
+		p: paysaga.Payment{
+			ID:          in.PaymentID,
+			CustomerID:  in.CustomerID,
+			MerchantID:  in.MerchantID,
+			AccountID:   in.AccountID,
+			Amount:      in.Amount,
+			Currency:    "KRW",
+			Description: in.Description,
+			Status:      paysaga.PaymentPending,
+			CaptureMode: in.CaptureMode,
+			CreatedAt:   in.CreatedAt,
+			UpdatedAt:   in.CreatedAt,
+		},
+	}
+}
+
+func (s *paymentRun) setHandlers(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (PaymentView, error) {
+		return PaymentView{
+			Payment:            s.p,
+			NeedsAttention:     s.needsAttention,
+			AwaitingResolution: s.awaiting && s.resolution == nil,
+			DebitAttempts:      s.attempts,
+			UnpublishedEvents:  len(s.outbox),
+		}, nil
+	}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandler(ctx, UpdateOutcome, func(ctx workflow.Context) (paysaga.Payment, error) {
+		err := workflow.Await(ctx, func() bool {
+			return s.p.Status != paysaga.PaymentPending && s.p.Status != paysaga.PaymentProcessing
+		})
+		return s.p, err
+	}); err != nil {
+		return err
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateResolve,
+		func(ctx workflow.Context, r Resolution) (paysaga.Payment, error) {
+			s.resolution = &r
+			err := workflow.Await(ctx, func() bool { return s.p.Status != paysaga.PaymentUnknown })
+			return s.p, err
+		},
+		workflow.UpdateHandlerOptions{Validator: s.validateResolution},
+	)
+}
+
+// validateResolution refuses a resolution unless the payment is UNKNOWN and waiting for one.
+// Its errors carry a paysaga error code as their type, for payctl and the API.
+func (s *paymentRun) validateResolution(_ workflow.Context, r Resolution) error {
+	if s.p.Status != paysaga.PaymentUnknown || !s.awaiting || s.resolution != nil {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("payment %s is %s and not waiting for a resolution", s.p.ID, s.p.Status), paysaga.ECONFLICT, nil)
+	}
+	if r.As != ResolveSucceeded && r.As != ResolveFailed {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("resolution must be %q or %q", ResolveSucceeded, ResolveFailed), paysaga.EINVALID, nil)
+	}
+	if strings.TrimSpace(r.Reason) == "" || strings.TrimSpace(r.Actor) == "" {
+		return temporal.NewNonRetryableApplicationError("a resolution needs a reason and an actor", paysaga.EINVALID, nil)
+	}
+	return nil
+}
+
+// run is the saga itself.
+func (s *paymentRun) run(ctx workflow.Context) error {
+	created := s.event(ctx, EventCreated, paysaga.PaymentPending)
+	if s.in.CaptureMode != paysaga.CaptureAutomatic {
+		// Manual capture comes with the refund path (AUTHORIZED, capture/cancel Updates). Until
+		// then such a payment fails before anything is sent.
+		failed := s.event(ctx, EventFailed, paysaga.PaymentFailed)
+		failed.Reason = "manual capture is not available yet"
+		if err := s.record(ctx, step{create: true, status: paysaga.PaymentFailed, failureCode: FailureUnsupported,
+			failureMessage: failed.Reason, events: []paysaga.PaymentEvent{created, failed}}); err != nil {
+			return err
+		}
+		s.announce(failed)
+		return nil
+	}
+
+	// Record the payment and its history, PROCESSING from here on: the debit goes out next.
+	if err := s.record(ctx, step{create: true, status: paysaga.PaymentProcessing,
+		events: []paysaga.PaymentEvent{created, s.event(ctx, EventProcessing, paysaga.PaymentProcessing)}}); err != nil {
+		return err
+	}
+
+	out, err := s.debit(ctx)
+	if err != nil {
+		return err
+	}
+	final := s.event(ctx, out.eventType(), out.status)
+	final.Rpcd, final.Rsms = out.rpcd, out.rsms
+	if err := s.record(ctx, step{status: out.status, failureCode: out.failureCode, failureMessage: out.failureMessage,
+		needsAttention: out.status == paysaga.PaymentUnknown, events: []paysaga.PaymentEvent{final}}); err != nil {
+		return err
+	}
+	s.announce(final)
+	if out.status != paysaga.PaymentUnknown {
+		return nil
+	}
+	return s.awaitResolution(ctx, out.transferID)
+}
+
+// awaitResolution waits, as long as it takes, for an operator to say what became of an
+// UNKNOWN payment, then records the verdict on the payment and on the transfer.
+func (s *paymentRun) awaitResolution(ctx workflow.Context, transferID string) error {
+	s.awaiting = true
+	workflow.GetLogger(ctx).Warn("payment outcome unknown; waiting for an operator", "payment_id", s.p.ID)
+	if err := workflow.Await(ctx, func() bool { return s.resolution != nil }); err != nil {
+		return err
+	}
+	r := *s.resolution
+	status, evType, transferState, code, msg := paysaga.PaymentSucceeded, EventSucceeded, paysaga.TransferSucceeded, "", ""
+	if r.As == ResolveFailed {
+		status, evType, transferState = paysaga.PaymentFailed, EventFailed, paysaga.TransferNotExecuted
+		code, msg = FailureOperator, r.Reason
+	}
+	ev := s.event(ctx, evType, status)
+	ev.Actor, ev.Reason = r.Actor, r.Reason
+	var tu *activities.TransferUpdate
+	if transferID != "" {
+		tu = &activities.TransferUpdate{TransferID: transferID, State: transferState}
+	}
+	if err := s.record(ctx, step{status: status, failureCode: code, failureMessage: msg, transfer: tu,
+		events: []paysaga.PaymentEvent{ev}}); err != nil {
+		return err
+	}
+	s.awaiting = false
+	s.announce(ev)
+	return nil
+}
+
+// debitOutcome is where the debit ended.
+type debitOutcome struct {
+	status                      paysaga.PaymentStatus // SUCCEEDED, FAILED or UNKNOWN
+	rpcd, rsms                  string
+	failureCode, failureMessage string
+	transferID                  string
+}
+
+func (o debitOutcome) eventType() string {
+	switch o.status {
+	case paysaga.PaymentSucceeded:
+		return EventSucceeded
+	case paysaga.PaymentUnknown:
+		return EventUnknown
+	}
+	return EventFailed
+}
+
+// debit sends transfers until one executes, the bank declines, the outcome stays unknown past
+// the deadline, or MaxDebitAttempts transfers certainly did not execute. A transfer whose
+// answer was lost is never sent again: CheckDebit asks the bank what became of it.
+func (s *paymentRun) debit(ctx workflow.Context) (debitOutcome, error) {
+	logger := workflow.GetLogger(ctx)
+	for {
+		s.attempts++
+		tid := transferID(s.p.ID, s.attempts)
+		var res activities.DebitResult
+		err := workflow.ExecuteActivity(s.debitOptions(ctx), activities.DebitName,
+			activities.DebitInput{PaymentID: s.p.ID, TransferID: tid}).Get(ctx, &res)
+		if err == nil {
+			return debitOutcome{status: paysaga.PaymentSucceeded, rpcd: res.Rpcd, rsms: res.Rsms, transferID: tid}, nil
+		}
+		var appErr *temporal.ApplicationError
+		errors.As(err, &appErr)
+		switch errType(err) {
+		case activities.ErrTypeDeclined:
+			return declined(appErr, tid), nil
+		case activities.ErrTypeAccountUnusable:
+			return debitOutcome{status: paysaga.PaymentFailed, failureCode: FailureAccountUnusable,
+				failureMessage: "the account cannot be debited", transferID: tid}, nil
+		case activities.ErrTypeInvalidRequest:
+			return debitOutcome{status: paysaga.PaymentFailed, failureCode: FailureInvalidRequest,
+				failureMessage: "the bank request was refused as malformed", transferID: tid}, nil
+		case activities.ErrTypeNotExecuted:
+			// Certainly not sent: a new transfer is safe.
+		default:
+			// Lost answer, or the debit could not finish: the money may have moved. Ask the bank.
+			logger.Warn("debit outcome unknown; checking with the bank", "payment_id", s.p.ID)
+			if err := s.record(ctx, step{status: paysaga.PaymentProcessing,
+				events: []paysaga.PaymentEvent{s.event(ctx, EventDebitUnknown, paysaga.PaymentProcessing)}}); err != nil {
+				return debitOutcome{}, err
+			}
+			var chk activities.CheckDebitResult
+			err := workflow.ExecuteActivity(s.checkOptions(ctx), activities.CheckDebitName,
+				activities.CheckDebitInput{PaymentID: s.p.ID, TransferID: tid}).Get(ctx, &chk)
+			if err != nil {
+				if errType(err) == activities.ErrTypeDeclined {
+					errors.As(err, &appErr)
+					return declined(appErr, tid), nil
+				}
+				return debitOutcome{status: paysaga.PaymentUnknown, transferID: tid}, nil
+			}
+			if chk.Executed {
+				return debitOutcome{status: paysaga.PaymentSucceeded, rpcd: chk.Rpcd, rsms: chk.Rsms, transferID: tid}, nil
+			}
+		}
+		ev := s.event(ctx, EventDebitNotExecut, paysaga.PaymentProcessing)
+		if err := s.record(ctx, step{status: paysaga.PaymentProcessing, events: []paysaga.PaymentEvent{ev}}); err != nil {
+			return debitOutcome{}, err
+		}
+		if s.attempts >= s.cfg.MaxDebitAttempts {
+			return debitOutcome{status: paysaga.PaymentFailed, failureCode: FailureNotExecuted,
+				failureMessage: fmt.Sprintf("the bank did not execute the debit (%d attempts)", s.attempts), transferID: tid}, nil
+		}
+		logger.Info("debit not executed; sending a new transfer", "payment_id", s.p.ID, "attempt", s.attempts+1)
+		if err := workflow.Sleep(ctx, s.cfg.RetryDelay*time.Duration(s.attempts)); err != nil {
+			return debitOutcome{}, err
+		}
+	}
+}
+
+func declined(appErr *temporal.ApplicationError, tid string) debitOutcome {
+	var ans activities.BankAnswer
+	if appErr != nil && appErr.HasDetails() {
+		_ = appErr.Details(&ans)
+	}
+	return debitOutcome{status: paysaga.PaymentFailed, rpcd: ans.Rpcd, rsms: ans.Rsms,
+		failureCode: ans.Rpcd, failureMessage: ans.Rsms, transferID: tid}
+}
+
+// errType is the type of the application error in err's chain, "" when there is none.
+func errType(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type()
+	}
+	return ""
+}
+
+func (s *paymentRun) debitOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    s.cfg.BankCallTimeout,
+		ScheduleToCloseTimeout: s.cfg.DebitDeadline,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    15 * time.Second,
+			// Only failures before the request left are retried; everything the bank may have
+			// seen is final for this transfer.
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypeDeclined, activities.ErrTypeUnknownOutcome, activities.ErrTypeNotExecuted,
+				activities.ErrTypeInvalidRequest, activities.ErrTypeAccountUnusable, activities.ErrTypeStateConflict,
+			},
+		},
+	})
+}
+
+func (s *paymentRun) checkOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: s.cfg.BankCallTimeout,
+		// Asked again and again until the deadline; then the payment is UNKNOWN.
+		ScheduleToCloseTimeout: s.cfg.UnknownDeadline,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    2 * time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypeDeclined, activities.ErrTypeAccountUnusable, activities.ErrTypeStateConflict,
+			},
+		},
+	})
+}
+
+// step is one change of the payment, written by one RecordPayment local activity.
+type step struct {
+	create                      bool
+	status                      paysaga.PaymentStatus
+	failureCode, failureMessage string
+	needsAttention              bool
+	transfer                    *activities.TransferUpdate
+	events                      []paysaga.PaymentEvent
+}
+
+// record writes a step to the database, then mirrors it in the workflow's state and, on a
+// status change, in the search attributes.
+func (s *paymentRun) record(ctx workflow.Context, st step) error {
+	in := activities.RecordPaymentInput{
+		PaymentID:      s.p.ID,
+		Status:         st.status,
+		FailureCode:    st.failureCode,
+		FailureMessage: st.failureMessage,
+		Events:         st.events,
+		Transfer:       st.transfer,
+	}
+	if st.create {
+		p := s.p
+		p.Status = paysaga.PaymentPending
+		in.Create = &p
+	}
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    10 * time.Second,
+		ScheduleToCloseTimeout: time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        200 * time.Millisecond,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			NonRetryableErrorTypes: []string{activities.ErrTypeStateConflict},
+		},
+	})
+	if err := workflow.ExecuteLocalActivity(lctx, activities.RecordPaymentName, in).Get(ctx, nil); err != nil {
+		return fmt.Errorf("record payment %s %s: %w", s.p.ID, st.status, err)
+	}
+	changed := s.p.Status != st.status || s.needsAttention != st.needsAttention
+	s.p.Status = st.status
+	s.p.FailureCode, s.p.FailureMessage = st.failureCode, st.failureMessage
+	s.p.UpdatedAt = workflow.Now(ctx)
+	s.needsAttention = st.needsAttention
+	if !changed {
+		return nil
+	}
+	updates := []temporal.SearchAttributeUpdate{
+		SearchPaymentStatus.ValueSet(string(s.p.Status)),
+		SearchNeedsAttention.ValueSet(s.needsAttention),
+	}
+	if _, ok := workflow.GetTypedSearchAttributes(ctx).GetKeyword(SearchCustomerID); !ok {
+		// Started without them (they are meant to be set at start, which costs no event).
+		updates = append(updates,
+			SearchCustomerID.ValueSet(s.p.CustomerID),
+			SearchMerchantID.ValueSet(s.p.MerchantID),
+			SearchAmountKRW.ValueSet(s.p.Amount))
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx, updates...)
+}
+
+// event returns the next history event of the payment, with a stable ID.
+func (s *paymentRun) event(ctx workflow.Context, typ string, status paysaga.PaymentStatus) paysaga.PaymentEvent {
+	s.eventSeq++
+	return paysaga.PaymentEvent{
+		ID:        eventID(s.p.ID, s.eventSeq),
+		PaymentID: s.p.ID,
+		Type:      typ,
+		Status:    status,
+		CreatedAt: workflow.Now(ctx),
+	}
+}
+
+// announce queues an outcome event for publishing; the publisher goroutine sends it.
+func (s *paymentRun) announce(ev paysaga.PaymentEvent) {
+	s.outbox = append(s.outbox, activities.PublishPaymentEventInput{
+		EventID: ev.ID, Type: ev.Type, Payment: s.p, OccurredAt: ev.CreatedAt,
+	})
+}
+
+// publishLoop publishes queued events in order. Publishing runs beside the saga: a broker
+// outage delays the events, never the payment's outcome or the answer to UpdateOutcome.
+func (s *paymentRun) publishLoop(ctx workflow.Context) {
+	for {
+		if err := workflow.Await(ctx, func() bool { return len(s.outbox) > 0 }); err != nil {
+			return
+		}
+		s.publish(ctx, s.outbox[0])
+		s.outbox = s.outbox[1:]
+	}
+}
+
+// publish tries a quick local activity first (no extra history events when the broker is up),
+// then falls back to an activity retried without limit, with backoff, until the broker is back.
+func (s *paymentRun) publish(ctx workflow.Context, in activities.PublishPaymentEventInput) {
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    5 * time.Second,
+		ScheduleToCloseTimeout: 10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    500 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumAttempts:    2,
+		},
+	})
+	err := workflow.ExecuteLocalActivity(lctx, activities.PublishPaymentEventName, in).Get(ctx, nil)
+	if err == nil {
+		return
+	}
+	logger := workflow.GetLogger(ctx)
+	logger.Warn("event not published; retrying in the background", "payment_id", s.p.ID, "event_id", in.EventID, "error", err)
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			MaximumAttempts:    0, // until the broker is back
+		},
+	})
+	if err := workflow.ExecuteActivity(actx, activities.PublishPaymentEventName, in).Get(ctx, nil); err != nil {
+		logger.Error("event not published", "payment_id", s.p.ID, "event_id", in.EventID, "error", err)
+	}
+}
+
+// transferID is the ID of the attempt-th transfer of a payment: stable, so that a retried
+// activity finds the row it wrote before.
+func transferID(paymentID string, attempt int) string {
+	return fmt.Sprintf("%s%s_%d", paysaga.PrefixTransfer, strings.TrimPrefix(paymentID, paysaga.PrefixPayment), attempt)
+}
+
+// eventID is the ID of the seq-th history event of a payment: stable across retries, and
+// sorting in the order the events were written.
+func eventID(paymentID string, seq int) string {
+	return fmt.Sprintf("%s%s_%03d", paysaga.PrefixEvent, strings.TrimPrefix(paymentID, paysaga.PrefixPayment), seq)
+}
