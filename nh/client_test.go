@@ -97,9 +97,10 @@ func TestMemorySequencer(t *testing.T) {
 		wg.Go(func() {
 			for range 100 {
 				no, err := seq.NextIsTuno(ctx, "20261125")
-				require.NoError(t, err)
 				mu.Lock()
-				require.False(t, seen[no], "IsTuno %s handed out twice", no)
+				if err != nil || seen[no] {
+					t.Errorf("IsTuno %s: err %v or handed out twice", no, err)
+				}
 				seen[no] = true
 				mu.Unlock()
 			}
