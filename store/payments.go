@@ -1,0 +1,333 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"paysaga"
+)
+
+type paymentRow struct {
+	bun.BaseModel `bun:"table:payments"`
+
+	ID                   string    `bun:"id,pk"`
+	CustomerID           string    `bun:"customer_id"`
+	MerchantID           string    `bun:"merchant_id"`
+	AccountID            string    `bun:"account_id"`
+	Amount               int64     `bun:"amount"`
+	RefundedAmount       int64     `bun:"refunded_amount"`
+	ReservedRefundAmount int64     `bun:"reserved_refund_amount"`
+	Currency             string    `bun:"currency"`
+	Description          string    `bun:"description"`
+	Status               string    `bun:"status"`
+	CaptureMode          string    `bun:"capture_mode"`
+	FailureCode          string    `bun:"failure_code"`
+	FailureMessage       string    `bun:"failure_message"`
+	Version              int64     `bun:"version"`
+	CreatedAt            time.Time `bun:"created_at"`
+	UpdatedAt            time.Time `bun:"updated_at"`
+}
+
+func (r *paymentRow) payment() *paysaga.Payment {
+	return &paysaga.Payment{
+		ID: r.ID, CustomerID: r.CustomerID, MerchantID: r.MerchantID, AccountID: r.AccountID,
+		Amount: r.Amount, RefundedAmount: r.RefundedAmount, Currency: r.Currency,
+		Description: r.Description, Status: paysaga.PaymentStatus(r.Status),
+		CaptureMode: paysaga.CaptureMode(r.CaptureMode), FailureCode: r.FailureCode,
+		FailureMessage: r.FailureMessage, Version: r.Version,
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+}
+
+// allPaymentStatuses lists every status, to find those a transition may start from.
+var allPaymentStatuses = []paysaga.PaymentStatus{
+	paysaga.PaymentPending, paysaga.PaymentProcessing, paysaga.PaymentAuthorized, paysaga.PaymentSucceeded,
+	paysaga.PaymentFailed, paysaga.PaymentUnknown, paysaga.PaymentPartiallyRefunded, paysaga.PaymentRefunded,
+	paysaga.PaymentCanceled,
+}
+
+// CreatePayment inserts p, idempotently on its ID: when a payment with this ID exists already
+// and is the same payment (customer, merchant, account, amount), the stored one is returned
+// with created false; a different payment under the same ID is ECONFLICT. Zero times are set
+// from the store's clock, an empty currency to KRW, an empty capture mode to automatic.
+func (db *DB) CreatePayment(ctx context.Context, p *paysaga.Payment) (stored *paysaga.Payment, created bool, err error) {
+	return createPayment(ctx, db.bun, db.Now(), p)
+}
+
+func createPayment(ctx context.Context, idb bun.IDB, now time.Time, p *paysaga.Payment) (*paysaga.Payment, bool, error) {
+	if p.ID == "" || p.CustomerID == "" || p.AccountID == "" {
+		return nil, false, paysaga.Errorf(paysaga.EINVALID, "a payment needs an id, a customer and an account")
+	}
+	if err := paysaga.ValidateAmount(p.Amount); err != nil {
+		return nil, false, err
+	}
+	if !p.Status.Valid() {
+		return nil, false, paysaga.Errorf(paysaga.EINVALID, "unknown payment status %q", p.Status)
+	}
+	row := &paymentRow{
+		ID: p.ID, CustomerID: p.CustomerID, MerchantID: p.MerchantID, AccountID: p.AccountID,
+		Amount: p.Amount, RefundedAmount: p.RefundedAmount, Currency: p.Currency,
+		Description: p.Description, Status: string(p.Status), CaptureMode: string(p.CaptureMode),
+		FailureCode: p.FailureCode, FailureMessage: p.FailureMessage, Version: 1,
+		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+	}
+	if row.Currency == "" {
+		row.Currency = "KRW"
+	}
+	if row.CaptureMode == "" {
+		row.CaptureMode = string(paysaga.CaptureAutomatic)
+	}
+	if row.CreatedAt.IsZero() {
+		row.CreatedAt = now
+	}
+	row.CreatedAt = row.CreatedAt.UTC().Truncate(time.Microsecond)
+	if row.UpdatedAt.IsZero() || row.UpdatedAt.Before(row.CreatedAt) {
+		row.UpdatedAt = row.CreatedAt
+	}
+	row.UpdatedAt = row.UpdatedAt.UTC().Truncate(time.Microsecond)
+	if _, err := idb.NewInsert().Model(row).Exec(ctx); err != nil {
+		if !IsDuplicate(err) {
+			return nil, false, fmt.Errorf("create payment %s: %w", p.ID, err)
+		}
+		existing, gerr := getPayment(ctx, idb, p.ID)
+		if gerr != nil {
+			return nil, false, gerr
+		}
+		if existing.CustomerID != p.CustomerID || existing.MerchantID != p.MerchantID ||
+			existing.AccountID != p.AccountID || existing.Amount != p.Amount {
+			return nil, false, paysaga.Errorf(paysaga.ECONFLICT, "payment %s exists with other details", p.ID)
+		}
+		return existing, false, nil
+	}
+	return row.payment(), true, nil
+}
+
+// GetPayment finds a payment by ID; ENOTFOUND when there is none.
+func (db *DB) GetPayment(ctx context.Context, id string) (*paysaga.Payment, error) {
+	return getPayment(ctx, db.bun, id)
+}
+
+func getPayment(ctx context.Context, idb bun.IDB, id string) (*paysaga.Payment, error) {
+	var row paymentRow
+	if err := idb.NewSelect().Model(&row).Where("id = ?", id).Limit(1).Scan(ctx); err != nil {
+		if isNoRows(err) {
+			return nil, paysaga.Errorf(paysaga.ENOTFOUND, "payment not found")
+		}
+		return nil, fmt.Errorf("get payment %s: %w", id, err)
+	}
+	return row.payment(), nil
+}
+
+// PaymentStatusChange is the failure detail written with a status change; both are cleared by
+// a change that does not set them.
+type PaymentStatusChange struct {
+	FailureCode    string
+	FailureMessage string
+}
+
+// UpdatePaymentStatus moves a payment to status `to` in one conditional statement, so that two
+// writers can never both move it: only from a status that may transition to `to`
+// (paysaga.PaymentStatus.CanTransition). A payment already in `to` is returned unchanged
+// (idempotent); any other status is ECONFLICT; a missing payment ENOTFOUND.
+func (db *DB) UpdatePaymentStatus(ctx context.Context, id string, to paysaga.PaymentStatus, ch PaymentStatusChange) (*paysaga.Payment, error) {
+	return updatePaymentStatus(ctx, db.bun, db.Now(), id, to, ch)
+}
+
+func updatePaymentStatus(ctx context.Context, idb bun.IDB, now time.Time, id string, to paysaga.PaymentStatus, ch PaymentStatusChange) (*paysaga.Payment, error) {
+	if !to.Valid() {
+		return nil, paysaga.Errorf(paysaga.EINVALID, "unknown payment status %q", to)
+	}
+	var from []string
+	for _, s := range allPaymentStatuses {
+		if s.CanTransition(to) {
+			from = append(from, string(s))
+		}
+	}
+	if len(from) > 0 {
+		res, err := idb.NewUpdate().Model((*paymentRow)(nil)).
+			Set("status = ?", string(to)).
+			Set("failure_code = ?", ch.FailureCode).
+			Set("failure_message = ?", ch.FailureMessage).
+			Set("version = version + 1").
+			Set("updated_at = ?", now).
+			Where("id = ?", id).
+			Where("status IN (?)", bun.In(from)).
+			Exec(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("update payment %s to %s: %w", id, to, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return getPayment(ctx, idb, id)
+		}
+	}
+	p, err := getPayment(ctx, idb, id)
+	if err != nil {
+		return nil, err
+	}
+	if p.Status == to {
+		return p, nil
+	}
+	return nil, paysaga.Errorf(paysaga.ECONFLICT, "payment %s is %s and cannot become %s", id, p.Status, to)
+}
+
+// PaymentFilter selects payments for ListPayments. Empty fields do not filter.
+type PaymentFilter struct {
+	CustomerID string
+	MerchantID string
+	Status     paysaga.PaymentStatus
+	// Limit is 1 to 100 (DefaultListLimit when 0).
+	Limit int
+	// StartingAfter is the ID of the last payment of the previous page.
+	StartingAfter string
+}
+
+// DefaultListLimit is the page size when none is asked for.
+const DefaultListLimit = 20
+
+// MaxListLimit is the largest page.
+const MaxListLimit = 100
+
+// PaymentPage is one page of payments, newest first.
+type PaymentPage struct {
+	Payments []*paysaga.Payment
+	HasMore  bool
+}
+
+// ListPayments returns payments newest first (created_at, then id, both descending), a page at
+// a time: pass the last ID of a page as StartingAfter to get the next. A cursor that is not a
+// payment of the filtered customer/merchant is EINVALID.
+func (db *DB) ListPayments(ctx context.Context, f PaymentFilter) (*PaymentPage, error) {
+	limit := f.Limit
+	if limit == 0 {
+		limit = DefaultListLimit
+	}
+	if limit < 1 || limit > MaxListLimit {
+		return nil, paysaga.Errorf(paysaga.EINVALID, "limit must be between 1 and %d", MaxListLimit)
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		return nil, paysaga.Errorf(paysaga.EINVALID, "unknown payment status %q", f.Status)
+	}
+	owner := func(q *bun.SelectQuery) *bun.SelectQuery {
+		if f.CustomerID != "" {
+			q = q.Where("customer_id = ?", f.CustomerID)
+		}
+		if f.MerchantID != "" {
+			q = q.Where("merchant_id = ?", f.MerchantID)
+		}
+		return q
+	}
+	var rows []paymentRow
+	q := owner(db.bun.NewSelect().Model(&rows))
+	if f.Status != "" {
+		q = q.Where("status = ?", string(f.Status))
+	}
+	if f.StartingAfter != "" {
+		var cursor paymentRow
+		err := owner(db.bun.NewSelect().Model(&cursor).Column("id", "created_at")).
+			Where("id = ?", f.StartingAfter).Limit(1).Scan(ctx)
+		if isNoRows(err) {
+			return nil, paysaga.Errorf(paysaga.EINVALID, "starting_after is not a payment of this list")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list payments: cursor: %w", err)
+		}
+		q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+			return q.Where("created_at < ?", cursor.CreatedAt).
+				WhereOr("created_at = ? AND id < ?", cursor.CreatedAt, cursor.ID)
+		})
+	}
+	if err := q.Order("created_at DESC", "id DESC").Limit(int64(limit + 1)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list payments: %w", err)
+	}
+	page := &PaymentPage{Payments: make([]*paysaga.Payment, 0, len(rows))}
+	if len(rows) > limit {
+		page.HasMore = true
+		rows = rows[:limit]
+	}
+	for i := range rows {
+		page.Payments = append(page.Payments, rows[i].payment())
+	}
+	return page, nil
+}
+
+// PaymentChange is one step of a payment saga, written atomically by RecordPaymentChange.
+type PaymentChange struct {
+	// Create, when set, inserts the payment first (idempotently, see CreatePayment).
+	Create *paysaga.Payment
+	// PaymentID is the payment to change.
+	PaymentID string
+	// Status is where the payment moves (idempotent when already there).
+	Status         paysaga.PaymentStatus
+	FailureCode    string
+	FailureMessage string
+	// Events are appended to the payment's history, idempotently on their IDs.
+	Events []paysaga.PaymentEvent
+	// Transfer, when set, moves a transfer of the payment to a new state (an operator's
+	// resolution of an unknown outcome).
+	Transfer *TransferStateChange
+}
+
+// TransferStateChange names a transfer and its new state.
+type TransferStateChange struct {
+	TransferID string
+	State      paysaga.TransferState
+}
+
+// RecordPaymentChange writes one step of a payment in one transaction: create, status change,
+// history events, transfer state. Every part is idempotent, so the whole can be run again
+// after a crash or a retry and leaves the same rows.
+func (db *DB) RecordPaymentChange(ctx context.Context, ch PaymentChange) (*paysaga.Payment, error) {
+	if ch.PaymentID == "" {
+		return nil, paysaga.Errorf(paysaga.EINVALID, "a payment change needs a payment id")
+	}
+	var out *paysaga.Payment
+	err := db.retry(ctx, func() error {
+		return db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			now := db.Now()
+			if ch.Create != nil {
+				if ch.Create.ID != ch.PaymentID {
+					return paysaga.Errorf(paysaga.EINVALID, "created payment and changed payment differ")
+				}
+				if _, _, err := createPayment(ctx, tx, now, ch.Create); err != nil {
+					return err
+				}
+			}
+			p, err := updatePaymentStatus(ctx, tx, now, ch.PaymentID, ch.Status,
+				PaymentStatusChange{FailureCode: ch.FailureCode, FailureMessage: ch.FailureMessage})
+			if err != nil {
+				return err
+			}
+			for i := range ch.Events {
+				e := ch.Events[i]
+				if e.PaymentID != ch.PaymentID {
+					return paysaga.Errorf(paysaga.EINVALID, "event %s belongs to another payment", e.ID)
+				}
+				if _, err := appendPaymentEvent(ctx, tx, now, &e); err != nil {
+					return err
+				}
+			}
+			if ch.Transfer != nil {
+				t, err := getTransfer(ctx, tx, ch.Transfer.TransferID)
+				if err != nil {
+					return err
+				}
+				if t.PaymentID != ch.PaymentID {
+					return paysaga.Errorf(paysaga.ECONFLICT, "transfer %s belongs to another payment", t.ID)
+				}
+				if _, err := updateTransfer(ctx, tx, now, ch.Transfer.TransferID,
+					TransferUpdate{State: ch.Transfer.State, Rpcd: t.Rpcd, Rsms: t.Rsms}); err != nil {
+					return err
+				}
+			}
+			out = p
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

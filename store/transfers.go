@@ -1,0 +1,172 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"paysaga"
+)
+
+type transferRow struct {
+	bun.BaseModel `bun:"table:bank_transfers"`
+
+	ID        string    `bun:"id,pk"`
+	PaymentID string    `bun:"payment_id"`
+	RefundID  string    `bun:"refund_id,nullzero"`
+	Kind      string    `bun:"kind"`
+	Amount    int64     `bun:"amount"`
+	Tsymd     string    `bun:"tsymd"`
+	IsTuno    string    `bun:"is_tuno"`
+	State     string    `bun:"state"`
+	Rpcd      string    `bun:"rpcd"`
+	Rsms      string    `bun:"rsms"`
+	CreatedAt time.Time `bun:"created_at"`
+	UpdatedAt time.Time `bun:"updated_at"`
+}
+
+func (r *transferRow) transfer() *paysaga.Transfer {
+	return &paysaga.Transfer{
+		ID: r.ID, PaymentID: r.PaymentID, RefundID: r.RefundID, Kind: paysaga.TransferKind(r.Kind),
+		Amount: r.Amount, Tsymd: r.Tsymd, IsTuno: r.IsTuno, State: paysaga.TransferState(r.State),
+		Rpcd: r.Rpcd, Rsms: r.Rsms, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+}
+
+// CreateTransfer records a bank call before it is sent, idempotently on its ID: when a
+// transfer with this ID exists already it is returned with created false (whatever its state,
+// which tells the caller what became of it). Another transfer with the same (Tsymd, IsTuno) is
+// ECONFLICT: an IsTuno is never used twice. An empty state is SENT; zero times are now.
+func (db *DB) CreateTransfer(ctx context.Context, t *paysaga.Transfer) (stored *paysaga.Transfer, created bool, err error) {
+	if t.ID == "" || t.PaymentID == "" || t.Kind == "" {
+		return nil, false, paysaga.Errorf(paysaga.EINVALID, "a transfer needs an id, a payment and a kind")
+	}
+	if len(t.Tsymd) != 8 || !allDigits(t.Tsymd) || t.IsTuno == "" || len(t.IsTuno) > 20 || !allDigits(t.IsTuno) {
+		return nil, false, paysaga.Errorf(paysaga.EINVALID, "a transfer needs a Tsymd (8 digits) and an IsTuno (1 to 20 digits)")
+	}
+	if err := paysaga.ValidateAmount(t.Amount); err != nil {
+		return nil, false, err
+	}
+	now := db.Now()
+	row := &transferRow{
+		ID: t.ID, PaymentID: t.PaymentID, RefundID: t.RefundID, Kind: string(t.Kind), Amount: t.Amount,
+		Tsymd: t.Tsymd, IsTuno: t.IsTuno, State: string(t.State), Rpcd: t.Rpcd, Rsms: t.Rsms,
+		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+	}
+	if row.State == "" {
+		row.State = string(paysaga.TransferSent)
+	}
+	if row.CreatedAt.IsZero() {
+		row.CreatedAt = now
+	}
+	row.CreatedAt = row.CreatedAt.UTC().Truncate(time.Microsecond)
+	if row.UpdatedAt.IsZero() {
+		row.UpdatedAt = row.CreatedAt
+	}
+	row.UpdatedAt = row.UpdatedAt.UTC().Truncate(time.Microsecond)
+	if _, err := db.bun.NewInsert().Model(row).Exec(ctx); err != nil {
+		if !IsDuplicate(err) {
+			return nil, false, fmt.Errorf("create transfer %s: %w", t.ID, err)
+		}
+		existing, gerr := getTransfer(ctx, db.bun, t.ID)
+		if paysaga.ErrorCode(gerr) == paysaga.ENOTFOUND {
+			return nil, false, paysaga.Errorf(paysaga.ECONFLICT, "IsTuno %s of %s is already used", t.IsTuno, t.Tsymd)
+		}
+		if gerr != nil {
+			return nil, false, gerr
+		}
+		if existing.PaymentID != t.PaymentID || existing.Amount != t.Amount || existing.Kind != t.Kind {
+			return nil, false, paysaga.Errorf(paysaga.ECONFLICT, "transfer %s exists with other details", t.ID)
+		}
+		return existing, false, nil
+	}
+	return row.transfer(), true, nil
+}
+
+// GetTransfer finds a transfer by ID; ENOTFOUND when there is none.
+func (db *DB) GetTransfer(ctx context.Context, id string) (*paysaga.Transfer, error) {
+	return getTransfer(ctx, db.bun, id)
+}
+
+func getTransfer(ctx context.Context, idb bun.IDB, id string) (*paysaga.Transfer, error) {
+	var row transferRow
+	if err := idb.NewSelect().Model(&row).Where("id = ?", id).Limit(1).Scan(ctx); err != nil {
+		if isNoRows(err) {
+			return nil, paysaga.Errorf(paysaga.ENOTFOUND, "transfer not found")
+		}
+		return nil, fmt.Errorf("get transfer %s: %w", id, err)
+	}
+	return row.transfer(), nil
+}
+
+// ListTransfersByPayment returns the transfers of a payment, oldest first.
+func (db *DB) ListTransfersByPayment(ctx context.Context, paymentID string) ([]*paysaga.Transfer, error) {
+	return db.listTransfers(ctx, "payment_id = ?", paymentID)
+}
+
+// ListTransfersByTsymd returns the transfers sent on a transmission day, oldest first: what
+// reconciliation compares with the bank's transaction history.
+func (db *DB) ListTransfersByTsymd(ctx context.Context, tsymd string) ([]*paysaga.Transfer, error) {
+	return db.listTransfers(ctx, "tsymd = ?", tsymd)
+}
+
+func (db *DB) listTransfers(ctx context.Context, where string, arg any) ([]*paysaga.Transfer, error) {
+	var rows []transferRow
+	if err := db.bun.NewSelect().Model(&rows).Where(where, arg).Order("created_at ASC", "id ASC").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list transfers: %w", err)
+	}
+	out := make([]*paysaga.Transfer, 0, len(rows))
+	for i := range rows {
+		out = append(out, rows[i].transfer())
+	}
+	return out, nil
+}
+
+// TransferUpdate is what the bank said (or what a check or an operator found out).
+type TransferUpdate struct {
+	State paysaga.TransferState
+	Rpcd  string
+	Rsms  string
+}
+
+// transferFinal reports whether a transfer in state s can no longer change.
+func transferFinal(s paysaga.TransferState) bool {
+	return s == paysaga.TransferSucceeded || s == paysaga.TransferDeclined || s == paysaga.TransferNotExecuted
+}
+
+// UpdateTransfer sets a transfer's state and the bank's answer. SENT and UNKNOWN transfers may
+// move anywhere; a final one (SUCCEEDED, DECLINED, NOT_EXECUTED) only to the state it has
+// (idempotent, the answer kept), anything else being ECONFLICT: what the bank did is never
+// rewritten.
+func (db *DB) UpdateTransfer(ctx context.Context, id string, u TransferUpdate) (*paysaga.Transfer, error) {
+	return updateTransfer(ctx, db.bun, db.Now(), id, u)
+}
+
+func updateTransfer(ctx context.Context, idb bun.IDB, now time.Time, id string, u TransferUpdate) (*paysaga.Transfer, error) {
+	switch u.State {
+	case paysaga.TransferSent, paysaga.TransferSucceeded, paysaga.TransferDeclined, paysaga.TransferUnknown, paysaga.TransferNotExecuted:
+	default:
+		return nil, paysaga.Errorf(paysaga.EINVALID, "unknown transfer state %q", u.State)
+	}
+	res, err := idb.NewUpdate().Model((*transferRow)(nil)).
+		Set("state = ?", string(u.State)).
+		Set("rpcd = ?", u.Rpcd).
+		Set("rsms = ?", u.Rsms).
+		Set("updated_at = ?", now).
+		Where("id = ?", id).
+		Where("state IN (?)", bun.In([]string{string(paysaga.TransferSent), string(paysaga.TransferUnknown)})).
+		Exec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("update transfer %s: %w", id, err)
+	}
+	t, err := getTransfer(ctx, idb, id)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := res.RowsAffected(); n == 1 || t.State == u.State {
+		return t, nil
+	}
+	return nil, paysaga.Errorf(paysaga.ECONFLICT, "transfer %s is %s and cannot become %s", id, t.State, u.State)
+}
