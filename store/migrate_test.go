@@ -71,3 +71,57 @@ func TestOpenUnknownDriver(t *testing.T) {
 	_, err := store.Open(context.Background(), store.Config{Driver: "postgres", DSN: "x"})
 	require.Error(t, err)
 }
+
+// The schema's guards hold on both dialects: foreign keys are enforced (SQLite needs them
+// switched on per connection) and refunds can never exceed the payment.
+func TestSchemaConstraints(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, driver)
+			now := db.Now()
+
+			_, err := db.Bun().NewInsert().Model(&store.RefreshToken{
+				ID: "rt_1", UserID: "usr_missing", FamilyID: "f", TokenHash: "h", ExpiresAt: now, CreatedAt: now,
+			}).Exec(ctx)
+			require.Error(t, err, "refresh token of an unknown user")
+
+			insertPayment := func(id string, refunded, reserved int64) error {
+				_, err := db.Bun().NewInsert().TableExpr("payments").Model(&map[string]any{
+					"id": id, "customer_id": "usr_1", "merchant_id": "usr_m", "account_id": "acct_1",
+					"amount": 1000, "refunded_amount": refunded, "reserved_refund_amount": reserved,
+					"status": "SUCCEEDED", "created_at": now, "updated_at": now,
+				}).Exec(ctx)
+				return err
+			}
+			require.Error(t, insertPayment("pay_0", 0, 0), "payment of an unknown customer and account")
+
+			_, err = db.Bun().NewInsert().TableExpr("users").Model(&map[string]any{
+				"id": "usr_1", "email": "a@example.com", "name": "A", "password_hash": "h", "role": "customer", "created_at": now,
+			}).Exec(ctx)
+			require.NoError(t, err)
+			_, err = db.Bun().NewInsert().TableExpr("accounts").Model(&map[string]any{
+				"id": "acct_1", "owner_id": "usr_1", "bank_code": "011", "number_ciphertext": []byte{1},
+				"number_key_id": "k1", "number_hash": "nh", "masked_number": "****1234", "status": "ACTIVE",
+				"created_at": now, "updated_at": now,
+			}).Exec(ctx)
+			require.NoError(t, err)
+			require.NoError(t, insertPayment("pay_1", 600, 400))
+			require.Error(t, insertPayment("pay_2", 600, 401), "refunded + reserved > amount")
+		})
+	}
+}
+
+func TestSQLiteSettings(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t, store.DriverSQLite)
+	var mode string
+	require.NoError(t, db.Bun().QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode))
+	require.Equal(t, "wal", mode)
+	var fk, busy int
+	require.NoError(t, db.Bun().QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk))
+	require.Equal(t, 1, fk)
+	require.NoError(t, db.Bun().QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&busy))
+	require.Equal(t, 10000, busy)
+	require.Equal(t, store.DriverSQLite, db.Dialect())
+}
