@@ -135,7 +135,7 @@ func (db *DB) migrateMySQL(ctx context.Context, all []migration) error {
 		return fmt.Errorf("migrate: take lock: %w", err)
 	}
 	if got == nil || *got != 1 {
-		return fmt.Errorf("migrate: another process held the migration lock for 60s")
+		return fmt.Errorf("migrate: could not take the migration lock in 60s (another process migrating, or no database named in the DSN)")
 	}
 	defer func() {
 		// A fresh context: the lock must be released even when ctx is done.
