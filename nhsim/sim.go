@@ -46,7 +46,8 @@ import (
 
 // Config sets up a simulator.
 type Config struct {
-	// Iscd and AccessToken are what requests must carry; others are refused.
+	// Iscd and AccessToken are what requests must carry; others are refused. Empty ones take
+	// DefaultIscd and DefaultAccessToken.
 	Iscd        string
 	AccessToken string
 	// FintechAccount is the fintech's own account: withdrawals land in it, deposits come from
@@ -65,6 +66,60 @@ type Config struct {
 	Clock func() time.Time
 	// AdminToken, when set, must be sent as "Authorization: Bearer …" to /admin/.
 	AdminToken string
+}
+
+// Credentials the simulator expects when Config leaves them empty, so that a development
+// setup and tests need not invent any. Not NH's.
+const (
+	DefaultIscd        = "000001"
+	DefaultAccessToken = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+)
+
+// Validate reports a Config that New would refuse, for commands that build one from flags.
+func (c Config) Validate() error {
+	if c.Iscd != "" && len(c.Iscd) != 6 {
+		return fmt.Errorf("nhsim: Iscd must be 6 characters")
+	}
+	if c.AccessToken != "" && !hex64(c.AccessToken) {
+		return fmt.Errorf("nhsim: AccessToken must be 64 hexadecimal characters")
+	}
+	if c.IssueDelay < 0 || c.TransferLimit < 0 {
+		return fmt.Errorf("nhsim: IssueDelay and TransferLimit must not be negative")
+	}
+	f := c.FintechAccount
+	if (f.Bncd != "" && !digits(f.Bncd, 3, 3)) || (f.Acno != "" && !digits(f.Acno, 6, 16)) ||
+		(f.Birth != "" && !validBirth(f.Birth)) || f.Balance < 0 {
+		return fmt.Errorf("nhsim: FintechAccount needs a 3-digit bank code, a 6-16 digit number, a valid birth date or business number, and a balance ≥ 0")
+	}
+	for api, list := range c.Faults {
+		if api != AllAPIs && !slices.Contains(nh.APIs, api) {
+			return fmt.Errorf("nhsim: unknown API %q", api)
+		}
+		for _, f := range list {
+			if err := f.validate(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func hex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// ClientConfig returns the part of an nh.Config that talks to this simulator at baseURL.
+func (s *Sim) ClientConfig(baseURL string) nh.Config {
+	return nh.Config{BaseURL: baseURL, Iscd: s.cfg.Iscd, AccessToken: s.cfg.AccessToken}
 }
 
 // DefaultTransferLimit is the per-transfer limit when Config.TransferLimit is zero.
@@ -174,9 +229,18 @@ type Sim struct {
 	rng     *rand.Rand
 }
 
-// New builds a simulator. It panics on a FintechAccount or Faults that cannot work, which are
-// programming errors of the caller; flags should go through ParseFaults first.
+// New builds a simulator. It panics on a Config that Validate refuses, a programming error of
+// the caller; commands should call Validate (and ParseFaults) first.
 func New(cfg Config) *Sim {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	if cfg.Iscd == "" {
+		cfg.Iscd = DefaultIscd
+	}
+	if cfg.AccessToken == "" {
+		cfg.AccessToken = DefaultAccessToken
+	}
 	if cfg.TransferLimit == 0 {
 		cfg.TransferLimit = DefaultTransferLimit
 	}

@@ -210,3 +210,32 @@ func TestCodeTableIsDocumented(t *testing.T) {
 		require.Regexp(t, `//\s+`+c.Rpcd+`\s+`+regexp.QuoteMeta(c.Rsms), string(src), "the package comment lacks %s", c.Rpcd)
 	}
 }
+
+func TestConfigDefaultsAndValidation(t *testing.T) {
+	sim := nhsim.New(nhsim.Config{})
+	t.Cleanup(sim.Close)
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	cfg := sim.ClientConfig(srv.URL)
+	require.Equal(t, nhsim.DefaultIscd, cfg.Iscd)
+	client, err := nh.New(cfg, nh.NewMemorySequencer())
+	require.NoError(t, err, "the default credentials satisfy the client")
+	dep, err := client.InquireDepositor(t.Context(), sim.Fintech().Bncd, sim.Fintech().Acno)
+	require.NoError(t, err)
+	require.Equal(t, "페이사가", dep.Dpnm)
+
+	for name, c := range map[string]nhsim.Config{
+		"short Iscd":          {Iscd: "1"},
+		"token not hex":       {AccessToken: strings.Repeat("x", 64)},
+		"negative delay":      {IssueDelay: -time.Second},
+		"fintech bank letter": {FintechAccount: nhsim.Account{Bncd: "0A1"}},
+		"fintech in debt":     {FintechAccount: nhsim.Account{Balance: -1}},
+		"fault on no API":     {Faults: map[string][]nhsim.Fault{"Nope": {{Kind: nhsim.FaultDrop, Probability: 1}}}},
+		"fault impossible":    {Faults: map[string][]nhsim.Fault{"*": {{Kind: nhsim.FaultDrop}}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			require.Error(t, c.Validate())
+			require.Panics(t, func() { nhsim.New(c) })
+		})
+	}
+}
