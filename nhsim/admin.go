@@ -24,6 +24,7 @@ import (
 //	POST   /admin/faults                 FaultJSON with "api", or {"spec": "API=kind:p[:arg],…"} → 204
 //	DELETE /admin/faults                 → 204, every fault cleared
 //	DELETE /admin/faults/{api}           → 204, the faults of one API (or *) cleared
+//	GET    /admin/stats                  → {API: {requests, answered: {Rpcd: n}, faults: {kind: n}}}
 //	GET    /admin/codes                  → [Code], the result-code table
 //
 // Errors are {"error": "…"} with 400 or 404.
@@ -152,6 +153,7 @@ func (s *Sim) adminRoutes(mux *http.ServeMux) {
 		s.ClearFault(r.PathValue("api"))
 		return http.StatusNoContent, nil, nil
 	})
+	handle("GET /admin/stats", func(*http.Request) (int, any, error) { return http.StatusOK, s.Stats(), nil })
 	handle("GET /admin/codes", func(*http.Request) (int, any, error) { return http.StatusOK, Codes, nil })
 }
 

@@ -110,6 +110,15 @@ func TestAdminAPI(t *testing.T) {
 	require.Equal(t, sim.Fintech().Acno, transfers[0].To.Acno)
 	require.Equal(t, int64(500), transfers[0].Amount)
 
+	require.NoError(t, sim.SetFault(nh.APIInquireBalance, nhsim.Fault{Kind: nhsim.FaultDecline, Probability: 1, Rpcd: "E3333"}))
+	_, out = post(t, sim, nh.APIInquireBalance, nil, map[string]any{"FinAcno": fin.FinAccount})
+	require.Equal(t, "E3333", rpcd(out))
+	status, body = admin(t, h, http.MethodGet, "/admin/stats", "", tok)
+	require.Equal(t, http.StatusOK, status)
+	require.JSONEq(t, `{
+		"DrawingTransfer":{"requests":1,"answered":{"00000":1},"faults":{}},
+		"InquireBalance":{"requests":1,"answered":{"E3333":1},"faults":{"decline":1}}}`, string(body))
+
 	status, body = admin(t, h, http.MethodGet, "/admin/codes", "", tok)
 	require.Equal(t, http.StatusOK, status)
 	var codes []nhsim.Code

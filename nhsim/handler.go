@@ -48,6 +48,7 @@ func (s *Sim) serveCall(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	s.count(api, func(st *CallStats) { st.Requests++ })
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequest))
 	if err != nil {
 		http.Error(w, "request too large or unreadable", http.StatusBadRequest)
@@ -68,6 +69,7 @@ func (s *Sim) serveCall(w http.ResponseWriter, r *http.Request) {
 	}
 
 	p := s.roll(api)
+	s.countFaults(api, p)
 	if p.latency > 0 && !s.wait(p.latency) {
 		s.settle(key, reqNotExecuted)
 		drop(w)
@@ -245,7 +247,28 @@ func (s *Sim) process(key string, req *request) answer {
 	return a
 }
 
+func (s *Sim) countFaults(api string, p plan) {
+	if p == (plan{}) {
+		return
+	}
+	s.count(api, func(st *CallStats) {
+		if p.latency > 0 {
+			st.Faults[FaultLatency]++
+		}
+		if p.slow > 0 {
+			st.Faults[FaultSlowResponse]++
+		}
+		if p.before != "" {
+			st.Faults[p.before]++
+		}
+		if p.after != "" {
+			st.Faults[p.after]++
+		}
+	})
+}
+
 func (s *Sim) respond(w http.ResponseWriter, req *request, a answer) {
+	s.count(req.api, func(st *CallStats) { st.Answered[a.code]++ })
 	h := map[string]string{"Rpcd": a.code, "Rsms": Message(a.code)}
 	for _, name := range []string{"ApiNm", "Tsymd", "Trtm", "Iscd", "FintechApsno", "ApiSvcCd", "IsTuno"} {
 		if v, ok := req.header[name]; ok {

@@ -35,6 +35,7 @@ package nhsim
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -218,6 +219,7 @@ type Sim struct {
 	fins     map[string]*finAccount
 	regs     map[string]*registration
 	seen     map[string]*seenReq // Tsymd+IsTuno
+	stats    map[string]*CallStats
 	executed []Transfer
 	nextFin  int64
 	nextRgno int64
@@ -265,6 +267,7 @@ func New(cfg Config) *Sim {
 		fins:     map[string]*finAccount{},
 		regs:     map[string]*registration{},
 		seen:     map[string]*seenReq{},
+		stats:    map[string]*CallStats{},
 		faults:   map[string][]Fault{},
 		rng:      rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15)),
 	}
@@ -429,4 +432,34 @@ func (s *Sim) Transfers() []Transfer {
 func (s *Sim) DepositorName(bncd, acno string) (string, bool) {
 	a, ok := s.Account(bncd, acno)
 	return a.Holder, ok
+}
+
+// CallStats counts what happened to the requests of one call, so that a test can tell a fault
+// actually fired.
+type CallStats struct {
+	Requests int               `json:"requests"`
+	Answered map[string]int    `json:"answered"` // by Rpcd
+	Faults   map[FaultKind]int `json:"faults"`
+}
+
+func (s *Sim) count(api string, f func(*CallStats)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats[api]
+	if st == nil {
+		st = &CallStats{Answered: map[string]int{}, Faults: map[FaultKind]int{}}
+		s.stats[api] = st
+	}
+	f(st)
+}
+
+// Stats returns the counters of every call that was requested.
+func (s *Sim) Stats() map[string]CallStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]CallStats, len(s.stats))
+	for api, st := range s.stats {
+		out[api] = CallStats{Requests: st.Requests, Answered: maps.Clone(st.Answered), Faults: maps.Clone(st.Faults)}
+	}
+	return out
 }
