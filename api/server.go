@@ -49,6 +49,10 @@ type Deps struct {
 	// server makes its own registry with the Go runtime and process collectors.
 	Metrics *prometheus.Registry
 
+	// Payments serves /v1/payments. Its routes exist even when it is not set (so the OpenAPI
+	// document and the router always agree); they answer 503 until it is.
+	Payments PaymentDeps
+
 	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For is believed when taking
 	// the client's address (login rate limits). Empty: trust none, use the peer address.
 	TrustedProxies []string
@@ -140,6 +144,8 @@ func New(deps Deps) *Server {
 
 	admin := s.v1.Group("/admin", RequireRole(paysaga.RoleOperator))
 	admin.POST("/users/grant", s.grant)
+
+	s.registerPayments(deps.Payments)
 
 	return s
 }

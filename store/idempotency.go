@@ -45,6 +45,13 @@ const (
 // created tells which: of concurrent claims of one key exactly one is created. An expired
 // record counts as absent and is replaced. The caller compares RequestHash itself.
 func (db *DB) ClaimIdempotencyKey(ctx context.Context, scope, key, requestHash string, ttl time.Duration) (rec *IdempotencyRecord, created bool, err error) {
+	return db.ClaimIdempotencyKeyFor(ctx, scope, key, requestHash, "", ttl)
+}
+
+// ClaimIdempotencyKeyFor is ClaimIdempotencyKey with the ID of the resource the request will
+// create stored in the same insert: every concurrent duplicate then reads the winner's ID and
+// joins the same resource, with no window in which the key exists without it.
+func (db *DB) ClaimIdempotencyKeyFor(ctx context.Context, scope, key, requestHash, resourceID string, ttl time.Duration) (rec *IdempotencyRecord, created bool, err error) {
 	if scope == "" || len(scope) > maxIdempotencyScope {
 		return nil, false, paysaga.Errorf(paysaga.EINVALID, "idempotency scope must be 1 to %d bytes", maxIdempotencyScope)
 	}
@@ -55,13 +62,13 @@ func (db *DB) ClaimIdempotencyKey(ctx context.Context, scope, key, requestHash s
 		return nil, false, paysaga.Errorf(paysaga.EINVALID, "idempotency TTL must be positive")
 	}
 	err = db.retry(ctx, func() error {
-		rec, created, err = db.claimIdempotencyKey(ctx, scope, key, requestHash, ttl)
+		rec, created, err = db.claimIdempotencyKey(ctx, scope, key, requestHash, resourceID, ttl)
 		return err
 	})
 	return rec, created, err
 }
 
-func (db *DB) claimIdempotencyKey(ctx context.Context, scope, key, requestHash string, ttl time.Duration) (*IdempotencyRecord, bool, error) {
+func (db *DB) claimIdempotencyKey(ctx context.Context, scope, key, requestHash, resourceID string, ttl time.Duration) (*IdempotencyRecord, bool, error) {
 	now := db.Now()
 	// A key whose time is up is absent: delete it so the insert below can take its place. A
 	// live key is never deleted here, so the insert decides the one winner.
@@ -71,7 +78,7 @@ func (db *DB) claimIdempotencyKey(ctx context.Context, scope, key, requestHash s
 		return nil, false, fmt.Errorf("claim idempotency key: %w", err)
 	}
 	rec := &IdempotencyRecord{
-		Scope: scope, Key: key, RequestHash: requestHash, State: IdempotencyPending,
+		Scope: scope, Key: key, RequestHash: requestHash, State: IdempotencyPending, ResourceID: resourceID,
 		CreatedAt: now, ExpiresAt: now.Add(ttl).Truncate(time.Microsecond),
 	}
 	if _, err := db.bun.NewInsert().Model(rec).Exec(ctx); err == nil {

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -95,6 +96,40 @@ func TestIdempotencyKeys(t *testing.T) {
 				require.Equal(t, paysaga.EINVALID, paysaga.ErrorCode(err), name)
 			}
 			require.Equal(t, paysaga.ENOTFOUND, paysaga.ErrorCode(db.SetIdempotencyResource(ctx, "s", "nope", "pay_x")))
+		})
+	}
+}
+
+// Of concurrent claims that each propose their own resource ID, all end up with the winner's:
+// this is what makes twenty retries of one payment start one workflow.
+func TestClaimIdempotencyKeyForSharesTheWinnersResource(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, driver)
+			const n = 20
+			recs := make([]*store.IdempotencyRecord, n)
+			created := make([]bool, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					recs[i], created[i], errs[i] = db.ClaimIdempotencyKeyFor(ctx, "usr_1:payments", "k", "h", fmt.Sprintf("pay_%d", i), time.Hour)
+				})
+			}
+			wg.Wait()
+			winner := -1
+			for i := range n {
+				require.NoError(t, errs[i])
+				if created[i] {
+					require.Equal(t, -1, winner, "two winners")
+					winner = i
+				}
+			}
+			require.NotEqual(t, -1, winner)
+			for i := range n {
+				require.Equal(t, fmt.Sprintf("pay_%d", winner), recs[i].ResourceID)
+			}
 		})
 	}
 }

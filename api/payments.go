@@ -1,0 +1,359 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"paysaga"
+	"paysaga/auth"
+	"paysaga/store"
+	"paysaga/workflows"
+)
+
+// PaymentStore is what the payment handlers read and write directly: the payments themselves
+// are written by the workflow, never by the API.
+type PaymentStore interface {
+	GetPayment(ctx context.Context, id string) (*paysaga.Payment, error)
+	ListPayments(ctx context.Context, f store.PaymentFilter) (*store.PaymentPage, error)
+	ListPaymentEvents(ctx context.Context, paymentID string) ([]*paysaga.PaymentEvent, error)
+	GetAccount(ctx context.Context, id string) (*paysaga.Account, error)
+	UserByID(ctx context.Context, id string) (*paysaga.User, error)
+	IdempotencyStore
+}
+
+// IdempotencyStore keeps Idempotency-Key records (store.DB implements it).
+type IdempotencyStore interface {
+	ClaimIdempotencyKeyFor(ctx context.Context, scope, key, requestHash, resourceID string, ttl time.Duration) (*store.IdempotencyRecord, bool, error)
+	CompleteIdempotencyKey(ctx context.Context, scope, key string, status int, body []byte, resourceID string) error
+	DeleteIdempotencyKey(ctx context.Context, scope, key string) error
+}
+
+// PaymentStarter starts a payment workflow, or joins the one already running for the same
+// payment, and waits up to wait for its outcome. It returns (nil, nil) when the outcome is not
+// known in time: the payment goes on, and the client polls.
+type PaymentStarter interface {
+	StartPayment(ctx context.Context, in workflows.PaymentInput, wait time.Duration) (*paysaga.Payment, error)
+}
+
+// PaymentDeps configures the payment routes.
+type PaymentDeps struct {
+	Store   PaymentStore
+	Starter PaymentStarter
+	// SyncWait is how long POST /v1/payments waits for the outcome before answering 202.
+	SyncWait time.Duration
+	// IdempotencyTTL is how long an Idempotency-Key is remembered (at least 24h; default 24h).
+	IdempotencyTTL time.Duration
+}
+
+type paymentHandlers struct {
+	PaymentDeps
+}
+
+// registerPayments adds the payment routes to the authenticated /v1 group.
+func (s *Server) registerPayments(d PaymentDeps) {
+	if d.SyncWait <= 0 {
+		d.SyncWait = 5 * time.Second
+	}
+	if d.IdempotencyTTL < 24*time.Hour {
+		d.IdempotencyTTL = 24 * time.Hour
+	}
+	h := &paymentHandlers{d}
+	g := s.v1.Group("/payments", h.available)
+	g.POST("", RequireRole(paysaga.RoleCustomer), h.create)
+	g.GET("", h.list)
+	g.GET("/:id", h.get)
+	g.GET("/:id/events", h.events)
+}
+
+func (h *paymentHandlers) available(c *gin.Context) {
+	if h.Store == nil || h.Starter == nil {
+		Problem(c, paysaga.Errorf(paysaga.EUNAVAILABLE, "payments are not available on this server"))
+	}
+}
+
+type createPaymentRequest struct {
+	AccountID   string `json:"account_id" binding:"required,max=64"`
+	Amount      int64  `json:"amount" binding:"required"`
+	MerchantID  string `json:"merchant_id" binding:"required,max=64"`
+	Description string `json:"description" binding:"max=200"`
+	Capture     string `json:"capture" binding:"omitempty,oneof=automatic manual"`
+}
+
+// maxIdempotencyKey matches the store's column.
+const maxIdempotencyKey = 255
+
+func idempotencyKey(c *gin.Context) (string, error) {
+	key := c.GetHeader("Idempotency-Key")
+	if key == "" || len(key) > maxIdempotencyKey {
+		return "", &ValidationError{
+			Message: "an Idempotency-Key header of 1 to 255 characters is required",
+			Fields:  []FieldError{{Field: "Idempotency-Key", Message: "required header, 1 to 255 characters"}},
+		}
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x21 || key[i] > 0x7e {
+			return "", &ValidationError{
+				Message: "the Idempotency-Key header must be printable ASCII without spaces",
+				Fields:  []FieldError{{Field: "Idempotency-Key", Message: "printable ASCII only"}},
+			}
+		}
+	}
+	return key, nil
+}
+
+// requestHash fingerprints a request so that a key reused with another body is recognised.
+func requestHash(method, route string, body any) string {
+	b, _ := json.Marshal(body) // a struct of strings and ints: cannot fail
+	sum := sha256.Sum256(append([]byte(method+" "+route+"\n"), b...))
+	return hex.EncodeToString(sum[:])
+}
+
+func (h *paymentHandlers) create(c *gin.Context) {
+	ctx := c.Request.Context()
+	user := UserFrom(c)
+	key, err := idempotencyKey(c)
+	if err != nil {
+		Problem(c, err)
+		return
+	}
+	var req createPaymentRequest
+	if err := BindJSON(c, &req); err != nil {
+		Problem(c, err)
+		return
+	}
+	if err := paysaga.ValidateAmount(req.Amount); err != nil {
+		Problem(c, &ValidationError{Message: paysaga.ErrorMessage(err), Fields: []FieldError{{Field: "amount", Message: paysaga.ErrorMessage(err)}}})
+		return
+	}
+	if req.Capture == string(paysaga.CaptureManual) {
+		Problem(c, &ValidationError{
+			Message: "manual capture is not available yet",
+			Fields:  []FieldError{{Field: "capture", Message: "only \"automatic\" is supported"}},
+		})
+		return
+	}
+
+	// One key, one payment: the payment ID is chosen by whoever claims the key first, and
+	// every retry with the key joins that payment's workflow instead of starting another.
+	scope := "payments:" + user.UserID
+	rec, created, err := h.Store.ClaimIdempotencyKeyFor(ctx, scope, key,
+		requestHash(http.MethodPost, "/v1/payments", req), paysaga.NewID(paysaga.PrefixPayment), h.IdempotencyTTL)
+	if err != nil {
+		Problem(c, err)
+		return
+	}
+	if !created {
+		if rec.RequestHash != requestHash(http.MethodPost, "/v1/payments", req) {
+			Problem(c, paysaga.Errorf(paysaga.EIDEMPOTENCY, "this Idempotency-Key was used for a different request"))
+			return
+		}
+		if rec.Completed() {
+			c.Header("Idempotent-Replayed", "true")
+			c.Data(rec.ResponseStatus, contentTypeFor(rec.ResponseStatus), rec.ResponseBody)
+			return
+		}
+	}
+	// Every caller checks the request against the current state, the first and the joiners
+	// alike: a joiner may be the one that (re)starts the workflow if the first caller died.
+	if err := h.checkPayable(ctx, user.UserID, req); err != nil {
+		if created {
+			// Nothing was started: the key is free again for a corrected retry.
+			_ = h.Store.DeleteIdempotencyKey(context.WithoutCancel(ctx), scope, key)
+		}
+		Problem(c, err)
+		return
+	}
+	in := workflows.PaymentInput{
+		PaymentID:   rec.ResourceID,
+		CustomerID:  user.UserID,
+		MerchantID:  req.MerchantID,
+		AccountID:   req.AccountID,
+		Amount:      req.Amount,
+		Description: req.Description,
+		CaptureMode: paysaga.CaptureAutomatic,
+		CreatedAt:   rec.CreatedAt,
+	}
+	p, err := h.Starter.StartPayment(ctx, in, h.SyncWait)
+	if err != nil {
+		Problem(c, err)
+		return
+	}
+	if p == nil {
+		h.processing(c, in)
+		return
+	}
+	status, body := paymentAnswer(c, p)
+	if p.Status == paysaga.PaymentSucceeded || p.Status == paysaga.PaymentFailed {
+		// Only a final outcome is replayed as is; anything else is asked again on a retry.
+		if err := h.Store.CompleteIdempotencyKey(context.WithoutCancel(ctx), scope, key, status, body, p.ID); err != nil {
+			Logger(c).WarnContext(ctx, "store idempotent answer", "payment_id", p.ID, "error", err.Error())
+		}
+	}
+	c.Header("Location", "/v1/payments/"+p.ID)
+	c.Data(status, contentTypeFor(status), body)
+}
+
+// checkPayable refuses a payment from an account that is not the customer's own and active,
+// or to someone who is not a merchant. Another customer's account is "not found", like one
+// that does not exist.
+func (h *paymentHandlers) checkPayable(ctx context.Context, customerID string, req createPaymentRequest) error {
+	acct, err := h.Store.GetAccount(ctx, req.AccountID)
+	if paysaga.ErrorCode(err) == paysaga.ENOTFOUND || (err == nil && acct.OwnerID != customerID) {
+		return &ValidationError{Message: "no such account", Fields: []FieldError{{Field: "account_id", Message: "not an account of yours"}}}
+	}
+	if err != nil {
+		return err
+	}
+	if acct.Status != paysaga.AccountActive {
+		return &ValidationError{Message: "the account cannot be used for payments", Fields: []FieldError{{Field: "account_id", Message: "account is " + string(acct.Status)}}}
+	}
+	m, err := h.Store.UserByID(ctx, req.MerchantID)
+	if paysaga.ErrorCode(err) == paysaga.ENOTFOUND || (err == nil && m.Role != paysaga.RoleMerchant) {
+		return &ValidationError{Message: "no such merchant", Fields: []FieldError{{Field: "merchant_id", Message: "not a merchant"}}}
+	}
+	return err
+}
+
+// paymentAnswer is the answer for a payment whose outcome is known: 200 with the payment, or
+// 402 problem+json with the bank's code and message when the bank declined it.
+func paymentAnswer(c *gin.Context, p *paysaga.Payment) (int, []byte) {
+	if p.Status != paysaga.PaymentFailed {
+		b, _ := json.Marshal(p)
+		return http.StatusOK, b
+	}
+	pd, _ := problemFor(c, paysaga.Errorf(paysaga.EDECLINED, "the payment failed: %s", declineDetail(p)))
+	b, _ := json.Marshal(struct {
+		ProblemDetails
+		BankCode    string           `json:"bank_code,omitempty"`
+		BankMessage string           `json:"bank_message,omitempty"`
+		Payment     *paysaga.Payment `json:"payment"`
+	}{pd, p.FailureCode, p.FailureMessage, p})
+	return pd.Status, b
+}
+
+func declineDetail(p *paysaga.Payment) string {
+	if p.FailureMessage != "" {
+		return p.FailureMessage
+	}
+	return p.FailureCode
+}
+
+func contentTypeFor(status int) string {
+	if status >= 400 {
+		return ProblemContentType
+	}
+	return "application/json; charset=utf-8"
+}
+
+// processing answers 202: the payment is running and its outcome is not known yet.
+func (h *paymentHandlers) processing(c *gin.Context, in workflows.PaymentInput) {
+	p, err := h.Store.GetPayment(c.Request.Context(), in.PaymentID)
+	if err != nil {
+		// Not recorded yet: the workflow's first step has not run. Say what we know.
+		p = &paysaga.Payment{
+			ID: in.PaymentID, CustomerID: in.CustomerID, MerchantID: in.MerchantID, AccountID: in.AccountID,
+			Amount: in.Amount, Currency: "KRW", Description: in.Description, CaptureMode: in.CaptureMode,
+			CreatedAt: in.CreatedAt, UpdatedAt: in.CreatedAt,
+		}
+	}
+	if !p.Status.Final() && p.Status != paysaga.PaymentUnknown && p.Status != paysaga.PaymentAuthorized {
+		p.Status = paysaga.PaymentProcessing
+	}
+	c.Header("Location", "/v1/payments/"+p.ID)
+	c.Header("Retry-After", "1")
+	c.JSON(http.StatusAccepted, gin.H{
+		"payment":  p,
+		"status":   p.Status,
+		"poll_url": "/v1/payments/" + p.ID,
+	})
+}
+
+// visible reports whether user may see payment p: its customer, its merchant, or an operator.
+func visible(user *auth.Claims, p *paysaga.Payment) bool {
+	switch user.Role {
+	case paysaga.RoleOperator:
+		return true
+	case paysaga.RoleMerchant:
+		return p.MerchantID == user.UserID
+	default:
+		return p.CustomerID == user.UserID
+	}
+}
+
+// loadVisible returns the payment named in the path if the caller may see it; anyone else gets
+// the same 404 as for a payment that does not exist.
+func (h *paymentHandlers) loadVisible(c *gin.Context) (*paysaga.Payment, bool) {
+	id := c.Param("id")
+	notFound := paysaga.Errorf(paysaga.ENOTFOUND, "no such payment")
+	if !paysaga.HasPrefix(id, paysaga.PrefixPayment) {
+		Problem(c, notFound)
+		return nil, false
+	}
+	p, err := h.Store.GetPayment(c.Request.Context(), id)
+	if err != nil {
+		Problem(c, err)
+		return nil, false
+	}
+	if !visible(UserFrom(c), p) {
+		Problem(c, notFound)
+		return nil, false
+	}
+	return p, true
+}
+
+func (h *paymentHandlers) get(c *gin.Context) {
+	if p, ok := h.loadVisible(c); ok {
+		c.JSON(http.StatusOK, p)
+	}
+}
+
+func (h *paymentHandlers) events(c *gin.Context) {
+	p, ok := h.loadVisible(c)
+	if !ok {
+		return
+	}
+	evs, err := h.Store.ListPaymentEvents(c.Request.Context(), p.ID)
+	if err != nil {
+		Problem(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"data": evs})
+}
+
+func (h *paymentHandlers) list(c *gin.Context) {
+	user := UserFrom(c)
+	f := store.PaymentFilter{
+		Status:        paysaga.PaymentStatus(c.Query("status")),
+		StartingAfter: c.Query("starting_after"),
+	}
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > store.MaxListLimit {
+			Problem(c, &ValidationError{Message: fmt.Sprintf("limit must be 1 to %d", store.MaxListLimit), Fields: []FieldError{{Field: "limit", Message: "1 to 100"}}})
+			return
+		}
+		f.Limit = n
+	}
+	switch user.Role {
+	case paysaga.RoleOperator:
+		f.CustomerID, f.MerchantID = c.Query("customer_id"), c.Query("merchant_id")
+	case paysaga.RoleMerchant:
+		f.MerchantID = user.UserID
+	default:
+		f.CustomerID = user.UserID
+	}
+	page, err := h.Store.ListPayments(c.Request.Context(), f)
+	if err != nil {
+		Problem(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"data": page.Payments, "has_more": page.HasMore})
+}
