@@ -145,7 +145,8 @@ func (m fieldMap) put(k, v string) {
 }
 
 func decodeObject(b []byte) (map[string]json.RawMessage, error) {
-	b = bytes.TrimSpace(b)
+	// Some gateways prefix UTF-8 bodies with a byte-order mark.
+	b = bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(b), []byte("\xef\xbb\xbf")))
 	if len(b) == 0 || b[0] != '{' {
 		return nil, errors.New("not a JSON object")
 	}

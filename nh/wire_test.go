@@ -23,6 +23,7 @@ var oddSamples = []string{
 	``,
 	`null`,
 	`{"Header":{"Rpcd":"00000"},"REC":[1]}`,
+	"\xef\xbb\xbf{\"Header\":{\"Rpcd\":\"00000\"}}",
 }
 
 func TestDecodeResponse(t *testing.T) {
@@ -67,6 +68,7 @@ func TestDecodeResponse(t *testing.T) {
 		{name: "empty body", body: oddSamples[11], wantErr: true},
 		{name: "null body", body: oddSamples[12], wantErr: true},
 		{name: "REC item not an object", body: oddSamples[13], wantErr: true},
+		{name: "byte-order mark", body: oddSamples[14]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
