@@ -1,0 +1,287 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"paysaga"
+	"paysaga/events"
+	"paysaga/nh"
+	"paysaga/store"
+)
+
+// Bank is what the payment activities need of the bank; *nh.Client implements it.
+type Bank interface {
+	DrawingTransfer(ctx context.Context, ref nh.Ref, req nh.DrawingTransferRequest) (*nh.DrawingTransferResult, error)
+	CheckOnDrawingTransfer(ctx context.Context, req nh.CheckOnDrawingTransferRequest) (*nh.CheckResult, error)
+}
+
+// Activities are the steps of the payment saga. The worker registers its methods under the
+// …Name constants (each method is named like its constant).
+type Activities struct {
+	Store  *store.DB
+	Bank   Bank
+	Events events.Publisher
+	Logger *slog.Logger
+	// Now is the clock of the transmission date (Tsymd); time.Now when nil.
+	Now func() time.Time
+}
+
+func (a *Activities) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// log returns the logger with the workflow's ID when running as an activity.
+func (a *Activities) log(ctx context.Context, paymentID string) *slog.Logger {
+	l := a.Logger
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	l = l.With("payment_id", paymentID)
+	if activity.IsActivity(ctx) {
+		l = l.With("workflow_id", activity.GetInfo(ctx).WorkflowExecution.ID)
+	}
+	return l
+}
+
+// RecordPayment writes one step of a payment (see RecordPaymentInput) in one transaction.
+// Every part is idempotent. A state the rules forbid is a non-retryable ErrTypeStateConflict.
+func (a *Activities) RecordPayment(ctx context.Context, in RecordPaymentInput) error {
+	ch := store.PaymentChange{
+		Create:         in.Create,
+		PaymentID:      in.PaymentID,
+		Status:         in.Status,
+		FailureCode:    in.FailureCode,
+		FailureMessage: in.FailureMessage,
+		Events:         in.Events,
+	}
+	if in.Transfer != nil {
+		ch.Transfer = &store.TransferStateChange{TransferID: in.Transfer.TransferID, State: in.Transfer.State}
+	}
+	if _, err := a.Store.RecordPaymentChange(ctx, ch); err != nil {
+		return storeError(err)
+	}
+	return nil
+}
+
+// Debit sends the payment's debit with the transfer in.TransferID, written (with a freshly
+// allocated IsTuno) before the request. Run again for the same transfer, it never sends
+// twice: it answers from the transfer row, and a row still SENT means the first run's outcome
+// is unknown (ErrTypeUnknownOutcome: resolve it with CheckDebit).
+func (a *Activities) Debit(ctx context.Context, in DebitInput) (DebitResult, error) {
+	log := a.log(ctx, in.PaymentID)
+	p, err := a.Store.GetPayment(ctx, in.PaymentID)
+	if err != nil {
+		return DebitResult{}, storeError(err)
+	}
+	if tr, err := a.Store.GetTransfer(ctx, in.TransferID); err == nil {
+		return settledDebit(tr)
+	} else if paysaga.ErrorCode(err) != paysaga.ENOTFOUND {
+		return DebitResult{}, err
+	}
+	acct, err := a.usableAccount(ctx, p)
+	if err != nil {
+		return DebitResult{}, err
+	}
+	ref, err := nh.NewRef(ctx, a.Store, a.now())
+	if err != nil {
+		return DebitResult{}, err
+	}
+	tr, created, err := a.Store.CreateTransfer(ctx, &paysaga.Transfer{
+		ID: in.TransferID, PaymentID: p.ID, Kind: paysaga.TransferDebit, Amount: p.Amount,
+		Tsymd: ref.Tsymd, IsTuno: ref.IsTuno, State: paysaga.TransferSent,
+	})
+	if err != nil {
+		return DebitResult{}, storeError(err)
+	}
+	if !created {
+		// Another run of this activity wrote the row first: its outcome is the answer.
+		return settledDebit(tr)
+	}
+
+	res, err := a.Bank.DrawingTransfer(ctx, ref, nh.DrawingTransferRequest{
+		FinAcno: acct.FinAccount, Tram: p.Amount, DractOtlt: passbookText(p.Description),
+	})
+	log = log.With("nh_api", nh.APIDrawingTransfer, "transfer_id", tr.ID, "tsymd", ref.Tsymd, "is_tuno", ref.IsTuno)
+	switch nh.Classify(err) {
+	case nh.OutcomeSuccess:
+		rpcd, rsms := res.Header.Rpcd, res.Header.Rsms
+		if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: rpcd, Rsms: rsms}); err != nil {
+			// The money moved; a retry finds the row SENT and the check will say so.
+			return DebitResult{}, fmt.Errorf("record executed debit %s: %w", tr.ID, err)
+		}
+		log.Info("debit executed", "rpcd", rpcd)
+		return DebitResult{TransferID: tr.ID, Tsymd: ref.Tsymd, IsTuno: ref.IsTuno, Rpcd: rpcd, Rsms: rsms}, nil
+	case nh.OutcomeDeclined:
+		var d *nh.DeclinedError
+		errors.As(err, &d)
+		if _, uerr := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferDeclined, Rpcd: d.Rpcd, Rsms: d.Rsms}); uerr != nil {
+			return DebitResult{}, fmt.Errorf("record declined debit %s: %w", tr.ID, uerr)
+		}
+		log.Info("debit declined", "rpcd", d.Rpcd)
+		return DebitResult{}, declinedError(d.Rpcd, d.Rsms)
+	case nh.OutcomeTransient:
+		// The request provably never left this process: nothing can have moved.
+		a.markTransfer(ctx, log, tr.ID, paysaga.TransferNotExecuted)
+		log.Warn("debit not sent", "error", err)
+		return DebitResult{}, temporal.NewNonRetryableApplicationError("debit not sent: "+err.Error(), ErrTypeNotExecuted, nil)
+	case nh.OutcomeInvalid:
+		a.markTransfer(ctx, log, tr.ID, paysaga.TransferNotExecuted)
+		log.Error("debit refused by the bank client as malformed", "error", err)
+		return DebitResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, nil)
+	default: // unknown outcome, or an in-progress answer to a transfer
+		a.markTransfer(ctx, log, tr.ID, paysaga.TransferUnknown)
+		log.Warn("debit outcome unknown", "error", err)
+		return DebitResult{}, temporal.NewNonRetryableApplicationError("debit outcome unknown: "+err.Error(), ErrTypeUnknownOutcome, nil)
+	}
+}
+
+// CheckDebit asks the bank what became of a transfer whose outcome is unknown, and records the
+// answer on the transfer row. "Still in progress" and a failed inquiry are retryable errors:
+// the workflow asks again until its deadline.
+func (a *Activities) CheckDebit(ctx context.Context, in CheckDebitInput) (CheckDebitResult, error) {
+	log := a.log(ctx, in.PaymentID).With("nh_api", nh.APICheckOnDrawingTransfer, "transfer_id", in.TransferID)
+	tr, err := a.Store.GetTransfer(ctx, in.TransferID)
+	if paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
+		// Never recorded, so never sent.
+		return CheckDebitResult{Executed: false}, nil
+	}
+	if err != nil {
+		return CheckDebitResult{}, err
+	}
+	if tr.PaymentID != in.PaymentID {
+		return CheckDebitResult{}, temporal.NewNonRetryableApplicationError("transfer of another payment", ErrTypeStateConflict, nil)
+	}
+	switch tr.State {
+	case paysaga.TransferSucceeded:
+		return CheckDebitResult{Executed: true, Rpcd: tr.Rpcd, Rsms: tr.Rsms}, nil
+	case paysaga.TransferNotExecuted:
+		return CheckDebitResult{Executed: false}, nil
+	case paysaga.TransferDeclined:
+		return CheckDebitResult{}, declinedError(tr.Rpcd, tr.Rsms)
+	}
+	p, err := a.Store.GetPayment(ctx, in.PaymentID)
+	if err != nil {
+		return CheckDebitResult{}, storeError(err)
+	}
+	acct, err := a.Store.GetAccount(ctx, p.AccountID)
+	if err != nil {
+		return CheckDebitResult{}, storeError(err)
+	}
+	res, err := a.Bank.CheckOnDrawingTransfer(ctx, nh.CheckOnDrawingTransferRequest{
+		Original: nh.Ref{Tsymd: tr.Tsymd, IsTuno: tr.IsTuno}, FinAcno: acct.FinAccount, Tram: tr.Amount,
+	})
+	if err != nil {
+		if nh.Classify(err) == nh.OutcomeInvalid {
+			return CheckDebitResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeStateConflict, nil)
+		}
+		log.Warn("check on debit failed; asking again later", "error", err)
+		return CheckDebitResult{}, fmt.Errorf("check on transfer %s: %w", tr.ID, err)
+	}
+	switch {
+	case res.Executed():
+		rpcd, rsms := res.Header.Rpcd, res.Header.Rsms
+		if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: rpcd, Rsms: rsms}); err != nil {
+			return CheckDebitResult{}, fmt.Errorf("record executed debit %s: %w", tr.ID, err)
+		}
+		log.Info("lost debit answer resolved: executed", "rpcd", rpcd)
+		return CheckDebitResult{Executed: true, Rpcd: rpcd, Rsms: rsms}, nil
+	case res.NotExecuted():
+		if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferNotExecuted}); err != nil {
+			return CheckDebitResult{}, fmt.Errorf("record debit %s not executed: %w", tr.ID, err)
+		}
+		log.Info("lost debit answer resolved: not executed")
+		return CheckDebitResult{Executed: false}, nil
+	}
+	log.Info("debit still in progress at the bank")
+	return CheckDebitResult{}, fmt.Errorf("transfer %s still in progress at the bank", tr.ID)
+}
+
+// PublishPaymentEvent publishes a payment's outcome with the event's stable ID as message id.
+// Any failure is retryable: the workflow retries until the broker is back.
+func (a *Activities) PublishPaymentEvent(ctx context.Context, in PublishPaymentEventInput) error {
+	data, err := json.Marshal(in.Payment)
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError("encode event: "+err.Error(), ErrTypeStateConflict, nil)
+	}
+	if err := a.Events.Publish(ctx, events.Event{ID: in.EventID, Type: in.Type, OccurredAt: in.OccurredAt, Data: data}); err != nil {
+		a.log(ctx, in.Payment.ID).Warn("event not published", "event_id", in.EventID, "error", err)
+		return err
+	}
+	return nil
+}
+
+// usableAccount is the payment's account, if it can be debited: active, the customer's own,
+// with a fin account. The fin account stays in this process.
+func (a *Activities) usableAccount(ctx context.Context, p *paysaga.Payment) (*paysaga.Account, error) {
+	acct, err := a.Store.GetAccount(ctx, p.AccountID)
+	if paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
+		return nil, temporal.NewNonRetryableApplicationError("account not found", ErrTypeAccountUnusable, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if acct.OwnerID != p.CustomerID || acct.Status != paysaga.AccountActive || acct.FinAccount == "" {
+		return nil, temporal.NewNonRetryableApplicationError("account cannot be debited", ErrTypeAccountUnusable, nil)
+	}
+	return acct, nil
+}
+
+// markTransfer records what is known of a transfer after the bank call. Failing to record it
+// is harmless: the row stays SENT, which reads as "unknown outcome" and is resolved by a check.
+func (a *Activities) markTransfer(ctx context.Context, log *slog.Logger, id string, state paysaga.TransferState) {
+	if _, err := a.Store.UpdateTransfer(ctx, id, store.TransferUpdate{State: state}); err != nil {
+		log.Warn("transfer state not recorded", "state", state, "error", err)
+	}
+}
+
+// settledDebit answers a Debit for a transfer that already exists, from its row.
+func settledDebit(tr *paysaga.Transfer) (DebitResult, error) {
+	switch tr.State {
+	case paysaga.TransferSucceeded:
+		return DebitResult{TransferID: tr.ID, Tsymd: tr.Tsymd, IsTuno: tr.IsTuno, Rpcd: tr.Rpcd, Rsms: tr.Rsms}, nil
+	case paysaga.TransferDeclined:
+		return DebitResult{}, declinedError(tr.Rpcd, tr.Rsms)
+	case paysaga.TransferNotExecuted:
+		return DebitResult{}, temporal.NewNonRetryableApplicationError("transfer "+tr.ID+" did not execute", ErrTypeNotExecuted, nil)
+	}
+	return DebitResult{}, temporal.NewNonRetryableApplicationError(
+		"transfer "+tr.ID+" was sent and its outcome is unknown", ErrTypeUnknownOutcome, nil)
+}
+
+func declinedError(rpcd, rsms string) error {
+	return temporal.NewNonRetryableApplicationError("bank declined: "+rpcd, ErrTypeDeclined, nil, BankAnswer{Rpcd: rpcd, Rsms: rsms})
+}
+
+// storeError makes the store's verdicts on impossible states non-retryable; other errors (a
+// database outage) stay retryable.
+func storeError(err error) error {
+	switch paysaga.ErrorCode(err) {
+	case paysaga.ECONFLICT, paysaga.EINVALID, paysaga.ENOTFOUND:
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeStateConflict, err)
+	}
+	return err
+}
+
+// passbookText is what the customer's passbook shows: the description, cut to the bank's 25
+// characters.
+func passbookText(description string) string {
+	r := []rune(description)
+	if len(r) == 0 {
+		return "paysaga"
+	}
+	if len(r) > 25 {
+		r = r[:25]
+	}
+	return string(r)
+}
