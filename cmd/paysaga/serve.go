@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/gin-gonic/gin"
+	"github.com/spf13/cobra"
+
+	"paysaga/config"
+	"paysaga/events"
+	"paysaga/internal/app"
+)
+
+// loadProduction reads the configuration of a production process and refuses to go on when a
+// setting it needs is missing.
+func loadProduction(service string) (config.Config, *slog.Logger, error) {
+	if err := config.Require(os.Getenv, service); err != nil {
+		return config.Config{}, nil, err
+	}
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return cfg, nil, err
+	}
+	return cfg, app.NewLogger(cfg).With("service", service), nil
+}
+
+func migrateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Bring the database schema up to date (safe to run from several processes at once)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, logger, err := loadProduction("migrate")
+			if err != nil {
+				return err
+			}
+			db, err := app.OpenDB(cmd.Context(), cfg, true)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			v, err := db.SchemaVersion(cmd.Context())
+			if err != nil {
+				return err
+			}
+			logger.Info("database migrated", "schema_version", v)
+			return nil
+		},
+	}
+}
+
+func apiCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "api",
+		Short: "Serve the REST API (production; configured from PAYSAGA_… variables)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cfg, logger, err := loadProduction("api")
+			if err != nil {
+				return err
+			}
+			parts, closeParts, err := openParts(ctx, cfg, logger)
+			if err != nil {
+				return err
+			}
+			defer closeParts()
+			gin.SetMode(gin.ReleaseMode)
+			srv, err := parts.API()
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", cfg.HTTPAddr)
+			if err != nil {
+				return err
+			}
+			logger.Info("api listening", "addr", ln.Addr().String())
+			return app.Serve(ctx, ln, srv, logger)
+		},
+	}
+}
+
+func workerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Run the Temporal worker (production; configured from PAYSAGA_… variables)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cfg, logger, err := loadProduction("worker")
+			if err != nil {
+				return err
+			}
+			parts, closeParts, err := openParts(ctx, cfg, logger)
+			if err != nil {
+				return err
+			}
+			defer closeParts()
+			if parts.Bank, err = app.NewBank(cfg, parts.DB, logger); err != nil {
+				return err
+			}
+			if cfg.AMQPURL != "" {
+				rabbit, err := events.NewRabbit(ctx, events.Config{URL: cfg.AMQPURL, Logger: logger})
+				if err != nil {
+					return err
+				}
+				defer rabbit.Close()
+				parts.Events = rabbit
+			} else {
+				parts.Events = events.NoBroker{Logger: logger}
+			}
+			w, err := parts.Worker()
+			if err != nil {
+				return err
+			}
+			if err := w.Start(); err != nil {
+				return err
+			}
+			logger.Info("worker started")
+			<-ctx.Done()
+			w.Stop()
+			return nil
+		},
+	}
+}
+
+// openParts opens what both production processes need: database, Redis and Temporal.
+func openParts(ctx context.Context, cfg config.Config, logger *slog.Logger) (*app.Parts, func(), error) {
+	db, err := app.OpenDB(ctx, cfg, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	rdb := app.NewRedis(cfg)
+	tc, err := app.DialTemporal(ctx, cfg, logger)
+	if err != nil {
+		_ = db.Close()
+		_ = rdb.Close()
+		return nil, nil, err
+	}
+	parts := &app.Parts{Config: cfg, Logger: logger, DB: db, Redis: rdb, Temporal: tc, Metrics: app.NewRegistry()}
+	return parts, func() {
+		tc.Close()
+		_ = rdb.Close()
+		_ = db.Close()
+	}, nil
+}

@@ -1,0 +1,153 @@
+// Package app builds the engine's parts from a configuration: the database, Redis, the Temporal
+// client, the bank client, the event publisher, the API and the worker. `paysaga dev`, the
+// production processes, the end-to-end tests and the benchmark all assemble the engine through
+// it, so what is tested is what runs.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"paysaga/api"
+	"paysaga/auth"
+	"paysaga/config"
+	"paysaga/nh"
+	"paysaga/store"
+)
+
+// NewLogger returns the process logger configured by PAYSAGA_LOG_LEVEL and PAYSAGA_LOG_FORMAT.
+func NewLogger(cfg config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// OpenDB opens the database; migrate also brings its schema up to date.
+func OpenDB(ctx context.Context, cfg config.Config, migrate bool) (*store.DB, error) {
+	db, err := store.Open(ctx, store.Config{Driver: cfg.DBDriver, DSN: cfg.DBDSN})
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		if err := db.Migrate(ctx); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// NewRedis returns a Redis client for cfg.
+func NewRedis(cfg config.Config) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, Password: cfg.RedisPassword})
+}
+
+// DialTemporal connects to the Temporal frontend, retrying for a while: in compose the worker
+// may start before the cluster is ready.
+func DialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
+	opts := client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal")),
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, err := client.DialContext(ctx, opts)
+		if err == nil {
+			return c, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// NewBank returns the NH client; IsTuno numbers come from the database, so a number is never
+// handed out twice, even across processes and restarts.
+func NewBank(cfg config.Config, db *store.DB, logger *slog.Logger) (*nh.Client, error) {
+	return nh.New(nh.Config{
+		BaseURL:      cfg.NHBaseURL,
+		Iscd:         cfg.NHIscd,
+		FintechApsno: cfg.NHFintechApsno,
+		AccessToken:  cfg.NHAccessToken,
+		Logger:       logger.With("component", "nh"),
+	}, db)
+}
+
+// NewAuth returns the authentication service.
+func NewAuth(cfg config.Config, db *store.DB, rdb redis.UniversalClient, dev bool) (*auth.Service, error) {
+	return auth.NewService(auth.Config{
+		Secret:     cfg.JWTSecret,
+		Issuer:     cfg.JWTIssuer,
+		Audience:   cfg.JWTAudience,
+		AccessTTL:  cfg.AccessTokenTTL,
+		RefreshTTL: cfg.RefreshTokenTTL,
+		DevMode:    dev,
+	}, db, rdb)
+}
+
+// NewRegistry returns a Prometheus registry with the Go runtime and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Readiness returns the /readyz checks for the database, Redis and Temporal.
+func Readiness(db *store.DB, rdb redis.UniversalClient, tc client.Client) []api.Check {
+	return []api.Check{
+		{Name: "database", Func: db.Ping},
+		{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		{Name: "temporal", Func: func(ctx context.Context) error {
+			_, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		}},
+	}
+}
+
+// Serve serves h on ln until ctx is done, then drains in-flight requests for up to 10 seconds.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
