@@ -32,6 +32,9 @@ type Parts struct {
 	// Bank and Events are needed by the worker only.
 	Bank   *nh.Client
 	Events events.Publisher
+	// Payments overrides the payment saga's deadlines (zero fields: from Config, then the
+	// defaults). Tests shorten them.
+	Payments workflows.PaymentConfig
 }
 
 // API returns the HTTP API.
@@ -56,13 +59,15 @@ func (p *Parts) API() (*api.Server, error) {
 
 // Worker returns a Temporal worker running the engine's workflows and activities.
 func (p *Parts) Worker() (sdkworker.Worker, error) {
+	payments := p.Payments
+	if payments.UnknownDeadline == 0 {
+		payments.UnknownDeadline = p.Config.PaymentUnknownDeadline
+	}
 	return worker.New(p.Temporal, worker.Deps{
-		Store:  p.DB,
-		Bank:   p.Bank,
-		Events: p.Events,
-		Logger: p.Logger,
-		Payments: workflows.PaymentConfig{
-			UnknownDeadline: p.Config.PaymentUnknownDeadline,
-		},
+		Store:    p.DB,
+		Bank:     p.Bank,
+		Events:   p.Events,
+		Logger:   p.Logger,
+		Payments: payments,
 	})
 }

@@ -1,0 +1,284 @@
+// Package e2e drives the engine through its HTTP API on the real stack: a Temporal dev server
+// (the Temporal CLI binary, never downloaded), MariaDB, Redis, RabbitMQ and the NH simulator,
+// assembled by internal/app exactly as the binaries assemble it. A service that cannot be
+// reached fails the run; nothing is skipped.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"paysaga"
+	"paysaga/config"
+	"paysaga/events"
+	"paysaga/internal/app"
+	"paysaga/internal/temporaltest"
+	"paysaga/nhsim"
+	"paysaga/workflows"
+)
+
+// stack is the running engine shared by the package's tests.
+type stack struct {
+	parts  *app.Parts
+	sim    *nhsim.Sim
+	api    *httptest.Server
+	amqp   string
+	dbName string
+
+	mu     sync.Mutex
+	worker sdkworker.Worker
+}
+
+var env *stack
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func getenv(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func run(m *testing.M) (int, error) {
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	if os.Getenv("PAYSAGA_E2E_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+
+	bin, err := temporaltest.Binary()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return 0, fmt.Errorf("the Temporal CLI is missing at %s: run `make temporal`", bin)
+	}
+	var saArgs []string
+	for _, sa := range workflows.SearchAttributeFlags() {
+		saArgs = append(saArgs, "--search-attribute", sa)
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	dev, err := testsuite.StartDevServer(startCtx, testsuite.DevServerOptions{
+		ExistingPath:  bin,
+		ClientOptions: &client.Options{Logger: tlog.NewStructuredLogger(logger)},
+		LogLevel:      "error",
+		ExtraArgs:     saArgs,
+		Stdout:        io.Discard,
+		Stderr:        io.Discard,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("start the Temporal dev server: %w", err)
+	}
+	defer func() { _ = dev.Stop() }()
+
+	// A database of our own on the MariaDB server, dropped at the end.
+	dsn := getenv("PAYSAGA_TEST_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/test?parseTime=true")
+	dbName := fmt.Sprintf("paysaga_e2e_%d", time.Now().UnixNano())
+	admin, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer admin.Close()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+dbName); err != nil {
+		return 0, fmt.Errorf("MariaDB at %s: %w", dsn, err)
+	}
+	defer func() { _, _ = admin.ExecContext(context.Background(), "DROP DATABASE "+dbName) }()
+
+	cfg, err := config.Load(func(name string) string {
+		switch name {
+		case "PAYSAGA_DB_DRIVER":
+			return "mysql"
+		case "PAYSAGA_DB_DSN":
+			return strings.Replace(dsn, "/test?", "/"+dbName+"?", 1)
+		case "PAYSAGA_REDIS_ADDR":
+			return getenv("PAYSAGA_TEST_REDIS_ADDR", "127.0.0.1:6379")
+		case "PAYSAGA_PAYMENT_SYNC_WAIT":
+			return "5s"
+		}
+		return ""
+	})
+	if err != nil {
+		return 0, err
+	}
+	cfg.JWTSecret = []byte("e2e-secret-e2e-secret-e2e-secret-e2e-secret")
+	db, err := app.OpenDB(ctx, cfg, true)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	rdb := app.NewRedis(cfg)
+	defer rdb.Close()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return 0, fmt.Errorf("Redis at %s: %w", cfg.RedisAddr, err)
+	}
+
+	amqpURL := getenv("PAYSAGA_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+	rabbit, err := events.NewRabbit(ctx, events.Config{URL: amqpURL, Logger: logger})
+	if err != nil {
+		return 0, fmt.Errorf("RabbitMQ: %w", err)
+	}
+	defer rabbit.Close()
+
+	sim := nhsim.New(nhsim.Config{})
+	defer sim.Close()
+	simSrv := httptest.NewServer(sim.Handler())
+	defer simSrv.Close()
+	nhCfg := sim.ClientConfig(simSrv.URL)
+	cfg.NHBaseURL, cfg.NHIscd, cfg.NHAccessToken = nhCfg.BaseURL, nhCfg.Iscd, nhCfg.AccessToken
+
+	parts := &app.Parts{
+		Config: cfg, Logger: logger, DB: db, Redis: rdb, Temporal: dev.Client(),
+		Metrics: app.NewRegistry(), Events: rabbit,
+		// Short deadlines, so that the slow paths finish within a test.
+		Payments: workflows.PaymentConfig{
+			BankCallTimeout: 4 * time.Second,
+			UnknownDeadline: 8 * time.Second,
+			RetryDelay:      100 * time.Millisecond,
+		},
+	}
+	if parts.Bank, err = app.NewBank(cfg, db, logger); err != nil {
+		return 0, err
+	}
+	srv, err := parts.API()
+	if err != nil {
+		return 0, err
+	}
+	apiSrv := httptest.NewServer(srv)
+	defer apiSrv.Close()
+
+	env = &stack{parts: parts, sim: sim, api: apiSrv, amqp: amqpURL, dbName: dbName}
+	if err := env.startWorker(); err != nil {
+		return 0, err
+	}
+	defer env.stopWorker()
+	return m.Run(), nil
+}
+
+func (s *stack) startWorker() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, err := s.parts.Worker()
+	if err != nil {
+		return err
+	}
+	if err := w.Start(); err != nil {
+		return err
+	}
+	s.worker = w
+	return nil
+}
+
+func (s *stack) stopWorker() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.worker != nil {
+		s.worker.Stop()
+		s.worker = nil
+	}
+}
+
+// answer is an HTTP answer with its JSON body decoded.
+type answer struct {
+	Status int
+	Header http.Header
+	Raw    []byte
+	Body   map[string]any
+}
+
+func (a answer) str(key string) string {
+	v, _ := a.Body[key].(string)
+	return v
+}
+
+// call sends a JSON request to the API.
+func call(t testing.TB, method, path, token string, body any, header ...string) answer {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, env.api.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := answer{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
+	if len(raw) > 0 && raw[0] == '{' {
+		if err := json.Unmarshal(raw, &a.Body); err != nil {
+			t.Fatalf("decode %s: %v", raw, err)
+		}
+	}
+	return a
+}
+
+// user is a signed-up user with a fresh access token.
+type user struct {
+	ID, Email, Token string
+}
+
+func newUser(t testing.TB, role paysaga.Role) user {
+	t.Helper()
+	email := strings.ToLower(paysaga.NewID("u")) + "@example.com"
+	a := call(t, "POST", "/v1/auth/signup", "", map[string]string{"email": email, "password": "correct horse battery", "name": "E2E"})
+	if a.Status != http.StatusCreated {
+		t.Fatalf("signup: %d %s", a.Status, a.Raw)
+	}
+	if role != paysaga.RoleCustomer {
+		if err := env.parts.DB.SetUserRole(context.Background(), email, role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := call(t, "POST", "/v1/auth/login", "", map[string]string{"email": email, "password": "correct horse battery"})
+	if l.Status != http.StatusOK {
+		t.Fatalf("login: %d %s", l.Status, l.Raw)
+	}
+	return user{ID: a.str("id"), Email: email, Token: l.str("access_token")}
+}
