@@ -254,3 +254,33 @@ func TestNoBroker(t *testing.T) {
 	var _ events.Publisher = events.NoBroker{}
 	var _ events.Publisher = (*events.Rabbit)(nil)
 }
+
+// Activities publish from many goroutines at once through one publisher.
+func TestConcurrentPublishes(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t, amqpURL())
+	pub, err := events.NewRabbit(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pub.Close() })
+	ch := consumerChannel(t)
+	queue := declareTestQueue(t, ch, cfg, []string{"payment.*"}, nil)
+
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = pub.Publish(ctx, events.Event{ID: "evt_c_" + string(rune('A'+i)), Type: events.PaymentSucceeded})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, amqp.Table{"x-dead-letter-exchange": cfg.DeadLetterExchange})
+		return err == nil && q.Messages == n
+	}, 5*time.Second, 20*time.Millisecond, "every confirmed event is in the queue")
+}
