@@ -28,9 +28,9 @@ type bankAccount struct {
 func seedAccount(t *testing.T, owner user, balance int64) bankAccount {
 	t.Helper()
 	acno := fmt.Sprintf("3%012d", rand.Int64N(1e12))
-	_, err := env.sim.CreateAccount(nhsim.Account{Bncd: "011", Acno: acno, Holder: "김고객", Birth: "19900101", Balance: balance})
+	_, err := env.Sim.CreateAccount(nhsim.Account{Bncd: "011", Acno: acno, Holder: "김고객", Birth: "19900101", Balance: balance})
 	require.NoError(t, err)
-	fin, err := env.sim.RegisterFinAccount("011", acno, true)
+	fin, err := env.Sim.RegisterFinAccount("011", acno, true)
 	require.NoError(t, err)
 	a := &paysaga.Account{
 		ID: paysaga.NewID(paysaga.PrefixAccount), OwnerID: owner.ID, BankCode: "011",
@@ -38,7 +38,7 @@ func seedAccount(t *testing.T, owner user, balance int64) bankAccount {
 	}
 	// The payment path never opens the sealed number; registration through the API (issue 6)
 	// seals it for real.
-	require.NoError(t, env.parts.DB.CreateAccount(context.Background(), a, store.SealedAccountNumber{
+	require.NoError(t, env.Parts.DB.CreateAccount(context.Background(), a, store.SealedAccountNumber{
 		Ciphertext: []byte("e2e-not-a-real-ciphertext"), KeyID: "e2e", Hash: "e2e-" + acno,
 	}))
 	return bankAccount{ID: a.ID, Acn: nhsim.AccountID{Bncd: "011", Acno: acno}}
@@ -46,7 +46,7 @@ func seedAccount(t *testing.T, owner user, balance int64) bankAccount {
 
 // debits counts the simulator's executed withdrawals from the account.
 func debits(acct bankAccount) (n int, total int64) {
-	for _, tr := range env.sim.Transfers() {
+	for _, tr := range env.Sim.Transfers() {
 		if tr.API == "DrawingTransfer" && tr.From == acct.Acn {
 			n++
 			total += tr.Amount
@@ -75,8 +75,8 @@ func waitStatus(t *testing.T, c user, id string, want paysaga.PaymentStatus) ans
 
 func withFault(t *testing.T, api string, f nhsim.Fault) {
 	t.Helper()
-	require.NoError(t, env.sim.SetFault(api, f))
-	t.Cleanup(func() { env.sim.ClearFault(api) })
+	require.NoError(t, env.Sim.SetFault(api, f))
+	t.Cleanup(func() { env.Sim.ClearFault(api) })
 }
 
 // Tests that set simulator faults share the one simulator, so they do not run in parallel.
@@ -96,7 +96,7 @@ func TestPaymentHappyPathPublishesEvent(t *testing.T) {
 	n, total := debits(acct)
 	require.Equal(t, 1, n)
 	require.EqualValues(t, 15_000, total)
-	require.EqualValues(t, 85_000, env.sim.Balance("011", acct.Acn.Acno))
+	require.EqualValues(t, 85_000, env.Sim.Balance("011", acct.Acn.Acno))
 
 	// The merchant sees it, the history says what happened, and other services heard of it.
 	require.Equal(t, http.StatusOK, call(t, "GET", "/v1/payments/"+id, m.Token, nil).Status)
@@ -123,7 +123,7 @@ func TestPaymentDeclinedSaysWhy(t *testing.T) {
 
 	n, _ := debits(acct)
 	require.Zero(t, n)
-	require.EqualValues(t, 1_000, env.sim.Balance("011", acct.Acn.Acno))
+	require.EqualValues(t, 1_000, env.Sim.Balance("011", acct.Acn.Acno))
 
 	// The same request again is the same answer, and still no debit.
 	again := pay(t, c, acct, m, 5_000, "decline-1")
@@ -150,7 +150,7 @@ func TestPaymentLostResponseIsResolvedByAskingTheBank(t *testing.T) {
 	n, total := debits(acct)
 	require.Equal(t, 1, n, "the lost answer must be resolved by CheckOnDrawingTransfer, never by sending again")
 	require.EqualValues(t, 20_000, total)
-	require.GreaterOrEqual(t, env.sim.Stats()["CheckOnDrawingTransfer"].Requests, 1)
+	require.GreaterOrEqual(t, env.Sim.Stats()["CheckOnDrawingTransfer"].Requests, 1)
 }
 
 func TestPaymentRetriedConcurrentlyDebitsOnce(t *testing.T) {
@@ -198,15 +198,15 @@ func TestPaymentSurvivesWorkerRestart(t *testing.T) {
 	acct := seedAccount(t, c, 100_000)
 	// The bank is slow: the worker is stopped while the debit is at the bank.
 	withFault(t, "DrawingTransfer", nhsim.Fault{Kind: nhsim.FaultLatency, Probability: 1, Latency: 1500 * time.Millisecond})
-	before := env.sim.Stats()["DrawingTransfer"].Requests
+	before := env.Sim.Stats()["DrawingTransfer"].Requests
 
 	done := make(chan answer, 1)
 	go func() { done <- pay(t, c, acct, m, 30_000, "restart-1") }()
-	require.Eventually(t, func() bool { return env.sim.Stats()["DrawingTransfer"].Requests > before },
+	require.Eventually(t, func() bool { return env.Sim.Stats()["DrawingTransfer"].Requests > before },
 		30*time.Second, 20*time.Millisecond, "the debit never reached the bank")
-	env.stopWorker()
-	env.sim.ClearFault("DrawingTransfer")
-	require.NoError(t, env.startWorker())
+	env.StopWorker()
+	env.Sim.ClearFault("DrawingTransfer")
+	require.NoError(t, env.StartWorker())
 
 	a := <-done
 	id := a.str("id")

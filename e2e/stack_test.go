@@ -1,6 +1,6 @@
 // Package e2e drives the engine through its HTTP API on the real stack: a Temporal dev server
 // (the Temporal CLI binary, never downloaded), MariaDB, Redis, RabbitMQ and the NH simulator,
-// assembled by internal/app exactly as the binaries assemble it. A service that cannot be
+// assembled by internal/stack exactly as `paysaga dev` assembles it. A service that cannot be
 // reached fails the run; nothing is skipped.
 package e2e
 
@@ -16,38 +16,24 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
-	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/testsuite"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"paysaga"
 	"paysaga/config"
-	"paysaga/events"
-	"paysaga/internal/app"
+	"paysaga/internal/stack"
 	"paysaga/internal/temporaltest"
-	"paysaga/nhsim"
 	"paysaga/workflows"
 )
 
-// stack is the running engine shared by the package's tests.
-type stack struct {
-	parts  *app.Parts
-	sim    *nhsim.Sim
-	api    *httptest.Server
-	amqp   string
-	dbName string
-
-	mu     sync.Mutex
-	worker sdkworker.Worker
+// env is the running engine shared by the package's tests.
+var env struct {
+	*stack.Stack
+	api  *httptest.Server
+	amqp string
 }
-
-var env *stack
 
 func TestMain(m *testing.M) {
 	code, err := run(m)
@@ -71,32 +57,10 @@ func run(m *testing.M) (int, error) {
 	if os.Getenv("PAYSAGA_E2E_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-
 	bin, err := temporaltest.Binary()
 	if err != nil {
 		return 0, err
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return 0, fmt.Errorf("the Temporal CLI is missing at %s: run `make temporal`", bin)
-	}
-	var saArgs []string
-	for _, sa := range workflows.SearchAttributeFlags() {
-		saArgs = append(saArgs, "--search-attribute", sa)
-	}
-	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	dev, err := testsuite.StartDevServer(startCtx, testsuite.DevServerOptions{
-		ExistingPath:  bin,
-		ClientOptions: &client.Options{Logger: tlog.NewStructuredLogger(logger)},
-		LogLevel:      "error",
-		ExtraArgs:     saArgs,
-		Stdout:        io.Discard,
-		Stderr:        io.Discard,
-	})
-	if err != nil {
-		return 0, fmt.Errorf("start the Temporal dev server: %w", err)
-	}
-	defer func() { _ = dev.Stop() }()
 
 	// A database of our own on the MariaDB server, dropped at the end.
 	dsn := getenv("PAYSAGA_TEST_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/test?parseTime=true")
@@ -111,6 +75,7 @@ func run(m *testing.M) (int, error) {
 	}
 	defer func() { _, _ = admin.ExecContext(context.Background(), "DROP DATABASE "+dbName) }()
 
+	env.amqp = getenv("PAYSAGA_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 	cfg, err := config.Load(func(name string) string {
 		switch name {
 		case "PAYSAGA_DB_DRIVER":
@@ -119,89 +84,34 @@ func run(m *testing.M) (int, error) {
 			return strings.Replace(dsn, "/test?", "/"+dbName+"?", 1)
 		case "PAYSAGA_REDIS_ADDR":
 			return getenv("PAYSAGA_TEST_REDIS_ADDR", "127.0.0.1:6379")
-		case "PAYSAGA_PAYMENT_SYNC_WAIT":
-			return "5s"
+		case "PAYSAGA_AMQP_URL":
+			return env.amqp
+		case "PAYSAGA_JWT_SECRET":
+			return "e2e-secret-e2e-secret-e2e-secret-e2e-secret"
 		}
 		return ""
 	})
 	if err != nil {
 		return 0, err
 	}
-	cfg.JWTSecret = []byte("e2e-secret-e2e-secret-e2e-secret-e2e-secret")
-	db, err := app.OpenDB(ctx, cfg, true)
-	if err != nil {
-		return 0, err
-	}
-	defer db.Close()
-	rdb := app.NewRedis(cfg)
-	defer rdb.Close()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		return 0, fmt.Errorf("Redis at %s: %w", cfg.RedisAddr, err)
-	}
-
-	amqpURL := getenv("PAYSAGA_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-	rabbit, err := events.NewRabbit(ctx, events.Config{URL: amqpURL, Logger: logger})
-	if err != nil {
-		return 0, fmt.Errorf("RabbitMQ: %w", err)
-	}
-	defer rabbit.Close()
-
-	sim := nhsim.New(nhsim.Config{})
-	defer sim.Close()
-	simSrv := httptest.NewServer(sim.Handler())
-	defer simSrv.Close()
-	nhCfg := sim.ClientConfig(simSrv.URL)
-	cfg.NHBaseURL, cfg.NHIscd, cfg.NHAccessToken = nhCfg.BaseURL, nhCfg.Iscd, nhCfg.AccessToken
-
-	parts := &app.Parts{
-		Config: cfg, Logger: logger, DB: db, Redis: rdb, Temporal: dev.Client(),
-		Metrics: app.NewRegistry(), Events: rabbit,
+	env.Stack, err = stack.Start(ctx, stack.Options{
+		Config:      cfg,
+		Logger:      logger,
+		TemporalBin: bin,
 		// Short deadlines, so that the slow paths finish within a test.
 		Payments: workflows.PaymentConfig{
 			BankCallTimeout: 4 * time.Second,
 			UnknownDeadline: 8 * time.Second,
 			RetryDelay:      100 * time.Millisecond,
 		},
-	}
-	if parts.Bank, err = app.NewBank(cfg, db, logger); err != nil {
-		return 0, err
-	}
-	srv, err := parts.API()
+	})
 	if err != nil {
 		return 0, err
 	}
-	apiSrv := httptest.NewServer(srv)
-	defer apiSrv.Close()
-
-	env = &stack{parts: parts, sim: sim, api: apiSrv, amqp: amqpURL, dbName: dbName}
-	if err := env.startWorker(); err != nil {
-		return 0, err
-	}
-	defer env.stopWorker()
+	defer env.Close()
+	env.api = httptest.NewServer(env.API)
+	defer env.api.Close()
 	return m.Run(), nil
-}
-
-func (s *stack) startWorker() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	w, err := s.parts.Worker()
-	if err != nil {
-		return err
-	}
-	if err := w.Start(); err != nil {
-		return err
-	}
-	s.worker = w
-	return nil
-}
-
-func (s *stack) stopWorker() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.worker != nil {
-		s.worker.Stop()
-		s.worker = nil
-	}
 }
 
 // answer is an HTTP answer with its JSON body decoded.
@@ -272,7 +182,7 @@ func newUser(t testing.TB, role paysaga.Role) user {
 		t.Fatalf("signup: %d %s", a.Status, a.Raw)
 	}
 	if role != paysaga.RoleCustomer {
-		if err := env.parts.DB.SetUserRole(context.Background(), email, role); err != nil {
+		if err := env.Parts.DB.SetUserRole(context.Background(), email, role); err != nil {
 			t.Fatal(err)
 		}
 	}

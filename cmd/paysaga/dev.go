@@ -14,19 +14,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/gin-gonic/gin"
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
-	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/testsuite"
 
 	"paysaga/config"
-	"paysaga/events"
 	"paysaga/internal/app"
+	"paysaga/internal/stack"
 	"paysaga/nhsim"
-	"paysaga/workflows"
 )
 
 type devOptions struct {
@@ -100,84 +94,29 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 	}
 	cfg.JWTSecret = secret
 
-	// Temporal first: it takes the longest to come up.
+	fmt.Fprintln(out, "starting the Temporal dev server, the NH simulator, a worker and the API…")
 	temporalLog, err := os.OpenFile(filepath.Join(o.dir, "temporal.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
 	defer temporalLog.Close()
-	fmt.Fprintln(out, "starting the Temporal dev server…")
-	temporal, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath: o.temporalBin,
-		DBFilename:   filepath.Join(o.dir, "temporal.db"),
-		EnableUI:     true,
-		UIPort:       fmt.Sprint(o.uiPort),
-		LogLevel:     "warn",
-		ClientOptions: &client.Options{
-			HostPort:  fmt.Sprintf("127.0.0.1:%d", o.temporalPort),
-			Namespace: "default",
-			Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal")),
-		},
-		ExtraArgs: append(searchAttributeArgs(),
-			// On a file, the dev server is about three times faster with these.
-			"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"),
-		Stdout: temporalLog,
-		Stderr: temporalLog,
+	cfg.RedisAddr = "" // the in-process Redis-protocol server
+	st, err := stack.Start(ctx, stack.Options{
+		Config:         cfg,
+		Logger:         logger,
+		Dev:            true,
+		TemporalBin:    o.temporalBin,
+		TemporalDBFile: filepath.Join(o.dir, "temporal.db"),
+		TemporalPort:   o.temporalPort,
+		UIPort:         o.uiPort,
+		TemporalLog:    temporalLog,
+		Sim:            nhsim.Config{IssueDelay: 3 * time.Second},
+		SimAddr:        o.nhsimAddr,
 	})
 	if err != nil {
-		return fmt.Errorf("start the Temporal dev server (its log: %s): %w", temporalLog.Name(), err)
+		return fmt.Errorf("%w (Temporal's log: %s)", err, temporalLog.Name())
 	}
-	defer func() {
-		if err := temporal.Stop(); err != nil {
-			logger.Warn("stop the Temporal dev server", "error", err.Error())
-		}
-	}()
-
-	// The in-process Redis-protocol server: rate limits and caches die with the process.
-	mini := miniredis.NewMiniRedis()
-	if err := mini.StartAddr("127.0.0.1:0"); err != nil {
-		return err
-	}
-	defer mini.Close()
-	rdb := redis.NewClient(&redis.Options{Addr: mini.Addr()})
-	defer rdb.Close()
-
-	db, err := app.OpenDB(ctx, cfg, true)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-
-	// The bank: the simulator, on its own port so that it can be poked with curl.
-	sim := nhsim.New(nhsim.Config{IssueDelay: 3 * time.Second})
-	defer sim.Close()
-	simLn, err := net.Listen("tcp", o.nhsimAddr)
-	if err != nil {
-		return fmt.Errorf("NH simulator: %w", err)
-	}
-	simURL := "http://" + simLn.Addr().String()
-	nhCfg := sim.ClientConfig(simURL)
-	cfg.NHBaseURL, cfg.NHIscd, cfg.NHAccessToken = nhCfg.BaseURL, nhCfg.Iscd, nhCfg.AccessToken
-
-	parts := &app.Parts{
-		Config: cfg, Logger: logger, DB: db, Redis: rdb, Temporal: temporal.Client(),
-		Metrics: app.NewRegistry(), Dev: true, Events: events.NoBroker{Logger: logger},
-	}
-	if parts.Bank, err = app.NewBank(cfg, db, logger); err != nil {
-		return err
-	}
-	w, err := parts.Worker()
-	if err != nil {
-		return err
-	}
-	if err := w.Start(); err != nil {
-		return err
-	}
-	defer w.Stop()
-	srv, err := parts.API()
-	if err != nil {
-		return err
-	}
+	defer st.Close()
 	apiLn, err := net.Listen("tcp", o.httpAddr)
 	if err != nil {
 		return fmt.Errorf("API: %w", err)
@@ -185,28 +124,18 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
-	go func() { errc <- app.Serve(ctx, simLn, sim.Handler(), logger) }()
-	go func() { errc <- app.Serve(ctx, apiLn, srv, logger) }()
+	errc := make(chan error, 1)
+	go func() { errc <- app.Serve(ctx, apiLn, st.API, logger) }()
 
-	printBanner(out, apiLn.Addr().String(), o.uiPort, temporal.FrontendHostPort(), simURL)
+	printBanner(out, apiLn.Addr().String(), o.uiPort, st.Temporal.FrontendHostPort(), st.SimURL())
 
-	var runErr error
 	select {
 	case <-ctx.Done():
-	case runErr = <-errc:
+		fmt.Fprintln(out, "\nstopping…")
+		return <-errc // the API drains its requests before the rest stops
+	case err := <-errc:
+		return err
 	}
-	fmt.Fprintln(out, "\nstopping…")
-	cancel()
-	return runErr
-}
-
-func searchAttributeArgs() []string {
-	var args []string
-	for _, f := range workflows.SearchAttributeFlags() {
-		args = append(args, "--search-attribute", f)
-	}
-	return args
 }
 
 // devSecret keeps the dev JWT secret in a file, so that tokens survive a restart of `make run`.

@@ -35,6 +35,8 @@ type Parts struct {
 	// Payments overrides the payment saga's deadlines (zero fields: from Config, then the
 	// defaults). Tests shorten them.
 	Payments workflows.PaymentConfig
+	// WorkerOptions tunes the worker (zero: the SDK's defaults).
+	WorkerOptions sdkworker.Options
 }
 
 // API returns the HTTP API.
@@ -69,5 +71,6 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 		Events:   p.Events,
 		Logger:   p.Logger,
 		Payments: payments,
+		Options:  p.WorkerOptions,
 	})
 }
