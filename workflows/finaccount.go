@@ -1,0 +1,243 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"paysaga"
+	"paysaga/activities"
+	"paysaga/events"
+)
+
+// FinAccountWorkflowName is the registered type of the bank-account registration workflow.
+// Callers talk to it with UpdateOutcome (the registered or failed paysaga.Account) and
+// QueryStatus (the account as the workflow knows it).
+const FinAccountWorkflowName = "FinAccountWorkflow"
+
+// FinAccountWorkflowID is the workflow ID of an account's registration: only the opaque account
+// id, never the account number or anything else personal.
+func FinAccountWorkflowID(accountID string) string { return "finaccount:" + accountID }
+
+// FinAccountInput starts a registration. The account is already stored PENDING with its sealed
+// number and birth date; the workflow only ever handles its ID.
+type FinAccountInput struct {
+	AccountID string `json:"account_id"`
+	OwnerID   string `json:"owner_id"`
+}
+
+// Failure codes of a registration that the bank did not refuse itself (accounts.failure_code;
+// a refusal stores the bank's Rpcd).
+const (
+	FailureIssuanceTimeout = "issuance_timeout" // the bank kept answering "in progress" past the deadline
+	FailureBankUnavailable = "bank_unavailable" // the bank could not be reached until the deadline
+)
+
+// FinAccountConfig holds the deadlines of the registration. Zero fields take the defaults of
+// DefaultFinAccountConfig; they change activity options only, never the commands emitted.
+type FinAccountConfig struct {
+	// BankCallTimeout bounds one attempt of a bank call (it should exceed the nh client's own).
+	BankCallTimeout time.Duration
+	// OpenDeadline bounds the retries of OpenFinAccountDirect (transport failures).
+	OpenDeadline time.Duration
+	// IssueDeadline is how long the bank is asked whether the fin account was issued before
+	// the registration fails.
+	IssueDeadline time.Duration
+	// PollInterval is the first pause between two checks; it grows to MaxPollInterval.
+	PollInterval    time.Duration
+	MaxPollInterval time.Duration
+}
+
+// DefaultFinAccountConfig returns the deadlines used when none are configured.
+func DefaultFinAccountConfig() FinAccountConfig {
+	return FinAccountConfig{
+		BankCallTimeout: 30 * time.Second,
+		OpenDeadline:    2 * time.Minute,
+		IssueDeadline:   10 * time.Minute,
+		PollInterval:    time.Second,
+		MaxPollInterval: 15 * time.Second,
+	}
+}
+
+func (c FinAccountConfig) withDefaults() FinAccountConfig {
+	d := DefaultFinAccountConfig()
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&c.BankCallTimeout, &d.BankCallTimeout}, {&c.OpenDeadline, &d.OpenDeadline},
+		{&c.IssueDeadline, &d.IssueDeadline}, {&c.PollInterval, &d.PollInterval},
+		{&c.MaxPollInterval, &d.MaxPollInterval},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return c
+}
+
+// FinAccounts runs registration workflows with a configuration; RegisterFinAccountWorkflow
+// registers its FinAccountWorkflow method under FinAccountWorkflowName.
+type FinAccounts struct {
+	cfg FinAccountConfig
+}
+
+// NewFinAccounts returns the registration workflows with cfg (zero fields: defaults).
+func NewFinAccounts(cfg FinAccountConfig) *FinAccounts { return &FinAccounts{cfg: cfg.withDefaults()} }
+
+// FinAccountWorkflow registers a customer's bank account with the bank: OpenFinAccountDirect
+// (for withdrawals, with the holder's own birth date) → CheckOpenFinAccountDirect polled through
+// activity retries until the fin account is issued or the deadline passes → ACTIVE, or FAILED
+// with the bank's code and message → account.registered published.
+func (w *FinAccounts) FinAccountWorkflow(ctx workflow.Context, in FinAccountInput) (paysaga.Account, error) {
+	if !paysaga.HasPrefix(in.AccountID, paysaga.PrefixAccount) {
+		return paysaga.Account{}, temporal.NewNonRetryableApplicationError("incomplete registration input", paysaga.EINVALID, nil)
+	}
+	acct := paysaga.Account{ID: in.AccountID, OwnerID: in.OwnerID, Status: paysaga.AccountPending}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (paysaga.Account, error) { return acct, nil }); err != nil {
+		return acct, err
+	}
+	if err := workflow.SetUpdateHandler(ctx, UpdateOutcome, func(ctx workflow.Context) (paysaga.Account, error) {
+		err := workflow.Await(ctx, func() bool { return acct.Status != paysaga.AccountPending })
+		return acct, err
+	}); err != nil {
+		return acct, err
+	}
+
+	out, err := w.register(ctx, in.AccountID)
+	if err != nil {
+		return acct, err
+	}
+	acct = out
+	if acct.Status == paysaga.AccountActive {
+		w.publishRegistered(ctx, acct)
+	}
+	// Every outcome update is answered before the run ends.
+	err = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	return acct, err
+}
+
+// register opens the account at the bank and waits for its fin account. It returns the
+// account ACTIVE or FAILED; an error only when the database holds a state the rules forbid.
+func (w *FinAccounts) register(ctx workflow.Context, accountID string) (paysaga.Account, error) {
+	step := activities.FinAccountInput{AccountID: accountID}
+	err := workflow.ExecuteActivity(w.bankOptions(ctx, w.cfg.OpenDeadline), activities.OpenFinAccountName, step).Get(ctx, nil)
+	opened := err == nil
+	if opened {
+		var acct paysaga.Account
+		err = workflow.ExecuteActivity(w.bankOptions(ctx, w.cfg.IssueDeadline), activities.CheckFinAccountName, step).Get(ctx, &acct)
+		if err == nil {
+			return acct, nil
+		}
+	}
+	var appErr *temporal.ApplicationError
+	errors.As(err, &appErr)
+	code, msg := FailureIssuanceTimeout, "the bank did not issue the fin account in time; register the account again later"
+	switch errType(err) {
+	case activities.ErrTypeDeclined:
+		var ans activities.BankAnswer
+		if appErr.HasDetails() {
+			_ = appErr.Details(&ans)
+		}
+		code, msg = ans.Rpcd, ans.Rsms
+	case activities.ErrTypeInvalidRequest:
+		code, msg = FailureInvalidRequest, "the bank request was refused as malformed"
+	case activities.ErrTypeStateConflict:
+		return paysaga.Account{}, fmt.Errorf("register account %s: %w", accountID, err)
+	case activities.ErrTypeInProgress:
+		// The deadline passed while the bank was still issuing: the default reason.
+	default:
+		if !opened {
+			code, msg = FailureBankUnavailable, "the bank could not be reached; register the account again later"
+		}
+	}
+	workflow.GetLogger(ctx).Info("account registration failed", "account_id", accountID, "rpcd", code)
+	var acct paysaga.Account
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    10 * time.Second,
+		ScheduleToCloseTimeout: time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        200 * time.Millisecond,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			NonRetryableErrorTypes: []string{activities.ErrTypeStateConflict},
+		},
+	})
+	if err := workflow.ExecuteLocalActivity(lctx, activities.FailFinAccountName,
+		activities.FailFinAccountInput{AccountID: accountID, Code: code, Message: msg}).Get(ctx, &acct); err != nil {
+		return paysaga.Account{}, fmt.Errorf("record failed registration of account %s: %w", accountID, err)
+	}
+	return acct, nil
+}
+
+// bankOptions are the options of a registration bank call: retried with backoff until
+// deadline, except for the answers that retrying cannot change. For the check, the retries
+// are the polling loop: "in progress" (ErrTypeInProgress) is retryable.
+func (w *FinAccounts) bankOptions(ctx workflow.Context, deadline time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    w.cfg.BankCallTimeout,
+		ScheduleToCloseTimeout: deadline,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    w.cfg.PollInterval,
+			BackoffCoefficient: 1.5,
+			MaximumInterval:    w.cfg.MaxPollInterval,
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypeDeclined, activities.ErrTypeInvalidRequest, activities.ErrTypeStateConflict,
+			},
+		},
+	})
+}
+
+// publishRegistered announces the registered account, retrying until the broker is back. The
+// outcome update has been answered already: publishing never delays the customer.
+func (w *FinAccounts) publishRegistered(ctx workflow.Context, acct paysaga.Account) {
+	info := workflow.GetInfo(ctx)
+	in := activities.PublishAccountEventInput{
+		EventID:    accountEventID(acct.ID, info.WorkflowExecution.RunID),
+		Type:       events.AccountRegistered,
+		Account:    acct,
+		OccurredAt: acct.UpdatedAt,
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 24 * time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+		},
+	})
+	if err := workflow.ExecuteActivity(actx, activities.PublishAccountEventName, in).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("account event not published", "account_id", acct.ID, "event_id", in.EventID, "error", err)
+	}
+}
+
+// accountEventID is the ID of the registered event of one registration run: stable across
+// retries of the publish, new when the account is registered again (a new run).
+func accountEventID(accountID, runID string) string {
+	run := strings.ReplaceAll(runID, "-", "")
+	if len(run) > 12 {
+		run = run[:12]
+	}
+	return fmt.Sprintf("%s%s_reg_%s", paysaga.PrefixEvent, strings.TrimPrefix(accountID, paysaga.PrefixAccount), run)
+}
+
+// RegisterFinAccountWorkflow registers FinAccountWorkflow under its name on a worker or a
+// replayer.
+func RegisterFinAccountWorkflow(r interface {
+	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
+}, cfg FinAccountConfig) {
+	r.RegisterWorkflowWithOptions(NewFinAccounts(cfg).FinAccountWorkflow, workflow.RegisterOptions{Name: FinAccountWorkflowName})
+}
+
+// RegisterAccounts registers the registration workflow and its activities on a worker
+// (go.temporal.io/sdk/worker.Worker satisfies r).
+func RegisterAccounts(r interface {
+	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
+	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
+}, cfg FinAccountConfig, acts *activities.AccountActivities) {
+	RegisterFinAccountWorkflow(r, cfg)
+	acts.Register(r)
+}
