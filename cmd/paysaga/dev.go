@@ -117,6 +117,9 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 		return fmt.Errorf("%w (Temporal's log: %s)", err, temporalLog.Name())
 	}
 	defer st.Close()
+	if err := seedDev(ctx, st, out); err != nil {
+		return err
+	}
 	apiLn, err := net.Listen("tcp", o.httpAddr)
 	if err != nil {
 		return fmt.Errorf("API: %w", err)
