@@ -157,6 +157,10 @@ func (h *paymentHandlers) create(c *gin.Context) {
 		}
 		if rec.Completed() {
 			c.Header("Idempotent-Replayed", "true")
+			if rec.ResourceID != "" {
+				// The stored answer, headers included: the first one pointed at the payment too.
+				c.Header("Location", "/v1/payments/"+rec.ResourceID)
+			}
 			c.Data(rec.ResponseStatus, contentTypeFor(rec.ResponseStatus), rec.ResponseBody)
 			return
 		}
@@ -298,6 +302,11 @@ func (h *paymentHandlers) loadVisible(c *gin.Context) (*paysaga.Payment, bool) {
 		return nil, false
 	}
 	p, err := h.Store.GetPayment(c.Request.Context(), id)
+	if paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
+		// The same words as for someone else's payment, or the detail would tell them apart.
+		Problem(c, notFound)
+		return nil, false
+	}
 	if err != nil {
 		Problem(c, err)
 		return nil, false
