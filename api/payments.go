@@ -133,6 +133,10 @@ func (h *paymentHandlers) create(c *gin.Context) {
 		Problem(c, &ValidationError{Message: paysaga.ErrorMessage(err), Fields: []FieldError{{Field: "amount", Message: paysaga.ErrorMessage(err)}}})
 		return
 	}
+	if req.Capture == "" {
+		// Omitted and explicit "automatic" are the same request, also to the idempotency check.
+		req.Capture = string(paysaga.CaptureAutomatic)
+	}
 	if req.Capture == string(paysaga.CaptureManual) {
 		Problem(c, &ValidationError{
 			Message: "manual capture is not available yet",
@@ -161,7 +165,7 @@ func (h *paymentHandlers) create(c *gin.Context) {
 				// The stored answer, headers included: the first one pointed at the payment too.
 				c.Header("Location", "/v1/payments/"+rec.ResourceID)
 			}
-			c.Data(rec.ResponseStatus, contentTypeFor(rec.ResponseStatus), rec.ResponseBody)
+			writeAnswer(c, rec.ResponseStatus, rec.ResponseBody)
 			return
 		}
 	}
@@ -202,7 +206,18 @@ func (h *paymentHandlers) create(c *gin.Context) {
 		}
 	}
 	c.Header("Location", "/v1/payments/"+p.ID)
-	c.Data(status, contentTypeFor(status), body)
+	writeAnswer(c, status, body)
+}
+
+// writeAnswer writes a stored or fresh payment answer; problems are not to be cached, like
+// every other problem answer.
+func writeAnswer(c *gin.Context, status int, body []byte) {
+	if status >= 400 {
+		c.Header("Cache-Control", "no-store")
+		c.Data(status, ProblemContentType, body)
+		return
+	}
+	c.Data(status, "application/json; charset=utf-8", body)
 }
 
 // checkPayable refuses a payment from an account that is not the customer's own and active,
@@ -248,13 +263,6 @@ func declineDetail(p *paysaga.Payment) string {
 		return p.FailureMessage
 	}
 	return p.FailureCode
-}
-
-func contentTypeFor(status int) string {
-	if status >= 400 {
-		return ProblemContentType
-	}
-	return "application/json; charset=utf-8"
 }
 
 // processing answers 202: the payment is running and its outcome is not known yet.
