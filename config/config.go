@@ -41,6 +41,8 @@ var Vars = []Var{
 	{Name: "PAYSAGA_NH_ISCD", Default: "", Help: "NH institution code (6 characters)", Services: []string{"worker"}},
 	{Name: "PAYSAGA_NH_FINTECH_APSNO", Default: "001", Help: "NH fintech app serial number"},
 	{Name: "PAYSAGA_NH_ACCESS_TOKEN", Default: "", Help: "NH access token (64 hex characters)", Secret: true, Services: []string{"worker"}},
+	{Name: "PAYSAGA_NH_FINTECH_BANK_CODE", Default: "011", Help: "bank code of the fintech's own account (`payctl reconcile`)"},
+	{Name: "PAYSAGA_NH_FINTECH_ACCOUNT", Default: "", Help: "number of the fintech's own account, whose transaction history `payctl reconcile` reads", Secret: true},
 	{Name: "PAYSAGA_PAYMENT_SYNC_WAIT", Default: "5s", Help: "how long `POST /v1/payments` waits for the outcome before answering 202"},
 	{Name: "PAYSAGA_PAYMENT_UNKNOWN_DEADLINE", Default: "10m", Help: "how long an unknown bank outcome is inquired before the payment becomes UNKNOWN"},
 	{Name: "PAYSAGA_LOG_LEVEL", Default: "info", Help: "`debug`, `info`, `warn` or `error`"},

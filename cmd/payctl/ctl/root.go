@@ -126,7 +126,7 @@ func ExitCode(err error) int {
 func NewRoot(env Env) (root *cobra.Command, closeFn func()) {
 	env = env.withDefaults()
 	s := &session{env: env}
-	root := &cobra.Command{
+	root = &cobra.Command{
 		Use:   "payctl",
 		Short: "payctl — repair and inspect paysaga payments",
 		Long: `payctl is the operators' tool for paysaga. It reads its configuration from the same
