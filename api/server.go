@@ -53,6 +53,9 @@ type Deps struct {
 	// document and the router always agree); they answer 503 until it is.
 	Payments PaymentDeps
 
+	// Accounts serves /v1/accounts, on the same terms as Payments (503 until set).
+	Accounts AccountDeps
+
 	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For is believed when taking
 	// the client's address (login rate limits). Empty: trust none, use the peer address.
 	TrustedProxies []string
@@ -146,6 +149,7 @@ func New(deps Deps) *Server {
 	admin.POST("/users/grant", s.grant)
 
 	s.registerPayments(deps.Payments)
+	s.registerAccounts(deps.Accounts)
 
 	return s
 }
