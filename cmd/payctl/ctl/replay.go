@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -31,7 +32,9 @@ type replayResult struct {
 	WorkflowType string `json:"workflow_type"`
 	Events       int    `json:"events"`
 	OK           bool   `json:"ok"`
-	Error        string `json:"error,omitempty"`
+	// Nondeterministic: the code emitted other commands than the history holds (TMPRL1100).
+	Nondeterministic bool   `json:"nondeterministic,omitempty"`
+	Error            string `json:"error,omitempty"`
 }
 
 func historyReplayCmd(s *session) *cobra.Command {
@@ -72,7 +75,10 @@ when any history fails to replay.`,
 				t := newTable(s.env.Stdout, "WORKFLOW", "RUN", "TYPE", "EVENTS", "RESULT")
 				for _, r := range results {
 					res := "ok"
-					if !r.OK {
+					switch {
+					case r.Nondeterministic:
+						res = "FAILED: NON-DETERMINISTIC: " + r.Error
+					case !r.OK:
 						res = "FAILED: " + r.Error
 					}
 					t.row(r.WorkflowID, r.RunID, r.WorkflowType, fmt.Sprint(r.Events), res)
@@ -122,6 +128,7 @@ func (s *session) replay(ctx context.Context, query string, limit int) ([]replay
 		r := replayResult{WorkflowID: wid, RunID: rid, WorkflowType: info.GetType().GetName(), Events: len(hist.Events), OK: true}
 		if err := replayer.ReplayWorkflowHistory(quiet, &hist); err != nil {
 			r.OK, r.Error = false, err.Error()
+			r.Nondeterministic = strings.Contains(r.Error, "TMPRL1100") || strings.Contains(strings.ToLower(r.Error), "nondetermin")
 		}
 		results = append(results, r)
 	}
