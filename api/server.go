@@ -53,6 +53,9 @@ type Deps struct {
 	// document and the router always agree); they answer 503 until it is.
 	Payments PaymentDeps
 
+	// Notifications serves /v1/notifications/stream (503 until it has a Hub).
+	Notifications NotificationDeps
+
 	// Accounts serves /v1/accounts, on the same terms as Payments (503 until set).
 	Accounts AccountDeps
 
@@ -149,6 +152,7 @@ func New(deps Deps) *Server {
 	admin.POST("/users/grant", s.grant)
 
 	s.registerPayments(deps.Payments)
+	s.registerNotifications(deps.Notifications)
 	s.registerAccounts(deps.Accounts)
 
 	return s
