@@ -6,7 +6,9 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -45,6 +47,10 @@ var Vars = []Var{
 	{Name: "PAYSAGA_NH_FINTECH_ACCOUNT", Default: "", Help: "number of the fintech's own account, whose transaction history `payctl reconcile` reads", Secret: true},
 	{Name: "PAYSAGA_PAYMENT_SYNC_WAIT", Default: "5s", Help: "how long `POST /v1/payments` waits for the outcome before answering 202"},
 	{Name: "PAYSAGA_PAYMENT_UNKNOWN_DEADLINE", Default: "10m", Help: "how long an unknown bank outcome is inquired before the payment becomes UNKNOWN"},
+	{Name: "PAYSAGA_NOTIFY_REPLAY_WINDOW", Default: "5m", Help: "how long a notification can be replayed to a stream that reconnects with `Last-Event-ID`"},
+	{Name: "PAYSAGA_NOTIFY_MAX_STREAMS", Default: "5", Help: "notification streams a user may hold open at once, across all API instances"},
+	{Name: "PAYSAGA_NOTIFY_HEARTBEAT", Default: "15s", Help: "interval of the heartbeat comments on a quiet notification stream"},
+	{Name: "PAYSAGA_ALERT_WEBHOOK_URL", Default: "", Help: "Slack-compatible incoming-webhook URL for failure alerts (failed or unknown payments and refunds, failed compensations); empty = no alerts; needs the broker", Secret: true},
 	{Name: "PAYSAGA_LOG_LEVEL", Default: "info", Help: "`debug`, `info`, `warn` or `error`"},
 	{Name: "PAYSAGA_LOG_FORMAT", Default: "json", Help: "`json` or `text`"},
 }
@@ -77,6 +83,11 @@ type Config struct {
 
 	PaymentSyncWait        time.Duration
 	PaymentUnknownDeadline time.Duration
+
+	NotifyReplayWindow time.Duration
+	NotifyMaxStreams   int
+	NotifyHeartbeat    time.Duration
+	AlertWebhookURL    string
 
 	LogLevel  string
 	LogFormat string
@@ -124,8 +135,22 @@ func Load(getenv func(string) string) (Config, error) {
 		NHAccessToken:          get("PAYSAGA_NH_ACCESS_TOKEN"),
 		PaymentSyncWait:        dur("PAYSAGA_PAYMENT_SYNC_WAIT"),
 		PaymentUnknownDeadline: dur("PAYSAGA_PAYMENT_UNKNOWN_DEADLINE"),
+		NotifyReplayWindow:     dur("PAYSAGA_NOTIFY_REPLAY_WINDOW"),
+		NotifyHeartbeat:        dur("PAYSAGA_NOTIFY_HEARTBEAT"),
+		AlertWebhookURL:        get("PAYSAGA_ALERT_WEBHOOK_URL"),
 		LogLevel:               get("PAYSAGA_LOG_LEVEL"),
 		LogFormat:              get("PAYSAGA_LOG_FORMAT"),
+	}
+	if n, err := strconv.Atoi(get("PAYSAGA_NOTIFY_MAX_STREAMS")); err != nil || n < 1 {
+		errs = append(errs, "PAYSAGA_NOTIFY_MAX_STREAMS: want a positive number")
+	} else {
+		c.NotifyMaxStreams = n
+	}
+	if c.AlertWebhookURL != "" {
+		// The URL holds a secret: the message names the variable, never the value.
+		if u, err := url.Parse(c.AlertWebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, "PAYSAGA_ALERT_WEBHOOK_URL: want an http(s) URL")
+		}
 	}
 	if c.DBDriver != "mysql" && c.DBDriver != "sqlite" {
 		errs = append(errs, "PAYSAGA_DB_DRIVER: want mysql or sqlite")
