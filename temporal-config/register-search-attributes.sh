@@ -37,7 +37,7 @@ until tctl operator cluster health >/dev/null 2>&1; do
 	waited=$((waited + 2))
 done
 # …and the namespace may not exist yet.
-until tctl operator namespace describe "$NAMESPACE" >/dev/null 2>&1; do
+until tctl operator namespace describe >/dev/null 2>&1; do
 	if [ "$waited" -ge "$WAIT_SECONDS" ]; then
 		echo "register-search-attributes: namespace $NAMESPACE does not exist on $ADDRESS" >&2
 		exit 1
