@@ -28,16 +28,45 @@ func (s RefundStatus) CanTransition(next RefundStatus) bool {
 	return false
 }
 
+// Final reports whether a refund in status s is settled: SUCCEEDED, or FAILED with its
+// reservation released (an operator's replay may still start it again).
+func (s RefundStatus) Final() bool { return s == RefundSucceeded || s == RefundFailed }
+
+// Valid reports whether s is a known status.
+func (s RefundStatus) Valid() bool {
+	return s == RefundPending || s == RefundSucceeded || s == RefundFailed || s == RefundUnknown
+}
+
+// DestinationKind says where a refund's money goes.
+type DestinationKind string
+
+const (
+	// DestinationFinAccount: back to the payment's own registered account (its fin account).
+	DestinationFinAccount DestinationKind = "fin_account"
+	// DestinationAccountNumber: to an NH account (bank 011 or 012) typed in by support.
+	DestinationAccountNumber DestinationKind = "account_number"
+	// DestinationOtherBank: to another bank's account typed in by support.
+	DestinationOtherBank DestinationKind = "other_bank"
+)
+
+// RefundDestination is where a refund goes, as it may be shown: the account number masked.
+type RefundDestination struct {
+	Kind         DestinationKind `json:"kind"`
+	BankCode     string          `json:"bank_code,omitempty"`
+	MaskedNumber string          `json:"account_number,omitempty"`
+}
+
 // Refund gives back all or part of a successful payment.
 type Refund struct {
-	ID             string       `json:"id"`
-	PaymentID      string       `json:"payment_id"`
-	Amount         int64        `json:"amount"`
-	Reason         string       `json:"reason,omitempty"`
-	Status         RefundStatus `json:"status"`
-	FailureCode    string       `json:"failure_code,omitempty"`
-	FailureMessage string       `json:"failure_message,omitempty"`
-	CreatedBy      string       `json:"created_by"`
-	CreatedAt      time.Time    `json:"created_at"`
-	UpdatedAt      time.Time    `json:"updated_at"`
+	ID             string            `json:"id"`
+	PaymentID      string            `json:"payment_id"`
+	Amount         int64             `json:"amount"`
+	Reason         string            `json:"reason,omitempty"`
+	Status         RefundStatus      `json:"status"`
+	Destination    RefundDestination `json:"destination"`
+	FailureCode    string            `json:"failure_code,omitempty"`
+	FailureMessage string            `json:"failure_message,omitempty"`
+	CreatedBy      string            `json:"created_by"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
 }

@@ -13,6 +13,7 @@ import (
 
 	"paysaga/activities"
 	"paysaga/events"
+	"paysaga/seal"
 	"paysaga/store"
 	"paysaga/workflows"
 )
@@ -25,6 +26,12 @@ type Deps struct {
 	Store *store.DB
 	// Bank is the NH client (*nh.Client), or a stand-in in tests.
 	Bank activities.Bank
+	// RefundBank pays refunds out; Bank when it can (an *nh.Client can), else refunds are not
+	// served by this worker.
+	RefundBank activities.RefundBank
+	// Keys opens the account numbers support types in for refunds; without them such refunds
+	// fail (refunds to the payment's own account need none).
+	Keys *seal.Keyring
 	// Events publishes the outcome events; events.NoBroker when nil.
 	Events events.Publisher
 	Logger *slog.Logger
@@ -51,6 +58,14 @@ func New(c client.Client, deps Deps) (Worker, error) {
 	RegisterActivities(w, &activities.Activities{
 		Store: deps.Store, Bank: deps.Bank, Events: deps.Events, Logger: deps.Logger,
 	})
+	if deps.RefundBank == nil {
+		deps.RefundBank, _ = deps.Bank.(activities.RefundBank)
+	}
+	if deps.RefundBank != nil {
+		(&activities.RefundActivities{
+			Store: deps.Store, Bank: deps.RefundBank, Keys: deps.Keys, Events: deps.Events, Logger: deps.Logger,
+		}).Register(w)
+	}
 	return w, nil
 }
 
@@ -62,8 +77,9 @@ type WorkflowRegistry interface {
 // RegisterWorkflows registers every workflow under its stable name. Replay tests and
 // `payctl history replay` use it too, so that they check the code the worker runs.
 func RegisterWorkflows(r WorkflowRegistry, payments workflows.PaymentConfig) {
-	r.RegisterWorkflowWithOptions(workflows.NewPayments(payments).PaymentWorkflow,
-		workflow.RegisterOptions{Name: workflows.PaymentWorkflowName})
+	p := workflows.NewPayments(payments)
+	r.RegisterWorkflowWithOptions(p.PaymentWorkflow, workflow.RegisterOptions{Name: workflows.PaymentWorkflowName})
+	r.RegisterWorkflowWithOptions(p.RefundWorkflow, workflow.RegisterOptions{Name: workflows.RefundWorkflowName})
 }
 
 // ActivityRegistry is where activities are registered.

@@ -1,0 +1,541 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"paysaga"
+	"paysaga/events"
+	"paysaga/nh"
+	"paysaga/seal"
+	"paysaga/store"
+)
+
+// Names of the steps of RefundWorkflow, as registered by RefundActivities.Register.
+const (
+	// ReserveRefundName creates the refund PENDING with its amount reserved against the payment
+	// (a local activity). Refused: ErrTypeRefundRefused.
+	ReserveRefundName = "ReserveRefund"
+	// CreditName sends one credit of a refund through a transfer row written before the
+	// request (ReceivedTransferFinAccount, …AccountNumber or …OtherBank).
+	CreditName = "Credit"
+	// CheckCreditName resolves every credit of a refund whose outcome is unknown with
+	// CheckOnReceivedTransfer.
+	CheckCreditName = "CheckCredit"
+	// SettleRefundName ends a refund: SUCCEEDED, FAILED (reservation released) or UNKNOWN (a
+	// local activity).
+	SettleRefundName = "SettleRefund"
+	// PublishRefundEventName publishes refund.succeeded / refund.failed.
+	PublishRefundEventName = "PublishRefundEvent"
+)
+
+// Application error types of the refund steps (with those of contract.go).
+const (
+	// ErrTypeRefundRefused: the reservation was refused (more than is left to refund, a
+	// payment that cannot be refunded, a refund that already succeeded). Nothing was written;
+	// the message says why and is safe to show a client.
+	ErrTypeRefundRefused = "RefundRefused"
+	// ErrTypeNameMismatch: the holder of a typed-in account is not who the refund is for.
+	// Nothing was sent.
+	ErrTypeNameMismatch = "DepositorNameMismatch"
+	// ErrTypeCreditExecuted: a FAILED settlement was refused because a credit of the refund
+	// executed: the money went out, the refund succeeded.
+	ErrTypeCreditExecuted = "CreditExecuted"
+)
+
+// RefundBank is what the refund steps need of the bank; *nh.Client implements it.
+type RefundBank interface {
+	ReceivedTransferFinAccount(ctx context.Context, ref nh.Ref, req nh.ReceivedTransferFinAccountRequest) (*nh.TransferResult, error)
+	ReceivedTransferAccountNumber(ctx context.Context, ref nh.Ref, req nh.ReceivedTransferAccountRequest) (*nh.TransferResult, error)
+	ReceivedTransferOtherBank(ctx context.Context, ref nh.Ref, req nh.ReceivedTransferAccountRequest) (*nh.TransferResult, error)
+	CheckOnReceivedTransfer(ctx context.Context, req nh.CheckOnReceivedTransferRequest) (*nh.CheckResult, error)
+	InquireDepositor(ctx context.Context, bncd, acno string) (*nh.Depositor, error)
+}
+
+// ReserveRefundInput creates (or, for a replay, re-reserves) a refund. Only IDs, the amount
+// and the reason: a typed-in destination was saved sealed before the workflow started.
+type ReserveRefundInput struct {
+	Refund       paysaga.Refund         `json:"refund"`
+	Replay       bool                   `json:"replay,omitempty"`
+	Cancellation bool                   `json:"cancellation,omitempty"`
+	Events       []paysaga.PaymentEvent `json:"events,omitempty"`
+}
+
+// CreditInput names the refund to pay out and the transfer to pay it with. The workflow picks
+// TransferID (one per attempt and run); the activity reads the amount and the destination from
+// the database and allocates the IsTuno.
+type CreditInput struct {
+	RefundID   string `json:"refund_id"`
+	TransferID string `json:"transfer_id"`
+}
+
+// CreditResult is the bank's answer to an executed credit.
+type CreditResult struct {
+	TransferID string `json:"transfer_id"`
+	Rpcd       string `json:"rpcd"`
+	Rsms       string `json:"rsms"`
+}
+
+// CheckCreditInput names a refund some of whose credits have an unknown outcome.
+type CheckCreditInput struct {
+	RefundID string `json:"refund_id"`
+}
+
+// CheckCreditResult is what the bank says became of the refund's credits: Executed when one of
+// them moved the money (TransferID), otherwise none did.
+type CheckCreditResult struct {
+	Executed   bool   `json:"executed"`
+	TransferID string `json:"transfer_id,omitempty"`
+	Rpcd       string `json:"rpcd,omitempty"`
+	Rsms       string `json:"rsms,omitempty"`
+}
+
+// SettleRefundInput ends a refund (see store.SettleRefund).
+type SettleRefundInput struct {
+	RefundID       string                 `json:"refund_id"`
+	Status         paysaga.RefundStatus   `json:"status"`
+	FailureCode    string                 `json:"failure_code,omitempty"`
+	FailureMessage string                 `json:"failure_message,omitempty"`
+	Events         []paysaga.PaymentEvent `json:"events,omitempty"`
+}
+
+// PublishRefundEventInput is a refund's outcome to announce, with the stable id of the history
+// row written with it as message id.
+type PublishRefundEventInput struct {
+	EventID    string         `json:"event_id"`
+	Type       string         `json:"type"`
+	Refund     paysaga.Refund `json:"refund"`
+	OccurredAt time.Time      `json:"occurred_at"`
+}
+
+// RefundActivities are the steps of RefundWorkflow.
+type RefundActivities struct {
+	Store *store.DB
+	Bank  RefundBank
+	// Keys opens typed-in destinations; refunds to the payment's own account need none.
+	Keys   *seal.Keyring
+	Events events.Publisher
+	Logger *slog.Logger
+	// Now is the clock of the transmission date (Tsymd); time.Now when nil.
+	Now func() time.Time
+}
+
+// Register registers the refund steps under their names on r (a Temporal worker).
+func (a *RefundActivities) Register(r interface {
+	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
+}) {
+	for name, fn := range map[string]any{
+		ReserveRefundName:      a.ReserveRefund,
+		CreditName:             a.Credit,
+		CheckCreditName:        a.CheckCredit,
+		SettleRefundName:       a.SettleRefund,
+		PublishRefundEventName: a.PublishRefundEvent,
+	} {
+		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+}
+
+func (a *RefundActivities) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *RefundActivities) log(ctx context.Context, refundID string) *slog.Logger {
+	l := a.Logger
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	l = l.With("refund_id", refundID)
+	if activity.IsActivity(ctx) {
+		l = l.With("workflow_id", activity.GetInfo(ctx).WorkflowExecution.ID)
+	}
+	return l
+}
+
+// ReserveRefund creates the refund with its amount reserved, or says why it cannot
+// (ErrTypeRefundRefused, non-retryable, with a message for the client).
+func (a *RefundActivities) ReserveRefund(ctx context.Context, in ReserveRefundInput) (paysaga.Refund, error) {
+	r, err := a.Store.ReserveRefund(ctx, store.RefundReservation{
+		Refund: in.Refund, Replay: in.Replay, Cancellation: in.Cancellation, Events: in.Events,
+	})
+	switch paysaga.ErrorCode(err) {
+	case "":
+		return *r, nil
+	case paysaga.ECONFLICT, paysaga.ENOTFOUND:
+		return paysaga.Refund{}, temporal.NewNonRetryableApplicationError(paysaga.ErrorMessage(err), ErrTypeRefundRefused, nil)
+	}
+	return paysaga.Refund{}, storeError(err)
+}
+
+// destination is where a credit goes, opened: a fin account, or a bank code and number.
+type destination struct {
+	kind     paysaga.DestinationKind
+	finAcno  string
+	bncd     string
+	acno     string
+	holder   string
+	nhAPI    string
+	transfer paysaga.TransferKind
+}
+
+// Credit pays a PENDING refund out with the transfer in.TransferID, written (with a freshly
+// allocated IsTuno) before the request. Run again for the same transfer, it never sends twice.
+// It never sends a second credit for one refund either: a refund with an executed credit is
+// answered with that credit, and one with a credit whose outcome is unknown is
+// ErrTypeUnknownOutcome (resolve it with CheckCredit). A typed-in account is checked against
+// the bank's depositor name first (ErrTypeNameMismatch).
+func (a *RefundActivities) Credit(ctx context.Context, in CreditInput) (CreditResult, error) {
+	log := a.log(ctx, in.RefundID)
+	r, err := a.Store.GetRefund(ctx, in.RefundID)
+	if err != nil {
+		return CreditResult{}, storeError(err)
+	}
+	transfers, err := a.Store.ListTransfersByRefund(ctx, r.ID)
+	if err != nil {
+		return CreditResult{}, err
+	}
+	for _, tr := range transfers {
+		if tr.ID == in.TransferID {
+			return settledCredit(tr)
+		}
+	}
+	for _, tr := range transfers {
+		switch tr.State {
+		case paysaga.TransferSucceeded:
+			log.Warn("refund already credited; not sending again", "transfer_id", tr.ID)
+			return CreditResult{TransferID: tr.ID, Rpcd: tr.Rpcd, Rsms: tr.Rsms}, nil
+		case paysaga.TransferSent, paysaga.TransferUnknown:
+			return CreditResult{}, temporal.NewNonRetryableApplicationError(
+				"credit "+tr.ID+" of this refund has an unknown outcome", ErrTypeUnknownOutcome, nil)
+		}
+	}
+	if r.Status != paysaga.RefundPending {
+		return CreditResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("refund %s is %s, not PENDING", r.ID, r.Status), ErrTypeStateConflict, nil)
+	}
+	p, err := a.Store.GetPayment(ctx, r.PaymentID)
+	if err != nil {
+		return CreditResult{}, storeError(err)
+	}
+	dest, err := a.destination(ctx, r, p)
+	if err != nil {
+		return CreditResult{}, err
+	}
+	if dest.kind != paysaga.DestinationFinAccount {
+		if err := a.checkDepositor(ctx, log, dest); err != nil {
+			return CreditResult{}, err
+		}
+	}
+	ref, err := nh.NewRef(ctx, a.Store, a.now())
+	if err != nil {
+		return CreditResult{}, err
+	}
+	tr, created, err := a.Store.CreateTransfer(ctx, &paysaga.Transfer{
+		ID: in.TransferID, PaymentID: p.ID, RefundID: r.ID, Kind: dest.transfer, Amount: r.Amount,
+		Tsymd: ref.Tsymd, IsTuno: ref.IsTuno, State: paysaga.TransferSent,
+	})
+	if err != nil {
+		return CreditResult{}, storeError(err)
+	}
+	if !created {
+		return settledCredit(tr)
+	}
+
+	text := passbookText("환불 " + p.Description)
+	var res *nh.TransferResult
+	switch dest.kind {
+	case paysaga.DestinationFinAccount:
+		res, err = a.Bank.ReceivedTransferFinAccount(ctx, ref, nh.ReceivedTransferFinAccountRequest{
+			FinAcno: dest.finAcno, Tram: r.Amount, DractOtlt: text, MractOtlt: text})
+	case paysaga.DestinationAccountNumber:
+		res, err = a.Bank.ReceivedTransferAccountNumber(ctx, ref, nh.ReceivedTransferAccountRequest{
+			Bncd: dest.bncd, Acno: dest.acno, Tram: r.Amount, DractOtlt: text, MractOtlt: text})
+	default:
+		res, err = a.Bank.ReceivedTransferOtherBank(ctx, ref, nh.ReceivedTransferAccountRequest{
+			Bncd: dest.bncd, Acno: dest.acno, Tram: r.Amount, DractOtlt: text, MractOtlt: text})
+	}
+	log = log.With("nh_api", dest.nhAPI, "transfer_id", tr.ID, "tsymd", ref.Tsymd, "is_tuno", ref.IsTuno)
+	switch nh.Classify(err) {
+	case nh.OutcomeSuccess:
+		rpcd, rsms := res.Header.Rpcd, res.Header.Rsms
+		if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: rpcd, Rsms: rsms}); err != nil {
+			// The money moved; a retry finds the row SENT and the check will say so.
+			return CreditResult{}, fmt.Errorf("record executed credit %s: %w", tr.ID, err)
+		}
+		log.Info("refund credited", "rpcd", rpcd)
+		return CreditResult{TransferID: tr.ID, Rpcd: rpcd, Rsms: rsms}, nil
+	case nh.OutcomeDeclined:
+		var d *nh.DeclinedError
+		errors.As(err, &d)
+		if _, uerr := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferDeclined, Rpcd: d.Rpcd, Rsms: d.Rsms}); uerr != nil {
+			return CreditResult{}, fmt.Errorf("record declined credit %s: %w", tr.ID, uerr)
+		}
+		log.Info("refund credit declined", "rpcd", d.Rpcd)
+		return CreditResult{}, declinedError(d.Rpcd, d.Rsms)
+	case nh.OutcomeTransient:
+		a.markTransfer(ctx, log, tr.ID, paysaga.TransferNotExecuted)
+		log.Warn("refund credit not sent", "error", err)
+		return CreditResult{}, temporal.NewNonRetryableApplicationError("credit not sent: "+err.Error(), ErrTypeNotExecuted, nil)
+	case nh.OutcomeInvalid:
+		a.markTransfer(ctx, log, tr.ID, paysaga.TransferNotExecuted)
+		log.Error("refund credit refused by the bank client as malformed", "error", err)
+		return CreditResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, nil)
+	default:
+		a.markTransfer(ctx, log, tr.ID, paysaga.TransferUnknown)
+		log.Warn("refund credit outcome unknown", "error", err)
+		return CreditResult{}, temporal.NewNonRetryableApplicationError("credit outcome unknown: "+err.Error(), ErrTypeUnknownOutcome, nil)
+	}
+}
+
+// CheckCredit asks the bank what became of every credit of the refund whose outcome is
+// unknown, and records the answers. Executed when one of the refund's credits moved the money;
+// not executed when none did. "Still in progress" and failed inquiries are retryable errors:
+// the workflow asks again until its deadline.
+func (a *RefundActivities) CheckCredit(ctx context.Context, in CheckCreditInput) (CheckCreditResult, error) {
+	log := a.log(ctx, in.RefundID).With("nh_api", nh.APICheckOnReceivedTransfer)
+	r, err := a.Store.GetRefund(ctx, in.RefundID)
+	if paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
+		return CheckCreditResult{}, nil // never reserved, so never sent
+	}
+	if err != nil {
+		return CheckCreditResult{}, err
+	}
+	transfers, err := a.Store.ListTransfersByRefund(ctx, r.ID)
+	if err != nil {
+		return CheckCreditResult{}, err
+	}
+	var (
+		dest    *destination
+		pending error
+	)
+	for _, tr := range transfers {
+		if tr.State == paysaga.TransferSucceeded {
+			return CheckCreditResult{Executed: true, TransferID: tr.ID, Rpcd: tr.Rpcd, Rsms: tr.Rsms}, nil
+		}
+		if tr.State != paysaga.TransferSent && tr.State != paysaga.TransferUnknown {
+			continue
+		}
+		if dest == nil {
+			p, err := a.Store.GetPayment(ctx, r.PaymentID)
+			if err != nil {
+				return CheckCreditResult{}, storeError(err)
+			}
+			if dest, err = a.destination(ctx, r, p); err != nil {
+				return CheckCreditResult{}, err
+			}
+		}
+		req := nh.CheckOnReceivedTransferRequest{Original: nh.Ref{Tsymd: tr.Tsymd, IsTuno: tr.IsTuno}, Tram: tr.Amount}
+		if dest.kind == paysaga.DestinationFinAccount {
+			req.FinAcno = dest.finAcno
+		} else {
+			req.Bncd, req.Acno = dest.bncd, dest.acno
+		}
+		res, err := a.Bank.CheckOnReceivedTransfer(ctx, req)
+		if err != nil {
+			if nh.Classify(err) == nh.OutcomeInvalid {
+				return CheckCreditResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeStateConflict, nil)
+			}
+			log.Warn("check on credit failed; asking again later", "transfer_id", tr.ID, "error", err)
+			pending = fmt.Errorf("check on transfer %s: %w", tr.ID, err)
+			continue
+		}
+		switch {
+		case res.Executed():
+			rpcd, rsms := res.Header.Rpcd, res.Header.Rsms
+			if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: rpcd, Rsms: rsms}); err != nil {
+				return CheckCreditResult{}, fmt.Errorf("record executed credit %s: %w", tr.ID, err)
+			}
+			log.Info("lost credit answer resolved: executed", "transfer_id", tr.ID, "rpcd", rpcd)
+			return CheckCreditResult{Executed: true, TransferID: tr.ID, Rpcd: rpcd, Rsms: rsms}, nil
+		case res.NotExecuted():
+			if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferNotExecuted}); err != nil {
+				return CheckCreditResult{}, fmt.Errorf("record credit %s not executed: %w", tr.ID, err)
+			}
+			log.Info("lost credit answer resolved: not executed", "transfer_id", tr.ID)
+		default:
+			log.Info("credit still in progress at the bank", "transfer_id", tr.ID)
+			pending = fmt.Errorf("transfer %s still in progress at the bank", tr.ID)
+		}
+	}
+	if pending != nil {
+		return CheckCreditResult{}, pending
+	}
+	return CheckCreditResult{Executed: false}, nil
+}
+
+// SettleRefund ends a refund; a refund that was never reserved is answered with an empty
+// Refund (nothing to settle). Giving a reservation back (FAILED) is refused while a credit of
+// the refund may have moved money: an executed credit is ErrTypeStateConflict, an unknown one
+// ErrTypeUnknownOutcome (resolve it with CheckCredit first).
+func (a *RefundActivities) SettleRefund(ctx context.Context, in SettleRefundInput) (paysaga.Refund, error) {
+	if in.Status == paysaga.RefundFailed {
+		transfers, err := a.Store.ListTransfersByRefund(ctx, in.RefundID)
+		if err != nil {
+			return paysaga.Refund{}, err
+		}
+		for _, tr := range transfers {
+			switch tr.State {
+			case paysaga.TransferSucceeded:
+				return paysaga.Refund{}, temporal.NewNonRetryableApplicationError(
+					"credit "+tr.ID+" of refund "+in.RefundID+" executed: the refund cannot fail", ErrTypeCreditExecuted, nil)
+			case paysaga.TransferSent, paysaga.TransferUnknown:
+				return paysaga.Refund{}, temporal.NewNonRetryableApplicationError(
+					"credit "+tr.ID+" of refund "+in.RefundID+" has an unknown outcome", ErrTypeUnknownOutcome, nil)
+			}
+		}
+	}
+	r, _, err := a.Store.SettleRefund(ctx, store.RefundSettlement{
+		RefundID: in.RefundID, Status: in.Status, FailureCode: in.FailureCode, FailureMessage: in.FailureMessage, Events: in.Events,
+	})
+	if paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
+		// Never reserved (a compensation after a reservation that did not happen): nothing to
+		// settle, which the empty refund says.
+		return paysaga.Refund{}, nil
+	}
+	if err != nil {
+		return paysaga.Refund{}, storeError(err)
+	}
+	a.log(ctx, in.RefundID).Info("refund settled", "status", r.Status, "payment_id", r.PaymentID)
+	return *r, nil
+}
+
+// PublishRefundEvent publishes a refund's outcome with the event's stable ID as message id.
+// Any failure is retryable: the workflow retries until the broker is back.
+func (a *RefundActivities) PublishRefundEvent(ctx context.Context, in PublishRefundEventInput) error {
+	data, err := json.Marshal(in.Refund)
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError("encode event: "+err.Error(), ErrTypeStateConflict, nil)
+	}
+	if err := a.Events.Publish(ctx, events.Event{ID: in.EventID, Type: in.Type, OccurredAt: in.OccurredAt, Data: data}); err != nil {
+		a.log(ctx, in.Refund.ID).Warn("event not published", "event_id", in.EventID, "error", err)
+		return err
+	}
+	return nil
+}
+
+// destination opens where the refund's money goes. The numbers stay in this process.
+func (a *RefundActivities) destination(ctx context.Context, r *paysaga.Refund, p *paysaga.Payment) (*destination, error) {
+	d, err := a.Store.RefundDestinationOf(ctx, r.ID)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	switch d.Kind {
+	case paysaga.DestinationFinAccount, "":
+		acct, err := a.Store.GetAccount(ctx, p.AccountID)
+		if paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
+			return nil, temporal.NewNonRetryableApplicationError("the payment's account is gone", ErrTypeAccountUnusable, nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if acct.FinAccount == "" {
+			return nil, temporal.NewNonRetryableApplicationError("the payment's account has no fin account", ErrTypeAccountUnusable, nil)
+		}
+		return &destination{kind: paysaga.DestinationFinAccount, finAcno: acct.FinAccount,
+			nhAPI: nh.APIReceivedTransferFinAccount, transfer: paysaga.TransferCreditFinAccount}, nil
+	}
+	if a.Keys == nil {
+		return nil, temporal.NewNonRetryableApplicationError("no keys to open a typed-in destination", ErrTypeStateConflict, nil)
+	}
+	td, err := OpenDestination(a.Keys, r.ID, seal.Sealed{Ciphertext: d.Sealed.Ciphertext, KeyID: d.Sealed.KeyID})
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeStateConflict, nil)
+	}
+	out := &destination{kind: d.Kind, bncd: d.BankCode, acno: td.Number, holder: td.Holder,
+		nhAPI: nh.APIReceivedTransferOtherBank, transfer: paysaga.TransferCreditOtherBank}
+	if d.Kind == paysaga.DestinationAccountNumber {
+		out.nhAPI, out.transfer = nh.APIReceivedTransferAccountNumber, paysaga.TransferCreditAccountNumber
+	}
+	return out, nil
+}
+
+// checkDepositor asks the bank whose account a typed-in destination is, and refuses to pay a
+// stranger. Nothing is sent yet, so a failed inquiry is simply asked again.
+func (a *RefundActivities) checkDepositor(ctx context.Context, log *slog.Logger, d *destination) error {
+	dep, err := a.Bank.InquireDepositor(ctx, d.bncd, d.acno)
+	switch nh.Classify(err) {
+	case nh.OutcomeSuccess:
+	case nh.OutcomeDeclined:
+		var de *nh.DeclinedError
+		errors.As(err, &de)
+		log.Info("depositor inquiry refused", "rpcd", de.Rpcd)
+		return declinedError(de.Rpcd, de.Rsms)
+	case nh.OutcomeInvalid:
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, nil)
+	default:
+		log.Warn("depositor inquiry failed; asking again", "error", err)
+		return fmt.Errorf("depositor inquiry: %w", err)
+	}
+	if normalizeName(dep.Dpnm) != normalizeName(d.holder) {
+		log.Warn("typed-in account belongs to someone else; not paying")
+		return temporal.NewNonRetryableApplicationError("the account holder's name does not match", ErrTypeNameMismatch, nil)
+	}
+	return nil
+}
+
+func normalizeName(s string) string { return strings.Join(strings.Fields(s), "") }
+
+// markTransfer records what is known of a transfer after the bank call (see
+// Activities.markTransfer).
+func (a *RefundActivities) markTransfer(ctx context.Context, log *slog.Logger, id string, state paysaga.TransferState) {
+	if _, err := a.Store.UpdateTransfer(ctx, id, store.TransferUpdate{State: state}); err != nil {
+		log.Warn("transfer state not recorded", "state", state, "error", err)
+	}
+}
+
+// settledCredit answers a Credit for a transfer that already exists, from its row.
+func settledCredit(tr *paysaga.Transfer) (CreditResult, error) {
+	switch tr.State {
+	case paysaga.TransferSucceeded:
+		return CreditResult{TransferID: tr.ID, Rpcd: tr.Rpcd, Rsms: tr.Rsms}, nil
+	case paysaga.TransferDeclined:
+		return CreditResult{}, declinedError(tr.Rpcd, tr.Rsms)
+	case paysaga.TransferNotExecuted:
+		return CreditResult{}, temporal.NewNonRetryableApplicationError("transfer "+tr.ID+" did not execute", ErrTypeNotExecuted, nil)
+	}
+	return CreditResult{}, temporal.NewNonRetryableApplicationError(
+		"transfer "+tr.ID+" was sent and its outcome is unknown", ErrTypeUnknownOutcome, nil)
+}
+
+// TypedDestination is an account typed in for a refund: the number and the name of the person
+// it must belong to. It is sealed as one secret, bound to its refund.
+type TypedDestination struct {
+	Number string `json:"number"`
+	Holder string `json:"holder"`
+}
+
+// RefundDestinationAD is the additional data a refund's destination is sealed with: it opens
+// only as the destination of that refund.
+func RefundDestinationAD(refundID string) string { return "refund-destination:" + refundID }
+
+// SealDestination seals a typed-in destination for refund refundID.
+func SealDestination(keys *seal.Keyring, refundID string, d TypedDestination) (seal.Sealed, error) {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return seal.Sealed{}, err
+	}
+	return keys.Seal(b, RefundDestinationAD(refundID))
+}
+
+// OpenDestination opens what SealDestination sealed.
+func OpenDestination(keys *seal.Keyring, refundID string, s seal.Sealed) (TypedDestination, error) {
+	var d TypedDestination
+	b, err := keys.Open(s, RefundDestinationAD(refundID))
+	if err != nil {
+		return d, err
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		return d, fmt.Errorf("refund destination of %s: %w", refundID, err)
+	}
+	return d, nil
+}

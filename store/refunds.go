@@ -1,0 +1,527 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"paysaga"
+)
+
+// Refunds. A refund's amount is reserved against its payment (payments.reserved_refund_amount)
+// in the same transaction that creates the refund PENDING, with one conditional UPDATE that
+// can only succeed while refunded + reserved + amount ≤ amount: concurrent refunds of one
+// payment serialize on the payment's row and can never give back more than was paid (the
+// table's CHECK is the safety net under it). Settling a refund moves its amount from reserved
+// to refunded (SUCCEEDED) or gives the reservation back (FAILED), again in one transaction
+// with the refund's own status change. Every transaction takes the payment's row first, then
+// the refund's, so that two of them never wait on each other in opposite orders.
+
+type refundRow struct {
+	bun.BaseModel `bun:"table:refunds"`
+
+	ID                    string    `bun:"id,pk"`
+	PaymentID             string    `bun:"payment_id"`
+	Amount                int64     `bun:"amount"`
+	Reason                string    `bun:"reason"`
+	Status                string    `bun:"status"`
+	DestinationKind       string    `bun:"destination_kind"`
+	DestinationBankCode   string    `bun:"destination_bank_code"`
+	DestinationCiphertext []byte    `bun:"destination_ciphertext"`
+	DestinationKeyID      string    `bun:"destination_key_id"`
+	DestinationMasked     string    `bun:"destination_masked"`
+	FailureCode           string    `bun:"failure_code"`
+	FailureMessage        string    `bun:"failure_message"`
+	CreatedBy             string    `bun:"created_by"`
+	CreatedAt             time.Time `bun:"created_at"`
+	UpdatedAt             time.Time `bun:"updated_at"`
+}
+
+func (r *refundRow) refund() *paysaga.Refund {
+	return &paysaga.Refund{
+		ID: r.ID, PaymentID: r.PaymentID, Amount: r.Amount, Reason: r.Reason,
+		Status: paysaga.RefundStatus(r.Status),
+		Destination: paysaga.RefundDestination{
+			Kind: paysaga.DestinationKind(r.DestinationKind), BankCode: r.DestinationBankCode,
+			MaskedNumber: r.DestinationMasked,
+		},
+		FailureCode: r.FailureCode, FailureMessage: r.FailureMessage, CreatedBy: r.CreatedBy,
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+}
+
+type refundDestinationRow struct {
+	bun.BaseModel `bun:"table:refund_destinations"`
+
+	RefundID   string    `bun:"refund_id,pk"`
+	Kind       string    `bun:"kind"`
+	BankCode   string    `bun:"bank_code"`
+	Ciphertext []byte    `bun:"ciphertext"`
+	KeyID      string    `bun:"key_id"`
+	Masked     string    `bun:"masked"`
+	CreatedAt  time.Time `bun:"created_at"`
+}
+
+// SealedDestination is an account typed in for a refund: the bank, the masked number for
+// display, and the number itself sealed by the caller (package seal).
+type SealedDestination struct {
+	Kind     paysaga.DestinationKind
+	BankCode string
+	Masked   string
+	Sealed   SealedSecret
+}
+
+// SaveRefundDestination keeps the sealed destination of a refund that is about to start, so
+// that the workflow's first step finds it (the number never travels through the workflow).
+// Saving again for the same refund keeps the first one; a different bank or number under the
+// same refund is ECONFLICT.
+func (db *DB) SaveRefundDestination(ctx context.Context, refundID string, d SealedDestination) error {
+	if refundID == "" || len(d.Sealed.Ciphertext) == 0 || d.BankCode == "" || d.Masked == "" {
+		return paysaga.Errorf(paysaga.EINVALID, "a refund destination needs a refund, a bank code and a sealed number")
+	}
+	if d.Kind != paysaga.DestinationAccountNumber && d.Kind != paysaga.DestinationOtherBank {
+		return paysaga.Errorf(paysaga.EINVALID, "a typed-in destination is %q or %q", paysaga.DestinationAccountNumber, paysaga.DestinationOtherBank)
+	}
+	row := &refundDestinationRow{RefundID: refundID, Kind: string(d.Kind), BankCode: d.BankCode,
+		Ciphertext: d.Sealed.Ciphertext, KeyID: d.Sealed.KeyID, Masked: d.Masked, CreatedAt: db.Now()}
+	if _, err := db.bun.NewInsert().Model(row).Exec(ctx); err != nil {
+		if !IsDuplicate(err) {
+			return fmt.Errorf("save refund destination %s: %w", refundID, err)
+		}
+		var existing refundDestinationRow
+		if err := db.bun.NewSelect().Model(&existing).Where("refund_id = ?", refundID).Limit(1).Scan(ctx); err != nil {
+			return fmt.Errorf("save refund destination %s: %w", refundID, err)
+		}
+		if existing.Kind != row.Kind || existing.BankCode != row.BankCode || existing.Masked != row.Masked {
+			return paysaga.Errorf(paysaga.ECONFLICT, "refund %s has another destination", refundID)
+		}
+	}
+	return nil
+}
+
+// RefundDestinationOf returns where a refund's money goes; for a typed-in account, with its
+// sealed number (Sealed is empty for the payment's own account).
+func (db *DB) RefundDestinationOf(ctx context.Context, refundID string) (*SealedDestination, error) {
+	var row refundRow
+	if err := db.bun.NewSelect().Model(&row).Where("id = ?", refundID).Limit(1).Scan(ctx); err != nil {
+		if isNoRows(err) {
+			return nil, paysaga.Errorf(paysaga.ENOTFOUND, "refund not found")
+		}
+		return nil, fmt.Errorf("get refund destination %s: %w", refundID, err)
+	}
+	return &SealedDestination{
+		Kind: paysaga.DestinationKind(row.DestinationKind), BankCode: row.DestinationBankCode, Masked: row.DestinationMasked,
+		Sealed: SealedSecret{Ciphertext: row.DestinationCiphertext, KeyID: row.DestinationKeyID},
+	}, nil
+}
+
+// RefundReservation asks for a refund's amount to be reserved against its payment.
+type RefundReservation struct {
+	// Refund is the refund to create: ID, PaymentID, Amount, Reason, CreatedBy (CreatedAt: now
+	// when zero). Its destination is the saved one (SaveRefundDestination), else the payment's
+	// own account.
+	Refund paysaga.Refund
+	// Replay reserves again for a FAILED refund (an operator's replay): it becomes PENDING.
+	Replay bool
+	// Cancellation reserves against an AUTHORIZED payment (a manual-capture payment being
+	// canceled); other refunds need a SUCCEEDED or PARTIALLY_REFUNDED one.
+	Cancellation bool
+	// Events are appended to the payment's history in the same transaction.
+	Events []paysaga.PaymentEvent
+}
+
+// ReserveRefund creates a refund PENDING with its amount reserved against the payment, in one
+// transaction, or refuses with ECONFLICT (the payment cannot be refunded, or less than the
+// amount is left to refund; the message says how much is left) or ENOTFOUND (no such
+// payment). Nothing is written when it refuses.
+//
+// It is idempotent: a refund that exists already is returned as it is, whatever its status
+// (a retried step); with Replay, a FAILED refund is reserved again and becomes PENDING, a
+// PENDING or UNKNOWN one is returned as it is, and a SUCCEEDED one is ECONFLICT.
+func (db *DB) ReserveRefund(ctx context.Context, r RefundReservation) (*paysaga.Refund, error) {
+	ref := r.Refund
+	if ref.ID == "" || ref.PaymentID == "" || ref.CreatedBy == "" {
+		return nil, paysaga.Errorf(paysaga.EINVALID, "a refund needs an id, a payment and its author")
+	}
+	if err := paysaga.ValidateAmount(ref.Amount); err != nil {
+		return nil, err
+	}
+	var out *paysaga.Refund
+	err := db.retry(ctx, func() error {
+		return db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			now := db.Now()
+			existing, err := getRefund(ctx, tx, ref.ID)
+			switch {
+			case paysaga.ErrorCode(err) == paysaga.ENOTFOUND:
+				if r.Replay {
+					return err
+				}
+			case err != nil:
+				return err
+			case existing.PaymentID != ref.PaymentID || existing.Amount != ref.Amount:
+				return paysaga.Errorf(paysaga.ECONFLICT, "refund %s exists with other details", ref.ID)
+			case !r.Replay || existing.Status == paysaga.RefundPending || existing.Status == paysaga.RefundUnknown:
+				out = existing
+				return nil
+			case existing.Status == paysaga.RefundSucceeded:
+				return paysaga.Errorf(paysaga.ECONFLICT, "refund %s already succeeded", ref.ID)
+			}
+
+			if err := reserve(ctx, tx, now, ref.PaymentID, ref.Amount, r.Cancellation); err != nil {
+				return err
+			}
+			if existing != nil {
+				// A replay: FAILED → PENDING, conditional so that two replays cannot both pass.
+				res, err := tx.NewUpdate().Model((*refundRow)(nil)).
+					Set("status = ?", string(paysaga.RefundPending)).
+					Set("failure_code = ''").Set("failure_message = ''").
+					Set("updated_at = ?", now).
+					Where("id = ?", ref.ID).Where("status = ?", string(paysaga.RefundFailed)).
+					Exec(ctx)
+				if err != nil {
+					return fmt.Errorf("replay refund %s: %w", ref.ID, err)
+				}
+				if n, _ := res.RowsAffected(); n != 1 {
+					return paysaga.Errorf(paysaga.ECONFLICT, "refund %s is being replayed already", ref.ID)
+				}
+			} else if err := insertRefund(ctx, tx, now, &ref); err != nil {
+				return err
+			}
+			if err := appendEvents(ctx, tx, now, ref.PaymentID, r.Events); err != nil {
+				return err
+			}
+			out, err = getRefund(ctx, tx, ref.ID)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// reserve adds amount to the payment's reserved refunds in one conditional statement, and
+// says why when it cannot.
+func reserve(ctx context.Context, tx bun.Tx, now time.Time, paymentID string, amount int64, cancellation bool) error {
+	statuses := []string{string(paysaga.PaymentSucceeded), string(paysaga.PaymentPartiallyRefunded)}
+	if cancellation {
+		statuses = []string{string(paysaga.PaymentAuthorized)}
+	}
+	res, err := tx.NewUpdate().Model((*paymentRow)(nil)).
+		Set("reserved_refund_amount = reserved_refund_amount + ?", amount).
+		Set("version = version + 1").
+		Set("updated_at = ?", now).
+		Where("id = ?", paymentID).
+		Where("status IN (?)", bun.In(statuses)).
+		Where("refunded_amount + reserved_refund_amount + ? <= amount", amount).
+		Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("reserve refund on payment %s: %w", paymentID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	var p paymentRow
+	if err := tx.NewSelect().Model(&p).Where("id = ?", paymentID).Limit(1).Scan(ctx); err != nil {
+		if isNoRows(err) {
+			return paysaga.Errorf(paysaga.ENOTFOUND, "payment not found")
+		}
+		return fmt.Errorf("reserve refund on payment %s: %w", paymentID, err)
+	}
+	switch {
+	case cancellation && p.Status != string(paysaga.PaymentAuthorized):
+		return paysaga.Errorf(paysaga.ECONFLICT, "payment %s is %s, not AUTHORIZED", paymentID, p.Status)
+	case !cancellation && p.Status == string(paysaga.PaymentAuthorized):
+		return paysaga.Errorf(paysaga.ECONFLICT, "payment %s is AUTHORIZED: capture it first, or cancel it", paymentID)
+	case !cancellation && p.Status != string(paysaga.PaymentSucceeded) && p.Status != string(paysaga.PaymentPartiallyRefunded):
+		return paysaga.Errorf(paysaga.ECONFLICT, "payment %s is %s and cannot be refunded", paymentID, p.Status)
+	}
+	left := p.Amount - p.RefundedAmount - p.ReservedRefundAmount
+	return paysaga.Errorf(paysaga.ECONFLICT, "a refund of %d won exceeds what is left to refund of payment %s: %d won (%d refunded, %d being refunded)",
+		amount, paymentID, max(left, 0), p.RefundedAmount, p.ReservedRefundAmount)
+}
+
+func insertRefund(ctx context.Context, tx bun.Tx, now time.Time, ref *paysaga.Refund) error {
+	row := &refundRow{
+		ID: ref.ID, PaymentID: ref.PaymentID, Amount: ref.Amount, Reason: ref.Reason,
+		Status: string(paysaga.RefundPending), DestinationKind: string(paysaga.DestinationFinAccount),
+		CreatedBy: ref.CreatedBy, CreatedAt: ref.CreatedAt,
+	}
+	if row.CreatedAt.IsZero() {
+		row.CreatedAt = now
+	}
+	row.CreatedAt = row.CreatedAt.UTC().Truncate(time.Microsecond)
+	row.UpdatedAt = now
+	var d refundDestinationRow
+	err := tx.NewSelect().Model(&d).Where("refund_id = ?", ref.ID).Limit(1).Scan(ctx)
+	switch {
+	case err == nil:
+		row.DestinationKind, row.DestinationBankCode, row.DestinationMasked = d.Kind, d.BankCode, d.Masked
+		row.DestinationCiphertext, row.DestinationKeyID = d.Ciphertext, d.KeyID
+	case isNoRows(err):
+		// The payment's own account: shown by its masked number.
+		var bank, masked string
+		if err := tx.NewSelect().TableExpr("accounts AS a").ColumnExpr("a.bank_code, a.masked_number").
+			Join("JOIN payments AS p ON p.account_id = a.id").
+			Where("p.id = ?", ref.PaymentID).Limit(1).Scan(ctx, &bank, &masked); err == nil {
+			row.DestinationBankCode, row.DestinationMasked = bank, masked
+		} else if !isNoRows(err) {
+			return fmt.Errorf("create refund %s: account: %w", ref.ID, err)
+		}
+	default:
+		return fmt.Errorf("create refund %s: destination: %w", ref.ID, err)
+	}
+	if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
+		return fmt.Errorf("create refund %s: %w", ref.ID, err)
+	}
+	return nil
+}
+
+func appendEvents(ctx context.Context, idb bun.IDB, now time.Time, paymentID string, events []paysaga.PaymentEvent) error {
+	for i := range events {
+		e := events[i]
+		if e.PaymentID != paymentID {
+			return paysaga.Errorf(paysaga.EINVALID, "event %s belongs to another payment", e.ID)
+		}
+		if _, err := appendPaymentEvent(ctx, idb, now, &e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// GetRefund finds a refund by ID; ENOTFOUND when there is none.
+func (db *DB) GetRefund(ctx context.Context, id string) (*paysaga.Refund, error) {
+	return getRefund(ctx, db.bun, id)
+}
+
+func getRefund(ctx context.Context, idb bun.IDB, id string) (*paysaga.Refund, error) {
+	var row refundRow
+	if err := idb.NewSelect().Model(&row).Where("id = ?", id).Limit(1).Scan(ctx); err != nil {
+		if isNoRows(err) {
+			return nil, paysaga.Errorf(paysaga.ENOTFOUND, "refund not found")
+		}
+		return nil, fmt.Errorf("get refund %s: %w", id, err)
+	}
+	return row.refund(), nil
+}
+
+// RefundSettlement is how a refund ends (or waits): SUCCEEDED, FAILED or UNKNOWN.
+type RefundSettlement struct {
+	RefundID string
+	Status   paysaga.RefundStatus
+	// FailureCode and FailureMessage say why a refund FAILED (the bank's Rpcd and Rsms, or
+	// the engine's own code).
+	FailureCode    string
+	FailureMessage string
+	// Events are appended to the payment's history in the same transaction.
+	Events []paysaga.PaymentEvent
+}
+
+// SettleRefund ends a PENDING or UNKNOWN refund, with the payment in the same transaction:
+//   - SUCCEEDED moves the amount from reserved to refunded, and the payment to
+//     PARTIALLY_REFUNDED or REFUNDED (an AUTHORIZED payment whose cancellation refund gave
+//     everything back becomes CANCELED);
+//   - FAILED gives the reservation back;
+//   - UNKNOWN (the bank could not say whether the credit executed) keeps the reservation.
+//
+// A refund already in the asked status is returned unchanged (idempotent); any other move is
+// ECONFLICT. The payment is returned as it is after the change.
+func (db *DB) SettleRefund(ctx context.Context, s RefundSettlement) (*paysaga.Refund, *paysaga.Payment, error) {
+	var from []string
+	switch s.Status {
+	case paysaga.RefundSucceeded, paysaga.RefundFailed:
+		from = []string{string(paysaga.RefundPending), string(paysaga.RefundUnknown)}
+	case paysaga.RefundUnknown:
+		from = []string{string(paysaga.RefundPending)}
+	default:
+		return nil, nil, paysaga.Errorf(paysaga.EINVALID, "a refund settles as SUCCEEDED, FAILED or UNKNOWN, not %q", s.Status)
+	}
+	var (
+		ref *paysaga.Refund
+		pay *paysaga.Payment
+	)
+	err := db.retry(ctx, func() error {
+		return db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			now := db.Now()
+			r, err := getRefund(ctx, tx, s.RefundID)
+			if err != nil {
+				return err
+			}
+			// The payment's row first (see the top of this file).
+			if err := lockPayment(ctx, tx, db.dialect, r.PaymentID); err != nil {
+				return err
+			}
+			res, err := tx.NewUpdate().Model((*refundRow)(nil)).
+				Set("status = ?", string(s.Status)).
+				Set("failure_code = ?", s.FailureCode).
+				Set("failure_message = ?", s.FailureMessage).
+				Set("updated_at = ?", now).
+				Where("id = ?", s.RefundID).
+				Where("status IN (?)", bun.In(from)).
+				Exec(ctx)
+			if err != nil {
+				return fmt.Errorf("settle refund %s: %w", s.RefundID, err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				if r, err = getRefund(ctx, tx, s.RefundID); err != nil {
+					return err
+				}
+				if r.Status != s.Status {
+					return paysaga.Errorf(paysaga.ECONFLICT, "refund %s is %s and cannot become %s", s.RefundID, r.Status, s.Status)
+				}
+				ref = r
+				pay, err = getPayment(ctx, tx, r.PaymentID)
+				return err
+			}
+			switch s.Status {
+			case paysaga.RefundSucceeded:
+				// status first: MySQL evaluates assignments left to right, each seeing the
+				// ones before it, and the CASE must read the amounts as they were.
+				_, err = tx.NewUpdate().Model((*paymentRow)(nil)).
+					Set(`status = CASE
+						WHEN status = ? AND refunded_amount + ? = amount THEN ?
+						WHEN status IN (?, ?) AND refunded_amount + ? = amount THEN ?
+						WHEN status IN (?, ?) THEN ?
+						ELSE status END`,
+						string(paysaga.PaymentAuthorized), r.Amount, string(paysaga.PaymentCanceled),
+						string(paysaga.PaymentSucceeded), string(paysaga.PaymentPartiallyRefunded), r.Amount, string(paysaga.PaymentRefunded),
+						string(paysaga.PaymentSucceeded), string(paysaga.PaymentPartiallyRefunded), string(paysaga.PaymentPartiallyRefunded)).
+					Set("reserved_refund_amount = reserved_refund_amount - ?", r.Amount).
+					Set("refunded_amount = refunded_amount + ?", r.Amount).
+					Set("version = version + 1").
+					Set("updated_at = ?", now).
+					Where("id = ?", r.PaymentID).
+					Exec(ctx)
+			case paysaga.RefundFailed:
+				_, err = tx.NewUpdate().Model((*paymentRow)(nil)).
+					Set("reserved_refund_amount = reserved_refund_amount - ?", r.Amount).
+					Set("version = version + 1").
+					Set("updated_at = ?", now).
+					Where("id = ?", r.PaymentID).
+					Exec(ctx)
+			}
+			if err != nil {
+				return fmt.Errorf("settle refund %s: payment %s: %w", s.RefundID, r.PaymentID, err)
+			}
+			if err := appendEvents(ctx, tx, now, r.PaymentID, s.Events); err != nil {
+				return err
+			}
+			if ref, err = getRefund(ctx, tx, s.RefundID); err != nil {
+				return err
+			}
+			pay, err = getPayment(ctx, tx, r.PaymentID)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return ref, pay, nil
+}
+
+// lockPayment takes the payment's row lock for the rest of the transaction. SQLite's
+// transactions hold the database's write lock from their first statement already.
+func lockPayment(ctx context.Context, tx bun.Tx, dialect, paymentID string) error {
+	if dialect != DriverMySQL {
+		return nil
+	}
+	var id string
+	if err := tx.NewSelect().Table("payments").Column("id").Where("id = ?", paymentID).For("UPDATE").Scan(ctx, &id); err != nil {
+		return fmt.Errorf("lock payment %s: %w", paymentID, err)
+	}
+	return nil
+}
+
+// ReservedRefundAmount returns what is being refunded of a payment right now (reserved by
+// refunds not settled yet).
+func (db *DB) ReservedRefundAmount(ctx context.Context, paymentID string) (int64, error) {
+	var row paymentRow
+	if err := db.bun.NewSelect().Model(&row).Column("reserved_refund_amount").Where("id = ?", paymentID).Limit(1).Scan(ctx); err != nil {
+		if isNoRows(err) {
+			return 0, paysaga.Errorf(paysaga.ENOTFOUND, "payment not found")
+		}
+		return 0, fmt.Errorf("reserved refund amount of %s: %w", paymentID, err)
+	}
+	return row.ReservedRefundAmount, nil
+}
+
+// RefundFilter selects refunds for ListRefunds. Empty fields do not filter.
+type RefundFilter struct {
+	PaymentID string
+	Status    paysaga.RefundStatus
+	// Since keeps refunds created at or after it.
+	Since time.Time
+	// Limit is 1 to MaxListLimit (DefaultListLimit when 0).
+	Limit int
+	// StartingAfter is the ID of the last refund of the previous page.
+	StartingAfter string
+}
+
+// RefundPage is one page of refunds, newest first.
+type RefundPage struct {
+	Refunds []*paysaga.Refund
+	HasMore bool
+}
+
+// ListRefunds returns refunds newest first (created_at, then id, both descending), a page at a
+// time: pass the last ID of a page as StartingAfter to get the next.
+func (db *DB) ListRefunds(ctx context.Context, f RefundFilter) (*RefundPage, error) {
+	limit := f.Limit
+	if limit == 0 {
+		limit = DefaultListLimit
+	}
+	if limit < 1 || limit > MaxListLimit {
+		return nil, paysaga.Errorf(paysaga.EINVALID, "limit must be between 1 and %d", MaxListLimit)
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		return nil, paysaga.Errorf(paysaga.EINVALID, "unknown refund status %q", f.Status)
+	}
+	filter := func(q *bun.SelectQuery) *bun.SelectQuery {
+		if f.PaymentID != "" {
+			q = q.Where("payment_id = ?", f.PaymentID)
+		}
+		if f.Status != "" {
+			q = q.Where("status = ?", string(f.Status))
+		}
+		if !f.Since.IsZero() {
+			q = q.Where("created_at >= ?", f.Since.UTC().Truncate(time.Microsecond))
+		}
+		return q
+	}
+	var rows []refundRow
+	q := filter(db.bun.NewSelect().Model(&rows))
+	if f.StartingAfter != "" {
+		var cursor refundRow
+		err := db.bun.NewSelect().Model(&cursor).Column("id", "created_at").Where("id = ?", f.StartingAfter).Limit(1).Scan(ctx)
+		if isNoRows(err) {
+			return nil, paysaga.Errorf(paysaga.EINVALID, "starting_after is not a refund of this list")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list refunds: cursor: %w", err)
+		}
+		q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+			return q.Where("created_at < ?", cursor.CreatedAt).
+				WhereOr("created_at = ? AND id < ?", cursor.CreatedAt, cursor.ID)
+		})
+	}
+	if err := q.Order("created_at DESC", "id DESC").Limit(int64(limit + 1)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list refunds: %w", err)
+	}
+	page := &RefundPage{Refunds: make([]*paysaga.Refund, 0, len(rows))}
+	if len(rows) > limit {
+		page.HasMore = true
+		rows = rows[:limit]
+	}
+	for i := range rows {
+		page.Refunds = append(page.Refunds, rows[i].refund())
+	}
+	return page, nil
+}
+
+// ListTransfersByRefund returns the transfers (credits) of a refund, oldest first.
+func (db *DB) ListTransfersByRefund(ctx context.Context, refundID string) ([]*paysaga.Transfer, error) {
+	return db.listTransfers(ctx, "refund_id = ?", refundID)
+}

@@ -1,0 +1,517 @@
+package workflows
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"paysaga"
+	"paysaga/activities"
+)
+
+// RefundWorkflowName is the registered type of the refund saga.
+const RefundWorkflowName = "RefundWorkflow"
+
+// RefundWorkflowID is the workflow ID of a refund: only the opaque refund id. An operator's
+// replay is a new run under the same ID.
+func RefundWorkflowID(refundID string) string { return "refund:" + refundID }
+
+// History event types of refunds (payment_events.type, with the refund's id). The outcome ones
+// are also the routing keys of the events published to RabbitMQ.
+const (
+	EventRefundCreated   = "refund.created"
+	EventRefundReplayed  = "refund.replayed"
+	EventRefundSucceeded = "refund.succeeded"
+	EventRefundFailed    = "refund.failed"
+	EventRefundUnknown   = "refund.unknown"
+)
+
+// Failure codes a refund gets when the bank gave no Rpcd of its own (refunds.failure_code, at
+// most 16 characters), with FailureNotExecuted, FailureAccountUnusable and
+// FailureInvalidRequest.
+const (
+	FailureNameMismatch = "name_mismatch" // a typed-in account belongs to someone else
+	FailureCanceled     = "canceled"      // the workflow was cancelled before the credit
+	FailureInternal     = "internal"      // a step could not finish
+)
+
+// RefundInput starts (or replays) a refund. IDs, the amount and the reason only: a typed-in
+// destination is saved sealed in the database before the workflow starts.
+type RefundInput struct {
+	RefundID   string `json:"refund_id"`
+	PaymentID  string `json:"payment_id"`
+	CustomerID string `json:"customer_id"`
+	MerchantID string `json:"merchant_id"`
+	Amount     int64  `json:"amount"`
+	Reason     string `json:"reason,omitempty"`
+	// Actor is who asked: the merchant, an operator, or the payment workflow canceling.
+	Actor string `json:"actor"`
+	// Replay is an operator's new run of a FAILED refund: reserved again, credited with a new
+	// transfer and IsTuno. Refused if the refund succeeded.
+	Replay bool `json:"replay,omitempty"`
+	// Cancellation refunds an AUTHORIZED manual-capture payment in full (its cancellation).
+	Cancellation bool      `json:"cancellation,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// RefundView is the answer to QueryStatus on a refund workflow.
+type RefundView struct {
+	Refund         paysaga.Refund `json:"refund"`
+	Refused        string         `json:"refused,omitempty"`
+	NeedsAttention bool           `json:"needs_attention"`
+	CreditAttempts int            `json:"credit_attempts"`
+}
+
+// SearchAttributesForRefund returns the search attributes a refund workflow is started with.
+// PaymentStatus carries the refund's status (WorkflowType tells them apart).
+func SearchAttributesForRefund(in RefundInput) temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(
+		SearchPaymentStatus.ValueSet(string(paysaga.RefundPending)),
+		SearchCustomerID.ValueSet(in.CustomerID),
+		SearchMerchantID.ValueSet(in.MerchantID),
+		SearchAmountKRW.ValueSet(in.Amount),
+		SearchNeedsAttention.ValueSet(false),
+	)
+}
+
+// RefundWorkflow is the refund saga with the default configuration.
+func RefundWorkflow(ctx workflow.Context, in RefundInput) (paysaga.Refund, error) {
+	return NewPayments(PaymentConfig{}).RefundWorkflow(ctx, in)
+}
+
+// errCreditFailed ends the saga's forward steps when the credit failed for good: the
+// compensation runs, and the workflow completes with the FAILED refund.
+var errCreditFailed = errors.New("credit failed")
+
+// RefundWorkflow gives back all or part of a payment, at most once: reserve the amount against
+// the payment (refused when more than is left) → credit the customer (resolving lost answers
+// with the bank, never resending) → SUCCEEDED; a permanent failure or a cancellation gives the
+// reservation back (the compensation, registered before the reservation and run in a
+// disconnected context) → FAILED. A refused reservation fails the workflow with an
+// application error of type paysaga.ECONFLICT whose message says why.
+func (w *Payments) RefundWorkflow(ctx workflow.Context, in RefundInput) (paysaga.Refund, error) {
+	if in.RefundID == "" || in.PaymentID == "" || in.Amount <= 0 || in.Actor == "" {
+		return paysaga.Refund{}, temporal.NewNonRetryableApplicationError("incomplete refund input", paysaga.EINVALID, nil)
+	}
+	s := newRefundRun(w.cfg, in, workflow.Now(ctx), runTag(ctx))
+	if err := s.setHandlers(ctx); err != nil {
+		return s.r, err
+	}
+	// Events go out and updates are answered even after a cancellation.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	workflow.Go(dctx, s.publishLoop)
+
+	err := s.run(ctx)
+	if errors.Is(err, errCreditFailed) {
+		err = nil
+	}
+	if werr := workflow.Await(dctx, func() bool { return len(s.outbox) == 0 && workflow.AllHandlersFinished(dctx) }); err == nil {
+		err = werr
+	}
+	if err == nil && s.refused != "" {
+		err = temporal.NewNonRetryableApplicationError(s.refused, paysaga.ECONFLICT, nil)
+	}
+	return s.r, err
+}
+
+// refundRun is the state of one run of a refund workflow.
+type refundRun struct {
+	cfg            PaymentConfig
+	in             RefundInput
+	tag            string // distinguishes this run's transfers and events from a replay's
+	r              paysaga.Refund
+	refused        string // why the reservation was refused
+	settled        bool   // the refund reached SUCCEEDED, FAILED or UNKNOWN in this run
+	needsAttention bool
+	failure        creditOutcome // why the compensation runs
+	attempts       int
+	eventSeq       int
+	outbox         []activities.PublishRefundEventInput
+}
+
+func newRefundRun(cfg PaymentConfig, in RefundInput, now time.Time, tag string) *refundRun {
+	if in.CreatedAt.IsZero() {
+		in.CreatedAt = now
+	}
+	return &refundRun{cfg: cfg, in: in, tag: tag, r: paysaga.Refund{
+		ID: in.RefundID, PaymentID: in.PaymentID, Amount: in.Amount, Reason: in.Reason,
+		Status: paysaga.RefundPending, CreatedBy: in.Actor, CreatedAt: in.CreatedAt, UpdatedAt: in.CreatedAt,
+	}}
+}
+
+// runTag is a short stable name of this run: a replay (a new run) gets new transfer IDs, hence
+// new IsTunos, and new event IDs.
+func runTag(ctx workflow.Context) string {
+	sum := sha256.Sum256([]byte(workflow.GetInfo(ctx).WorkflowExecution.RunID))
+	return hex.EncodeToString(sum[:4])
+}
+
+func (s *refundRun) setHandlers(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (RefundView, error) {
+		return RefundView{Refund: s.r, Refused: s.refused, NeedsAttention: s.needsAttention, CreditAttempts: s.attempts}, nil
+	}); err != nil {
+		return err
+	}
+	// The API's Update-with-Start waits on it: refused at once, or the refund once settled.
+	return workflow.SetUpdateHandler(ctx, UpdateOutcome, func(ctx workflow.Context) (paysaga.Refund, error) {
+		if err := workflow.Await(ctx, func() bool { return s.refused != "" || s.settled }); err != nil {
+			return s.r, err
+		}
+		if s.refused != "" {
+			return s.r, temporal.NewNonRetryableApplicationError(s.refused, paysaga.ECONFLICT, nil)
+		}
+		return s.r, nil
+	})
+}
+
+// run is the saga. On an error (a cancellation included) the registered compensations run in
+// a disconnected context.
+func (s *refundRun) run(ctx workflow.Context) (err error) {
+	var compensations []func(workflow.Context) error
+	defer func() {
+		if err == nil {
+			return
+		}
+		if s.failure.status == "" {
+			s.failure = creditOutcome{failureCode: FailureCanceled, failureMessage: "the refund was stopped before the customer was credited"}
+			if !temporal.IsCanceledError(err) {
+				s.failure = creditOutcome{failureCode: FailureInternal, failureMessage: "the refund could not complete"}
+				workflow.GetLogger(ctx).Error("refund step failed; compensating", "refund_id", s.r.ID, "error", err)
+			}
+		}
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		for i := len(compensations) - 1; i >= 0; i-- {
+			if cerr := compensations[i](dctx); cerr != nil {
+				workflow.GetLogger(ctx).Error("refund compensation failed", "refund_id", s.r.ID, "error", cerr)
+				err = errors.Join(err, cerr)
+			}
+		}
+	}()
+
+	// Registered before the reservation it undoes: the reservation may be written even when
+	// its answer never arrives. Giving back a reservation that was never made is a no-op.
+	compensations = append(compensations, s.release)
+	if err := s.reserve(ctx); err != nil {
+		return err
+	}
+	if s.refused != "" {
+		return nil // nothing was reserved
+	}
+
+	out, err := s.credit(ctx)
+	if err != nil {
+		return err
+	}
+	switch out.status {
+	case paysaga.RefundSucceeded:
+		return s.settle(ctx, out)
+	case paysaga.RefundUnknown:
+		return s.awaitUnknown(ctx)
+	}
+	s.failure = out
+	return errCreditFailed
+}
+
+// reserve creates the refund PENDING with its amount reserved (for a replay: reserves again).
+func (s *refundRun) reserve(ctx workflow.Context) error {
+	typ := EventRefundCreated
+	if s.in.Replay {
+		typ = EventRefundReplayed
+	}
+	ev := s.event(ctx, typ)
+	ev.Actor, ev.Reason = s.in.Actor, s.in.Reason
+	var r paysaga.Refund
+	err := workflow.ExecuteLocalActivity(s.localOptions(ctx), activities.ReserveRefundName, activities.ReserveRefundInput{
+		Refund: s.r, Replay: s.in.Replay, Cancellation: s.in.Cancellation, Events: []paysaga.PaymentEvent{ev},
+	}).Get(ctx, &r)
+	if errType(err) == activities.ErrTypeRefundRefused {
+		var appErr *temporal.ApplicationError
+		errors.As(err, &appErr)
+		s.refused = appErr.Message()
+		workflow.GetLogger(ctx).Info("refund refused", "refund_id", s.r.ID, "reason", s.refused)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reserve refund %s: %w", s.r.ID, err)
+	}
+	s.r = r
+	return nil
+}
+
+// creditOutcome is where the credit ended.
+type creditOutcome struct {
+	status                      paysaga.RefundStatus // SUCCEEDED, FAILED or UNKNOWN
+	rpcd, rsms                  string
+	failureCode, failureMessage string
+}
+
+// credit sends transfers until one executes, the bank declines, the outcome stays unknown past
+// the deadline, or MaxDebitAttempts transfers certainly did not execute. A transfer whose
+// answer was lost is never sent again: CheckCredit asks the bank.
+func (s *refundRun) credit(ctx workflow.Context) (creditOutcome, error) {
+	logger := workflow.GetLogger(ctx)
+	for {
+		s.attempts++
+		tid := refundTransferID(s.r.ID, s.tag, s.attempts)
+		var res activities.CreditResult
+		err := workflow.ExecuteActivity(s.creditOptions(ctx), activities.CreditName,
+			activities.CreditInput{RefundID: s.r.ID, TransferID: tid}).Get(ctx, &res)
+		if err == nil {
+			return creditOutcome{status: paysaga.RefundSucceeded, rpcd: res.Rpcd, rsms: res.Rsms}, nil
+		}
+		if temporal.IsCanceledError(err) {
+			return creditOutcome{}, err
+		}
+		switch errType(err) {
+		case activities.ErrTypeDeclined:
+			var appErr *temporal.ApplicationError
+			errors.As(err, &appErr)
+			return refundDeclined(appErr), nil
+		case activities.ErrTypeNameMismatch:
+			return creditOutcome{status: paysaga.RefundFailed, failureCode: FailureNameMismatch,
+				failureMessage: "the account holder's name does not match"}, nil
+		case activities.ErrTypeAccountUnusable:
+			return creditOutcome{status: paysaga.RefundFailed, failureCode: FailureAccountUnusable,
+				failureMessage: "the account cannot be credited"}, nil
+		case activities.ErrTypeInvalidRequest:
+			return creditOutcome{status: paysaga.RefundFailed, failureCode: FailureInvalidRequest,
+				failureMessage: "the bank request was refused as malformed"}, nil
+		case activities.ErrTypeStateConflict:
+			return creditOutcome{}, err
+		case activities.ErrTypeNotExecuted:
+			// Certainly not sent: a new transfer is safe.
+		default:
+			logger.Warn("credit outcome unknown; checking with the bank", "refund_id", s.r.ID)
+			chk, err := s.check(ctx)
+			if err != nil {
+				if temporal.IsCanceledError(err) {
+					return creditOutcome{}, err
+				}
+				return creditOutcome{status: paysaga.RefundUnknown}, nil
+			}
+			if chk.Executed {
+				return creditOutcome{status: paysaga.RefundSucceeded, rpcd: chk.Rpcd, rsms: chk.Rsms}, nil
+			}
+		}
+		if s.attempts >= s.cfg.MaxDebitAttempts {
+			return creditOutcome{status: paysaga.RefundFailed, failureCode: FailureNotExecuted,
+				failureMessage: fmt.Sprintf("the bank did not execute the credit (%d attempts)", s.attempts)}, nil
+		}
+		if err := workflow.Sleep(ctx, s.cfg.RetryDelay*time.Duration(s.attempts)); err != nil {
+			return creditOutcome{}, err
+		}
+	}
+}
+
+func refundDeclined(appErr *temporal.ApplicationError) creditOutcome {
+	var ans activities.BankAnswer
+	if appErr != nil && appErr.HasDetails() {
+		_ = appErr.Details(&ans)
+	}
+	return creditOutcome{status: paysaga.RefundFailed, rpcd: ans.Rpcd, rsms: ans.Rsms,
+		failureCode: ans.Rpcd, failureMessage: ans.Rsms}
+}
+
+// check asks the bank about the refund's credits whose answer was lost, until the deadline.
+func (s *refundRun) check(ctx workflow.Context) (activities.CheckCreditResult, error) {
+	var chk activities.CheckCreditResult
+	err := workflow.ExecuteActivity(s.checkOptions(ctx), activities.CheckCreditName,
+		activities.CheckCreditInput{RefundID: s.r.ID}).Get(ctx, &chk)
+	return chk, err
+}
+
+// awaitUnknown records UNKNOWN (the reservation stays: the money may have left) and keeps
+// asking the bank, once per UnknownDeadline, until it can say; then settles accordingly.
+func (s *refundRun) awaitUnknown(ctx workflow.Context) error {
+	if err := s.settle(ctx, creditOutcome{status: paysaga.RefundUnknown}); err != nil {
+		return err
+	}
+	for {
+		if err := workflow.Sleep(ctx, s.cfg.UnknownDeadline); err != nil {
+			return err
+		}
+		chk, err := s.check(ctx)
+		if temporal.IsCanceledError(err) {
+			return err
+		}
+		if err != nil {
+			continue
+		}
+		if chk.Executed {
+			return s.settle(ctx, creditOutcome{status: paysaga.RefundSucceeded, rpcd: chk.Rpcd, rsms: chk.Rsms})
+		}
+		s.failure = creditOutcome{status: paysaga.RefundFailed, failureCode: FailureNotExecuted,
+			failureMessage: "the bank did not execute the credit"}
+		return errCreditFailed
+	}
+}
+
+// release is the compensation of the reservation: the refund FAILED, its amount given back to
+// the payment. It never gives back money that may have left: a credit with an unknown outcome
+// is asked about first (executed → the refund SUCCEEDED after all; still unknown → UNKNOWN,
+// the reservation kept).
+func (s *refundRun) release(ctx workflow.Context) error {
+	for {
+		err := s.settle(ctx, creditOutcome{status: paysaga.RefundFailed, rpcd: s.failure.rpcd, rsms: s.failure.rsms,
+			failureCode: s.failure.failureCode, failureMessage: s.failure.failureMessage})
+		switch errType(err) {
+		case activities.ErrTypeCreditExecuted:
+			chk, cerr := s.check(ctx)
+			if cerr != nil {
+				return cerr
+			}
+			return s.settle(ctx, creditOutcome{status: paysaga.RefundSucceeded, rpcd: chk.Rpcd, rsms: chk.Rsms})
+		case activities.ErrTypeUnknownOutcome:
+			chk, cerr := s.check(ctx)
+			if cerr != nil {
+				if s.r.Status == paysaga.RefundUnknown {
+					return nil
+				}
+				return s.settle(ctx, creditOutcome{status: paysaga.RefundUnknown})
+			}
+			if chk.Executed {
+				return s.settle(ctx, creditOutcome{status: paysaga.RefundSucceeded, rpcd: chk.Rpcd, rsms: chk.Rsms})
+			}
+			continue // every credit certainly failed: give the reservation back
+		}
+		return err
+	}
+}
+
+// settle writes the refund's outcome (and the payment's amounts) in one local activity, then
+// announces it.
+func (s *refundRun) settle(ctx workflow.Context, out creditOutcome) error {
+	typ := EventRefundSucceeded
+	switch out.status {
+	case paysaga.RefundFailed:
+		typ = EventRefundFailed
+	case paysaga.RefundUnknown:
+		typ = EventRefundUnknown
+	}
+	seq := s.eventSeq
+	ev := s.event(ctx, typ)
+	ev.Rpcd, ev.Rsms = out.rpcd, out.rsms
+	if out.status == paysaga.RefundFailed {
+		ev.Reason = out.failureMessage
+	}
+	var r paysaga.Refund
+	err := workflow.ExecuteLocalActivity(s.localOptions(ctx), activities.SettleRefundName, activities.SettleRefundInput{
+		RefundID: s.r.ID, Status: out.status, FailureCode: out.failureCode, FailureMessage: out.failureMessage,
+		Events: []paysaga.PaymentEvent{ev},
+	}).Get(ctx, &r)
+	if err != nil {
+		s.eventSeq = seq // the event was not written; its ID is free for the next attempt
+		return err
+	}
+	if r.ID == "" {
+		return nil // never reserved: nothing to settle
+	}
+	s.r = r
+	s.settled = true
+	s.needsAttention = out.status == paysaga.RefundUnknown
+	if out.status != paysaga.RefundUnknown {
+		s.outbox = append(s.outbox, activities.PublishRefundEventInput{EventID: ev.ID, Type: typ, Refund: s.r, OccurredAt: ev.CreatedAt})
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx,
+		SearchPaymentStatus.ValueSet(string(s.r.Status)),
+		SearchNeedsAttention.ValueSet(s.needsAttention))
+}
+
+// event returns the next history event of the refund, with an ID stable across retries and
+// distinct between runs.
+func (s *refundRun) event(ctx workflow.Context, typ string) paysaga.PaymentEvent {
+	s.eventSeq++
+	return paysaga.PaymentEvent{
+		ID:        fmt.Sprintf("%s%s_%s_%02d", paysaga.PrefixEvent, strings.TrimPrefix(s.r.ID, paysaga.PrefixRefund), s.tag, s.eventSeq),
+		PaymentID: s.r.PaymentID,
+		RefundID:  s.r.ID,
+		Type:      typ,
+		Status:    "",
+		CreatedAt: workflow.Now(ctx),
+	}
+}
+
+// publishLoop publishes queued events in order, beside the saga (see paymentRun.publishLoop).
+func (s *refundRun) publishLoop(ctx workflow.Context) {
+	for {
+		if err := workflow.Await(ctx, func() bool { return len(s.outbox) > 0 }); err != nil {
+			return
+		}
+		in := s.outbox[0]
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout:    5 * time.Second,
+			ScheduleToCloseTimeout: 10 * time.Second,
+			RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumAttempts: 2},
+		})
+		if err := workflow.ExecuteLocalActivity(lctx, activities.PublishRefundEventName, in).Get(ctx, nil); err != nil {
+			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				StartToCloseTimeout: 30 * time.Second,
+				RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+			})
+			if err := workflow.ExecuteActivity(actx, activities.PublishRefundEventName, in).Get(ctx, nil); err != nil {
+				workflow.GetLogger(ctx).Error("event not published", "refund_id", s.r.ID, "event_id", in.EventID, "error", err)
+			}
+		}
+		s.outbox = s.outbox[1:]
+	}
+}
+
+func (s *refundRun) localOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    10 * time.Second,
+		ScheduleToCloseTimeout: time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    200 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypeStateConflict, activities.ErrTypeRefundRefused,
+				activities.ErrTypeUnknownOutcome, activities.ErrTypeCreditExecuted,
+			},
+		},
+	})
+}
+
+func (s *refundRun) creditOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    s.cfg.BankCallTimeout,
+		ScheduleToCloseTimeout: s.cfg.DebitDeadline,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    15 * time.Second,
+			// Only failures before the request left are retried (a database outage, a failed
+			// depositor inquiry); everything the bank may have seen is final for this transfer.
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypeDeclined, activities.ErrTypeUnknownOutcome, activities.ErrTypeNotExecuted,
+				activities.ErrTypeInvalidRequest, activities.ErrTypeAccountUnusable, activities.ErrTypeStateConflict,
+				activities.ErrTypeNameMismatch,
+			},
+		},
+	})
+}
+
+func (s *refundRun) checkOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    s.cfg.BankCallTimeout,
+		ScheduleToCloseTimeout: s.cfg.UnknownDeadline,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        2 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeStateConflict, activities.ErrTypeAccountUnusable},
+		},
+	})
+}
+
+// refundTransferID is the ID of the attempt-th credit of a run of a refund: stable, so that a
+// retried activity finds the row it wrote before.
+func refundTransferID(refundID, tag string, attempt int) string {
+	return fmt.Sprintf("%s%s_%s_%d", paysaga.PrefixTransfer, strings.TrimPrefix(refundID, paysaga.PrefixRefund), tag, attempt)
+}
