@@ -35,6 +35,10 @@ const (
 // workflow's retry policy is the polling loop.
 const ErrTypeInProgress = "BankInProgress"
 
+// ErrTypeNotPending: the account is not being registered (any more): a run started after
+// another run finished it. Final; the details hold the account as it is (paysaga.Account).
+const ErrTypeNotPending = "AccountNotPending"
+
 // AccountBank is what the registration needs of the bank; *nh.Client implements it.
 type AccountBank interface {
 	OpenFinAccountDirect(ctx context.Context, req nh.OpenFinAccountRequest) (*nh.OpenFinAccountResult, error)
@@ -110,6 +114,12 @@ func (a *AccountActivities) log(ctx context.Context, accountID, api string) *slo
 func (a *AccountActivities) OpenFinAccount(ctx context.Context, in FinAccountInput) error {
 	log := a.log(ctx, in.AccountID, nh.APIOpenFinAccountDirect)
 	reg, err := a.Store.AccountRegistration(ctx, in.AccountID)
+	if paysaga.ErrorCode(err) == paysaga.ECONFLICT {
+		if acct, gerr := a.Store.GetAccount(ctx, in.AccountID); gerr == nil && acct.Status != paysaga.AccountPending {
+			return temporal.NewNonRetryableApplicationError("account "+in.AccountID+" is "+string(acct.Status),
+				ErrTypeNotPending, nil, withoutFinAccount(acct))
+		}
+	}
 	if err != nil {
 		return storeError(err)
 	}

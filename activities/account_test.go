@@ -158,8 +158,14 @@ func TestRegistrationQuickIssuance(t *testing.T) {
 	require.Equal(t, paysaga.AccountActive, again.Status)
 	require.Equal(t, 1, f.requests(nh.APICheckOpenFinAccountDirect))
 
+	// A run started after the registration ended is told so, with the account as it is.
 	err = f.acts.OpenFinAccount(ctx, activities.FinAccountInput{AccountID: id})
-	requireAppError(t, err, activities.ErrTypeStateConflict, false)
+	notPending := requireAppError(t, err, activities.ErrTypeNotPending, false)
+	var asIs paysaga.Account
+	require.NoError(t, notPending.Details(&asIs))
+	require.Equal(t, paysaga.AccountActive, asIs.Status)
+	require.Empty(t, asIs.FinAccount)
+	require.Equal(t, 1, f.requests(nh.APIOpenFinAccountDirect))
 
 	// account.registered carries the account without its fin account.
 	require.NoError(t, f.acts.PublishAccountEvent(ctx, activities.PublishAccountEventInput{

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -463,7 +464,11 @@ func (t TemporalAccounts) StartRegistration(ctx context.Context, in workflows.Fi
 	handle, err := t.Client.UpdateWithStartWorkflow(waitCtx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateID:     workflows.UpdateOutcome,
+			// An update of its own per call: unlike a payment, an account is registered again
+			// after a refusal (a new run under the same workflow ID), and the server would
+			// answer a reused update ID with the previous run's outcome. Waiting twice on a
+			// running registration is harmless.
+			UpdateID:     workflows.UpdateOutcome + ":" + strings.TrimPrefix(paysaga.NewID("u"), "u"),
 			UpdateName:   workflows.UpdateOutcome,
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},

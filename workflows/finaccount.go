@@ -106,12 +106,12 @@ func (w *FinAccounts) FinAccountWorkflow(ctx workflow.Context, in FinAccountInpu
 		return acct, err
 	}
 
-	out, err := w.register(ctx, in.AccountID)
+	out, registered, err := w.register(ctx, in.AccountID)
 	if err != nil {
 		return acct, err
 	}
 	acct = out
-	if acct.Status == paysaga.AccountActive {
+	if registered {
 		w.publishRegistered(ctx, acct)
 	}
 	// Every outcome update is answered before the run ends.
@@ -120,8 +120,10 @@ func (w *FinAccounts) FinAccountWorkflow(ctx workflow.Context, in FinAccountInpu
 }
 
 // register opens the account at the bank and waits for its fin account. It returns the
-// account ACTIVE or FAILED; an error only when the database holds a state the rules forbid.
-func (w *FinAccounts) register(ctx workflow.Context, accountID string) (paysaga.Account, error) {
+// account ACTIVE (registered: by this run) or FAILED, or as it is when another run had
+// finished it already (a client's retry that raced with the end of the previous run); an
+// error only when the database holds a state the rules forbid.
+func (w *FinAccounts) register(ctx workflow.Context, accountID string) (paysaga.Account, bool, error) {
 	step := activities.FinAccountInput{AccountID: accountID}
 	err := workflow.ExecuteActivity(w.bankOptions(ctx, w.cfg.OpenDeadline), activities.OpenFinAccountName, step).Get(ctx, nil)
 	opened := err == nil
@@ -129,7 +131,7 @@ func (w *FinAccounts) register(ctx workflow.Context, accountID string) (paysaga.
 		var acct paysaga.Account
 		err = workflow.ExecuteActivity(w.bankOptions(ctx, w.cfg.IssueDeadline), activities.CheckFinAccountName, step).Get(ctx, &acct)
 		if err == nil {
-			return acct, nil
+			return acct, true, nil
 		}
 	}
 	var appErr *temporal.ApplicationError
@@ -144,8 +146,14 @@ func (w *FinAccounts) register(ctx workflow.Context, accountID string) (paysaga.
 		code, msg = ans.Rpcd, ans.Rsms
 	case activities.ErrTypeInvalidRequest:
 		code, msg = FailureInvalidRequest, "the bank request was refused as malformed"
+	case activities.ErrTypeNotPending:
+		var acct paysaga.Account
+		if appErr.HasDetails() {
+			_ = appErr.Details(&acct)
+		}
+		return acct, false, nil
 	case activities.ErrTypeStateConflict:
-		return paysaga.Account{}, fmt.Errorf("register account %s: %w", accountID, err)
+		return paysaga.Account{}, false, fmt.Errorf("register account %s: %w", accountID, err)
 	case activities.ErrTypeInProgress:
 		// The deadline passed while the bank was still issuing: the default reason.
 	default:
@@ -167,9 +175,9 @@ func (w *FinAccounts) register(ctx workflow.Context, accountID string) (paysaga.
 	})
 	if err := workflow.ExecuteLocalActivity(lctx, activities.FailFinAccountName,
 		activities.FailFinAccountInput{AccountID: accountID, Code: code, Message: msg}).Get(ctx, &acct); err != nil {
-		return paysaga.Account{}, fmt.Errorf("record failed registration of account %s: %w", accountID, err)
+		return paysaga.Account{}, false, fmt.Errorf("record failed registration of account %s: %w", accountID, err)
 	}
-	return acct, nil
+	return acct, false, nil
 }
 
 // bankOptions are the options of a registration bank call: retried with backoff until
@@ -185,6 +193,7 @@ func (w *FinAccounts) bankOptions(ctx workflow.Context, deadline time.Duration) 
 			MaximumInterval:    w.cfg.MaxPollInterval,
 			NonRetryableErrorTypes: []string{
 				activities.ErrTypeDeclined, activities.ErrTypeInvalidRequest, activities.ErrTypeStateConflict,
+				activities.ErrTypeNotPending,
 			},
 		},
 	})

@@ -253,6 +253,23 @@ func TestFinAccountBankUnreachable(t *testing.T) {
 	require.Empty(t, steps.checks)
 }
 
+func TestFinAccountAlreadyFinished(t *testing.T) {
+	// A client's retry raced with the end of the previous run and started a new one.
+	steps := &fakeRegistration{
+		openFn: func(int) error {
+			return temporal.NewNonRetryableApplicationError("account is ACTIVE", activities.ErrTypeNotPending, nil, activeAccount())
+		},
+		checkFn: func(int) (paysaga.Account, error) { return paysaga.Account{}, errors.New("must not be asked") },
+	}
+	h := newFinHarness(t, steps)
+	a := h.run(t)
+
+	require.Equal(t, activeAccount(), a, "the outcome is the account as the previous run left it")
+	require.Empty(t, steps.checks)
+	require.Empty(t, steps.fails)
+	require.Empty(t, steps.published, "announced by the run that registered it, not again")
+}
+
 func TestFinAccountRefusesBadInput(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
