@@ -1,0 +1,126 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/redis/go-redis/v9"
+
+	"paysaga/alert"
+	"paysaga/api"
+	"paysaga/config"
+	"paysaga/events"
+	"paysaga/notify"
+)
+
+// Default queue names of the notification and alert consumers.
+const (
+	NotificationsQueue = "paysaga.notifications"
+	AlertsQueue        = "paysaga.alerts"
+)
+
+// NotifyConfig is the part of the configuration notify.Notifier and notify.Hub share.
+func NotifyConfig(cfg config.Config) notify.Config {
+	return notify.Config{Window: cfg.NotifyReplayWindow}
+}
+
+// NewHub starts an API process's notification hub on its Redis. Close it when the process
+// stops, before the HTTP server's Shutdown: that ends the open streams, which Shutdown would
+// otherwise wait for.
+func NewHub(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, logger *slog.Logger) (*notify.Hub, error) {
+	return notify.NewHub(ctx, rdb, notify.HubConfig{
+		Config:     NotifyConfig(cfg),
+		MaxStreams: cfg.NotifyMaxStreams,
+		Logger:     logger.With("component", "notify"),
+	})
+}
+
+// NotificationDeps configures api.Deps.Notifications with hub.
+func NotificationDeps(cfg config.Config, hub *notify.Hub) api.NotificationDeps {
+	return api.NotificationDeps{Hub: hub, Heartbeat: cfg.NotifyHeartbeat}
+}
+
+// NotifyingPublisher is the worker's publisher when there is no broker to consume from: it
+// notifies customers as it publishes. With a broker, pub is returned as it is, and the
+// notification consumer does the work.
+func NotifyingPublisher(cfg config.Config, pub events.Publisher, rdb redis.UniversalClient) events.Publisher {
+	if cfg.AMQPURL != "" {
+		return pub
+	}
+	return notify.Publisher{Next: pub, Notifier: notify.NewNotifier(rdb, NotifyConfig(cfg))}
+}
+
+// ConsumerOptions tune the consumers; zero values are the production defaults. Tests use
+// queues of their own (with x-expires in QueueArgs) and short back-offs.
+type ConsumerOptions struct {
+	NotificationsQueue string
+	AlertsQueue        string
+	QueueArgs          amqp.Table
+	// AlertWebhookURL overrides the configuration's.
+	AlertWebhookURL string
+	// MaxAttempts, Backoff and MaxBackoff: see events.ConsumerConfig.
+	MaxAttempts int
+	Backoff     time.Duration
+	MaxBackoff  time.Duration
+}
+
+// Consumers builds the event consumers of a process with a broker: the notification consumer,
+// and the alert consumer when a webhook is configured. Run them with RunConsumers.
+func Consumers(cfg config.Config, rdb redis.UniversalClient, logger *slog.Logger, o ConsumerOptions) ([]*events.Consumer, error) {
+	if cfg.AMQPURL == "" {
+		return nil, fmt.Errorf("event consumers need a broker (PAYSAGA_AMQP_URL)")
+	}
+	if o.NotificationsQueue == "" {
+		o.NotificationsQueue = NotificationsQueue
+	}
+	if o.AlertsQueue == "" {
+		o.AlertsQueue = AlertsQueue
+	}
+	if o.AlertWebhookURL == "" {
+		o.AlertWebhookURL = cfg.AlertWebhookURL
+	}
+	broker := events.Config{URL: cfg.AMQPURL, Logger: logger}
+	notifier := notify.NewNotifier(rdb, NotifyConfig(cfg))
+	nc, err := events.NewConsumer(events.ConsumerConfig{
+		Config: broker, Queue: o.NotificationsQueue, QueueArgs: o.QueueArgs,
+		Patterns:    []string{"payment.*", "refund.*", "account.*"},
+		Concurrency: 1, // customers see their events in the order they were published
+		MaxAttempts: o.MaxAttempts, Backoff: o.Backoff, MaxBackoff: o.MaxBackoff,
+		Dedupe: events.RedisDedupe{Client: rdb, Prefix: "paysaga:dedupe:" + o.NotificationsQueue + ":"},
+	}, notifier.Handle)
+	if err != nil {
+		return nil, err
+	}
+	consumers := []*events.Consumer{nc}
+	if o.AlertWebhookURL != "" {
+		a, err := alert.New(alert.Config{WebhookURL: o.AlertWebhookURL, Logger: logger.With("component", "alert")})
+		if err != nil {
+			return nil, err
+		}
+		ac, err := events.NewConsumer(events.ConsumerConfig{
+			Config: broker, Queue: o.AlertsQueue, QueueArgs: o.QueueArgs, Patterns: alert.Patterns,
+			// An alert being retried does not hold back the others.
+			Concurrency: 4,
+			MaxAttempts: o.MaxAttempts, Backoff: o.Backoff, MaxBackoff: o.MaxBackoff,
+			Dedupe: events.RedisDedupe{Client: rdb, Prefix: "paysaga:dedupe:" + o.AlertsQueue + ":"},
+		}, a.Handle)
+		if err != nil {
+			return nil, err
+		}
+		consumers = append(consumers, ac)
+	}
+	return consumers, nil
+}
+
+// RunConsumers runs the consumers until ctx ends, and returns when they all stopped.
+func RunConsumers(ctx context.Context, consumers []*events.Consumer) {
+	var wg sync.WaitGroup
+	for _, c := range consumers {
+		wg.Go(func() { _ = c.Run(ctx) })
+	}
+	wg.Wait()
+}
