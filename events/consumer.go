@@ -194,6 +194,10 @@ func (c *Consumer) deliver(ctx context.Context, d amqp.Delivery) {
 	if c.cfg.Dedupe != nil && ev.ID != "" {
 		state, err := c.cfg.Dedupe.Claim(ctx, ev.ID)
 		switch {
+		case err == nil && state == ClaimBusy && d.Redelivered:
+			// The broker never hands one message to two consumers at once: this message's
+			// previous holder is gone (its channel closed), and so is whoever left the claim.
+			log.Info("taking over the claim of a consumer that went away")
 		case err != nil || state == ClaimBusy:
 			// Our own store is down, or another consumer is on it right now: neither is the
 			// event's fault, so it goes back to the queue (after a pause), never to the dead

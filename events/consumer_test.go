@@ -178,6 +178,31 @@ func TestConsumerRetriesThenDeadLettersAndGoesOn(t *testing.T) {
 	require.Equal(t, 3, rec.count(flaky))
 }
 
+// A consumer that died while handling an event leaves its claim behind; the event, delivered
+// again, is handled anyway instead of waiting for the claim to expire.
+func TestConsumerTakesOverAClaimLeftByADeadConsumer(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t, amqpURL())
+	pub, err := events.NewRabbit(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pub.Close() })
+	rdb := testRedis(t)
+	rec := &recorder{calls: map[string]int{}}
+	queue := startConsumer(t, cfg, rdb, rec, 3)
+
+	id := paysaga.NewID("evt_")
+	dead := events.RedisDedupe{Client: rdb, Prefix: "paysaga:test:dedupe:" + queue + ":"}
+	s, err := dead.Claim(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, events.ClaimNew, s)
+
+	require.NoError(t, pub.Publish(ctx, events.Event{ID: id, Type: events.PaymentSucceeded, OccurredAt: time.Now()}))
+	require.Eventually(t, func() bool { return rec.count(id) == 1 }, 10*time.Second, 10*time.Millisecond)
+	s, err = dead.Claim(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, events.ClaimDone, s)
+}
+
 func TestRedisDedupe(t *testing.T) {
 	ctx := context.Background()
 	d := events.RedisDedupe{Client: testRedis(t), Prefix: "paysaga:test:dedupe:" + paysaga.NewID("") + ":", TTL: time.Minute}
