@@ -39,12 +39,13 @@ var Vars = []Var{
 	{Name: "PAYSAGA_JWT_AUDIENCE", Default: "paysaga-api", Help: "`aud` of access tokens"},
 	{Name: "PAYSAGA_ACCESS_TOKEN_TTL", Default: "15m", Help: "lifetime of an access token"},
 	{Name: "PAYSAGA_REFRESH_TOKEN_TTL", Default: "720h", Help: "lifetime of a refresh token"},
-	{Name: "PAYSAGA_NH_BASE_URL", Default: "", Help: "NH Open API base URL (the simulator's in `dev`)", Services: []string{"worker"}},
-	{Name: "PAYSAGA_NH_ISCD", Default: "", Help: "NH institution code (6 characters)", Services: []string{"worker"}},
+	{Name: "PAYSAGA_NH_BASE_URL", Default: "", Help: "NH Open API base URL (the simulator's in `dev`)", Services: []string{"api", "worker"}},
+	{Name: "PAYSAGA_NH_ISCD", Default: "", Help: "NH institution code (6 characters)", Services: []string{"api", "worker"}},
 	{Name: "PAYSAGA_NH_FINTECH_APSNO", Default: "001", Help: "NH fintech app serial number"},
-	{Name: "PAYSAGA_NH_ACCESS_TOKEN", Default: "", Help: "NH access token (64 hex characters)", Secret: true, Services: []string{"worker"}},
+	{Name: "PAYSAGA_NH_ACCESS_TOKEN", Default: "", Help: "NH access token (64 hex characters)", Secret: true, Services: []string{"api", "worker"}},
 	{Name: "PAYSAGA_NH_FINTECH_BANK_CODE", Default: "011", Help: "bank code of the fintech's own account (`payctl reconcile`)"},
 	{Name: "PAYSAGA_NH_FINTECH_ACCOUNT", Default: "", Help: "number of the fintech's own account, whose transaction history `payctl reconcile` reads", Secret: true},
+	{Name: "PAYSAGA_ACCOUNT_KEYS", Default: "", Help: "keys sealing account numbers at rest: `id:base64,…[,hmac:base64]`, 32-byte keys, the first one current (see docs/operations.md)", Secret: true, Services: []string{"api", "worker"}},
 	{Name: "PAYSAGA_PAYMENT_SYNC_WAIT", Default: "5s", Help: "how long `POST /v1/payments` waits for the outcome before answering 202"},
 	{Name: "PAYSAGA_PAYMENT_UNKNOWN_DEADLINE", Default: "10m", Help: "how long an unknown bank outcome is inquired before the payment becomes UNKNOWN"},
 	{Name: "PAYSAGA_NOTIFY_REPLAY_WINDOW", Default: "5m", Help: "how long a notification can be replayed to a stream that reconnects with `Last-Event-ID`"},
@@ -80,6 +81,8 @@ type Config struct {
 	NHIscd         string
 	NHFintechApsno string
 	NHAccessToken  string
+
+	AccountKeys string
 
 	PaymentSyncWait        time.Duration
 	PaymentUnknownDeadline time.Duration
@@ -133,6 +136,7 @@ func Load(getenv func(string) string) (Config, error) {
 		NHIscd:                 get("PAYSAGA_NH_ISCD"),
 		NHFintechApsno:         get("PAYSAGA_NH_FINTECH_APSNO"),
 		NHAccessToken:          get("PAYSAGA_NH_ACCESS_TOKEN"),
+		AccountKeys:            get("PAYSAGA_ACCOUNT_KEYS"),
 		PaymentSyncWait:        dur("PAYSAGA_PAYMENT_SYNC_WAIT"),
 		PaymentUnknownDeadline: dur("PAYSAGA_PAYMENT_UNKNOWN_DEADLINE"),
 		NotifyReplayWindow:     dur("PAYSAGA_NOTIFY_REPLAY_WINDOW"),

@@ -40,8 +40,12 @@ func TestRequireNamesMissingSettings(t *testing.T) {
 	require.Contains(t, err.Error(), "PAYSAGA_JWT_SECRET")
 	require.Contains(t, err.Error(), "PAYSAGA_DB_DSN")
 	require.NoError(t, config.Require(env(map[string]string{
-		"PAYSAGA_JWT_SECRET": strings.Repeat("x", 32),
-		"PAYSAGA_DB_DSN":     "x",
+		"PAYSAGA_JWT_SECRET":      strings.Repeat("x", 32),
+		"PAYSAGA_DB_DSN":          "x",
+		"PAYSAGA_ACCOUNT_KEYS":    "x",
+		"PAYSAGA_NH_BASE_URL":     "x",
+		"PAYSAGA_NH_ISCD":         "x",
+		"PAYSAGA_NH_ACCESS_TOKEN": "x",
 	}), "api"))
 }
 

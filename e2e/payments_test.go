@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 
 	"paysaga"
 	"paysaga/nhsim"
-	"paysaga/store"
 )
 
 // bankAccount is a customer's account at the simulated bank, registered with paysaga.
@@ -23,25 +21,20 @@ type bankAccount struct {
 	Acn nhsim.AccountID
 }
 
-// seedAccount opens an account at the simulated bank with balance and registers it for the
-// customer, ready for payments.
+// seedAccount opens an account at the simulated bank with balance, and registers it as the
+// customer's through the API, as a customer would.
 func seedAccount(t *testing.T, owner user, balance int64) bankAccount {
 	t.Helper()
 	acno := fmt.Sprintf("3%012d", rand.Int64N(1e12))
 	_, err := env.Sim.CreateAccount(nhsim.Account{Bncd: "011", Acno: acno, Holder: "김고객", Birth: "19900101", Balance: balance})
 	require.NoError(t, err)
-	fin, err := env.Sim.RegisterFinAccount("011", acno, true)
-	require.NoError(t, err)
-	a := &paysaga.Account{
-		ID: paysaga.NewID(paysaga.PrefixAccount), OwnerID: owner.ID, BankCode: "011",
-		MaskedNumber: paysaga.MaskAccountNumber(acno), Status: paysaga.AccountActive, FinAccount: fin,
-	}
-	// The payment path never opens the sealed number; registration through the API (issue 6)
-	// seals it for real.
-	require.NoError(t, env.Parts.DB.CreateAccount(context.Background(), a, store.SealedAccountNumber{
-		Ciphertext: []byte("e2e-not-a-real-ciphertext"), KeyID: "e2e", Hash: "e2e-" + acno,
-	}))
-	return bankAccount{ID: a.ID, Acn: nhsim.AccountID{Bncd: "011", Acno: acno}}
+	a := call(t, "POST", "/v1/accounts", owner.Token, map[string]string{
+		"bank_code": "011", "account_number": acno, "birth_date": "19900101", "nickname": "e2e",
+	}, "Idempotency-Key", "register-"+acno)
+	require.Equal(t, http.StatusCreated, a.Status, "%s", a.Raw)
+	require.Equal(t, "ACTIVE", a.str("status"))
+	require.NotContains(t, string(a.Raw), acno, "the number is shown masked")
+	return bankAccount{ID: a.str("id"), Acn: nhsim.AccountID{Bncd: "011", Acno: acno}}
 }
 
 // debits counts the simulator's executed withdrawals from the account.

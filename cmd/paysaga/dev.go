@@ -21,6 +21,7 @@ import (
 	"paysaga/internal/app"
 	"paysaga/internal/stack"
 	"paysaga/nhsim"
+	"paysaga/seal"
 )
 
 type devOptions struct {
@@ -93,6 +94,11 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 		return err
 	}
 	cfg.JWTSecret = secret
+	// Account numbers registered in dev are sealed with keys kept beside the database, so that
+	// they can still be opened after a restart.
+	if cfg.AccountKeys, err = devAccountKeys(filepath.Join(o.dir, "account.keys")); err != nil {
+		return err
+	}
 
 	fmt.Fprintln(out, "starting the Temporal dev server, the NH simulator, a worker and the API…")
 	temporalLog, err := os.OpenFile(filepath.Join(o.dir, "temporal.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -139,6 +145,17 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 	case err := <-errc:
 		return err
 	}
+}
+
+// devAccountKeys keeps the dev account-sealing keys in a file.
+func devAccountKeys(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	spec := seal.GenerateSpec()
+	return spec, os.WriteFile(path, []byte(spec+"\n"), 0o600)
 }
 
 // devSecret keeps the dev JWT secret in a file, so that tokens survive a restart of `make run`.

@@ -99,9 +99,6 @@ func workerCmd() *cobra.Command {
 				return err
 			}
 			defer closeParts()
-			if parts.Bank, err = app.NewBank(cfg, parts.DB, logger); err != nil {
-				return err
-			}
 			if cfg.AMQPURL != "" {
 				rabbit, err := events.NewRabbit(ctx, events.Config{URL: cfg.AMQPURL, Logger: logger})
 				if err != nil {
@@ -141,6 +138,19 @@ func openParts(ctx context.Context, cfg config.Config, logger *slog.Logger) (*ap
 		return nil, nil, err
 	}
 	parts := &app.Parts{Config: cfg, Logger: logger, DB: db, Redis: rdb, Temporal: tc, Metrics: app.NewRegistry()}
+	closeAll := func() {
+		tc.Close()
+		_ = rdb.Close()
+		_ = db.Close()
+	}
+	if parts.Bank, err = app.NewBank(cfg, db, logger); err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	if parts.Keys, err = app.OpenKeys(cfg); err != nil {
+		closeAll()
+		return nil, nil, err
+	}
 	return parts, func() {
 		tc.Close()
 		_ = rdb.Close()

@@ -24,6 +24,7 @@ import (
 	"paysaga/auth"
 	"paysaga/config"
 	"paysaga/nh"
+	"paysaga/seal"
 	"paysaga/store"
 )
 
@@ -93,6 +94,14 @@ func NewBank(cfg config.Config, db *store.DB, logger *slog.Logger) (*nh.Client, 
 		AccessToken:  cfg.NHAccessToken,
 		Logger:       logger.With("component", "nh"),
 	}, db)
+}
+
+// OpenKeys reads the account-sealing keys of PAYSAGA_ACCOUNT_KEYS.
+func OpenKeys(cfg config.Config) (*seal.Keyring, error) {
+	if cfg.AccountKeys == "" {
+		return nil, errors.New("PAYSAGA_ACCOUNT_KEYS is not set")
+	}
+	return seal.Parse(cfg.AccountKeys)
 }
 
 // NewAuth returns the authentication service.

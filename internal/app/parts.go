@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -8,10 +9,13 @@ import (
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
+	"paysaga/activities"
 	"paysaga/api"
+	"paysaga/balance"
 	"paysaga/config"
 	"paysaga/events"
 	"paysaga/nh"
+	"paysaga/seal"
 	"paysaga/store"
 	"paysaga/worker"
 	"paysaga/workflows"
@@ -29,8 +33,11 @@ type Parts struct {
 	// Dev relaxes what only a developer's machine may relax (a generated JWT secret).
 	Dev bool
 
-	// Bank and Events are needed by the worker only.
-	Bank   *nh.Client
+	// Bank is the NH client: the worker moves money with it, the API asks balances.
+	Bank *nh.Client
+	// Keys seal account numbers and birth dates at rest (see OpenKeys).
+	Keys *seal.Keyring
+	// Events publishes the workers' events (the worker only).
 	Events events.Publisher
 	// Payments overrides the payment saga's deadlines (zero fields: from Config, then the
 	// defaults). Tests shorten them.
@@ -45,6 +52,10 @@ func (p *Parts) API() (*api.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	balances, err := balance.New(balance.Config{Redis: p.Redis, Bank: p.Bank, Accounts: p.DB})
+	if err != nil {
+		return nil, err
+	}
 	return api.New(api.Deps{
 		Auth:      authSvc,
 		Users:     p.DB,
@@ -56,6 +67,13 @@ func (p *Parts) API() (*api.Server, error) {
 			Starter:  api.TemporalPayments{Client: p.Temporal, Payments: p.DB},
 			SyncWait: p.Config.PaymentSyncWait,
 		},
+		Accounts: api.AccountDeps{
+			Store:    p.DB,
+			Starter:  api.TemporalAccounts{Client: p.Temporal, Accounts: p.DB},
+			Keys:     p.Keys,
+			Balances: balances,
+			SyncWait: p.Config.PaymentSyncWait,
+		},
 	}), nil
 }
 
@@ -65,7 +83,7 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 	if payments.UnknownDeadline == 0 {
 		payments.UnknownDeadline = p.Config.PaymentUnknownDeadline
 	}
-	return worker.New(p.Temporal, worker.Deps{
+	w, err := worker.New(p.Temporal, worker.Deps{
 		Store:    p.DB,
 		Bank:     p.Bank,
 		Events:   p.Events,
@@ -73,4 +91,14 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 		Payments: payments,
 		Options:  p.WorkerOptions,
 	})
+	if err != nil {
+		return nil, err
+	}
+	if p.Keys == nil {
+		return nil, errors.New("worker: account keys are required (PAYSAGA_ACCOUNT_KEYS)")
+	}
+	workflows.RegisterAccounts(w, workflows.FinAccountConfig{}, &activities.AccountActivities{
+		Store: p.DB, Bank: p.Bank, Keys: p.Keys, Events: p.Events, Logger: p.Logger,
+	})
+	return w, nil
 }

@@ -29,6 +29,7 @@ import (
 	"paysaga/events"
 	"paysaga/internal/app"
 	"paysaga/nhsim"
+	"paysaga/seal"
 	"paysaga/workflows"
 )
 
@@ -182,6 +183,13 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		WorkerOptions: o.WorkerOptions,
 	}
 	if s.Parts.Bank, err = app.NewBank(cfg, db, o.Logger); err != nil {
+		return nil, err
+	}
+	// Without configured keys (tests, the benchmark), account numbers are sealed with keys
+	// that live as long as the stack.
+	if cfg.AccountKeys == "" {
+		s.Parts.Keys = seal.NewDevKeyring()
+	} else if s.Parts.Keys, err = app.OpenKeys(cfg); err != nil {
 		return nil, err
 	}
 	if s.API, err = s.Parts.API(); err != nil {
