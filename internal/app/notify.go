@@ -39,9 +39,14 @@ func NewHub(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, l
 	})
 }
 
-// NotificationDeps configures api.Deps.Notifications with hub.
+// NotificationDeps configures api.Deps.Notifications with hub; a nil hub leaves the stream
+// answering 503.
 func NotificationDeps(cfg config.Config, hub *notify.Hub) api.NotificationDeps {
-	return api.NotificationDeps{Hub: hub, Heartbeat: cfg.NotifyHeartbeat}
+	d := api.NotificationDeps{Heartbeat: cfg.NotifyHeartbeat}
+	if hub != nil {
+		d.Hub = hub // a nil *Hub in the interface would not read as "no hub"
+	}
+	return d
 }
 
 // NotifyingPublisher is the worker's publisher when there is no broker to consume from: it
