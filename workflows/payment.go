@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -28,7 +29,17 @@ const (
 	UpdateResolve = "resolve"
 	// QueryStatus returns a PaymentView.
 	QueryStatus = "status"
+	// UpdateCapture and UpdateCancel are the merchant's decision on an AUTHORIZED
+	// manual-capture payment (CaptureDecision in, paysaga.Payment out): capture makes it
+	// SUCCEEDED; cancel refunds the customer through RefundWorkflow and makes it CANCELED.
+	// Refused unless the payment waits for a decision.
+	UpdateCapture = "capture"
+	UpdateCancel  = "cancel"
 )
+
+// manualCaptureChange versions the manual-capture path: histories recorded before it, where
+// a manual-capture payment failed at once, replay on DefaultVersion.
+const manualCaptureChange = "manual-capture"
 
 // PaymentWorkflowID is the workflow ID of a payment: only the opaque payment id, never
 // personal data.
@@ -44,7 +55,17 @@ type PaymentInput struct {
 	Amount      int64               `json:"amount"`
 	Description string              `json:"description,omitempty"`
 	CaptureMode paysaga.CaptureMode `json:"capture_mode,omitempty"`
-	CreatedAt   time.Time           `json:"created_at"`
+	// CaptureBy is when an uncaptured manual-capture payment is canceled; zero: CreatedAt +
+	// PaymentConfig.CaptureDeadline.
+	CaptureBy time.Time `json:"capture_by,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CaptureDecision is who captures or cancels an AUTHORIZED payment, and why.
+type CaptureDecision struct {
+	Actor  string `json:"actor"`
+	Reason string `json:"reason,omitempty"`
+	cancel bool
 }
 
 // Resolution values of Resolution.As.
@@ -66,6 +87,7 @@ type PaymentView struct {
 	NeedsAttention     bool            `json:"needs_attention"`
 	AwaitingResolution bool            `json:"awaiting_resolution"`
 	DebitAttempts      int             `json:"debit_attempts"`
+	AwaitingCapture    bool            `json:"awaiting_capture,omitempty"`
 	UnpublishedEvents  int             `json:"unpublished_events"`
 }
 
@@ -76,6 +98,13 @@ const (
 	FailureInvalidRequest  = "invalid_request"  // the bank client refused the request as malformed
 	FailureUnsupported     = "unsupported"      // e.g. manual capture, which is not available yet
 	FailureOperator        = "operator_failed"  // an operator resolved an UNKNOWN payment as failed
+)
+
+// History events of manual capture.
+const (
+	EventAuthorized   = "payment.authorized"    // debited, waiting for capture
+	EventCanceled     = "payment.canceled"      // canceled and refunded
+	EventCancelFailed = "payment.cancel_failed" // the cancellation's refund failed; an operator replays it
 )
 
 // History event types (payment_events.type). The outcome ones are also the routing keys of
@@ -108,6 +137,9 @@ type PaymentConfig struct {
 	MaxDebitAttempts int
 	// RetryDelay is the pause before a new transfer after one that did not execute.
 	RetryDelay time.Duration
+	// CaptureDeadline is how long an AUTHORIZED manual-capture payment waits for its capture
+	// before it is canceled and refunded (unless the payment says otherwise, CaptureBy).
+	CaptureDeadline time.Duration
 }
 
 // DefaultPaymentConfig returns the deadlines used when none are configured.
@@ -118,6 +150,7 @@ func DefaultPaymentConfig() PaymentConfig {
 		UnknownDeadline:  10 * time.Minute,
 		MaxDebitAttempts: 3,
 		RetryDelay:       2 * time.Second,
+		CaptureDeadline:  7 * 24 * time.Hour,
 	}
 }
 
@@ -137,6 +170,9 @@ func (c PaymentConfig) withDefaults() PaymentConfig {
 	}
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = d.RetryDelay
+	}
+	if c.CaptureDeadline <= 0 {
+		c.CaptureDeadline = d.CaptureDeadline
 	}
 	return c
 }
@@ -189,6 +225,8 @@ type paymentRun struct {
 	needsAttention bool
 	awaiting       bool        // UNKNOWN and waiting for an operator
 	resolution     *Resolution // the operator's verdict, once accepted
+	awaitCapture   bool             // AUTHORIZED and waiting for the merchant
+	decision       *CaptureDecision // the merchant's capture or cancel, once accepted
 	attempts       int         // transfers tried
 	eventSeq       int         // history events written
 	outbox         []activities.PublishPaymentEventInput
@@ -227,6 +265,7 @@ func (s *paymentRun) setHandlers(ctx workflow.Context) error {
 			NeedsAttention:     s.needsAttention,
 			AwaitingResolution: s.awaiting && s.resolution == nil,
 			DebitAttempts:      s.attempts,
+			AwaitingCapture:    s.awaitCapture && s.decision == nil,
 			UnpublishedEvents:  len(s.outbox),
 		}, nil
 	}); err != nil {
@@ -240,14 +279,46 @@ func (s *paymentRun) setHandlers(ctx workflow.Context) error {
 	}); err != nil {
 		return err
 	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateResolve,
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateResolve,
 		func(ctx workflow.Context, r Resolution) (paysaga.Payment, error) {
 			s.resolution = &r
 			err := workflow.Await(ctx, func() bool { return s.p.Status != paysaga.PaymentUnknown })
 			return s.p, err
 		},
 		workflow.UpdateHandlerOptions{Validator: s.validateResolution},
-	)
+	); err != nil {
+		return err
+	}
+	for _, u := range []struct {
+		name   string
+		cancel bool
+	}{{UpdateCapture, false}, {UpdateCancel, true}} {
+		name, cancel := u.name, u.cancel
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, name,
+			func(ctx workflow.Context, d CaptureDecision) (paysaga.Payment, error) {
+				d.cancel = cancel
+				s.decision = &d
+				err := workflow.Await(ctx, func() bool { return s.p.Status != paysaga.PaymentAuthorized || s.needsAttention })
+				return s.p, err
+			},
+			workflow.UpdateHandlerOptions{Validator: s.validateDecision},
+		); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateDecision refuses a capture or cancel unless the payment is AUTHORIZED and waiting.
+func (s *paymentRun) validateDecision(_ workflow.Context, d CaptureDecision) error {
+	if s.p.Status != paysaga.PaymentAuthorized || !s.awaitCapture || s.decision != nil {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("payment %s is %s and not waiting for a capture or a cancellation", s.p.ID, s.p.Status), paysaga.ECONFLICT, nil)
+	}
+	if strings.TrimSpace(d.Actor) == "" {
+		return temporal.NewNonRetryableApplicationError("a capture or cancellation needs an actor", paysaga.EINVALID, nil)
+	}
+	return nil
 }
 
 // validateResolution refuses a resolution unless the payment is UNKNOWN and waiting for one.
@@ -270,7 +341,9 @@ func (s *paymentRun) validateResolution(_ workflow.Context, r Resolution) error 
 // run is the saga itself.
 func (s *paymentRun) run(ctx workflow.Context) error {
 	created := s.event(ctx, EventCreated, paysaga.PaymentPending)
-	if s.in.CaptureMode != paysaga.CaptureAutomatic {
+	manual := s.in.CaptureMode != paysaga.CaptureAutomatic &&
+		workflow.GetVersion(ctx, manualCaptureChange, workflow.DefaultVersion, 1) == 1
+	if s.in.CaptureMode != paysaga.CaptureAutomatic && !manual {
 		// Manual capture comes with the refund path (AUTHORIZED, capture/cancel Updates). Until
 		// then such a payment fails before anything is sent.
 		failed := s.event(ctx, EventFailed, paysaga.PaymentFailed)
@@ -293,6 +366,9 @@ func (s *paymentRun) run(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
+	if manual && out.status == paysaga.PaymentSucceeded {
+		out.status = paysaga.PaymentAuthorized
+	}
 	final := s.event(ctx, out.eventType(), out.status)
 	final.Rpcd, final.Rsms = out.rpcd, out.rsms
 	if err := s.record(ctx, step{status: out.status, failureCode: out.failureCode, failureMessage: out.failureMessage,
@@ -300,15 +376,92 @@ func (s *paymentRun) run(ctx workflow.Context) error {
 		return err
 	}
 	s.announce(final)
-	if out.status != paysaga.PaymentUnknown {
+	switch out.status {
+	case paysaga.PaymentAuthorized:
+		return s.awaitCaptureDecision(ctx)
+	case paysaga.PaymentUnknown:
+		if err := s.awaitResolution(ctx, out.transferID, manual); err != nil {
+			return err
+		}
+		if s.p.Status == paysaga.PaymentAuthorized {
+			return s.awaitCaptureDecision(ctx)
+		}
+	}
+	return nil
+}
+
+// awaitCaptureDecision waits for the merchant's capture or cancel, or the capture deadline.
+// Capture: SUCCEEDED. Cancel or deadline: the customer is refunded in full by a child
+// RefundWorkflow (one per payment, so exactly once) → CANCELED. If that refund fails, the
+// payment stays AUTHORIZED and needs attention: an operator replays the refund, and its
+// success cancels the payment in the database.
+func (s *paymentRun) awaitCaptureDecision(ctx workflow.Context) error {
+	s.awaitCapture = true
+	wait := s.cfg.CaptureDeadline
+	if !s.in.CaptureBy.IsZero() {
+		wait = max(s.in.CaptureBy.Sub(workflow.Now(ctx)), time.Millisecond)
+	}
+	decided, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return s.decision != nil })
+	if err != nil {
+		return err
+	}
+	if !decided {
+		s.decision = &CaptureDecision{Actor: "system", Reason: "not captured before the capture deadline", cancel: true}
+	}
+	s.awaitCapture = false
+	d := *s.decision
+	if !d.cancel {
+		ev := s.event(ctx, EventSucceeded, paysaga.PaymentSucceeded)
+		ev.Actor, ev.Reason = d.Actor, d.Reason
+		if err := s.record(ctx, step{status: paysaga.PaymentSucceeded, events: []paysaga.PaymentEvent{ev}}); err != nil {
+			return err
+		}
+		s.announce(ev)
 		return nil
 	}
-	return s.awaitResolution(ctx, out.transferID)
+
+	rin := RefundInput{
+		RefundID:   paysaga.PrefixRefund + strings.TrimPrefix(s.p.ID, paysaga.PrefixPayment),
+		PaymentID:  s.p.ID,
+		CustomerID: s.p.CustomerID,
+		MerchantID: s.p.MerchantID,
+		Amount:     s.p.Amount,
+		Reason:     d.Reason,
+		Actor:      d.Actor,
+		// A cancellation refunds an AUTHORIZED payment.
+		Cancellation: true,
+		CreatedAt:    workflow.Now(ctx),
+	}
+	if rin.Reason == "" {
+		rin.Reason = "payment canceled"
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            RefundWorkflowID(rin.RefundID),
+		TaskQueue:             TaskQueue,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		TypedSearchAttributes: SearchAttributesForRefund(rin),
+	})
+	var r paysaga.Refund
+	err = workflow.ExecuteChildWorkflow(cctx, RefundWorkflowName, rin).Get(ctx, &r)
+	if err != nil || r.Status != paysaga.RefundSucceeded {
+		workflow.GetLogger(ctx).Error("cancellation refund did not succeed; needs an operator", "payment_id", s.p.ID, "refund_id", rin.RefundID)
+		ev := s.event(ctx, EventCancelFailed, paysaga.PaymentAuthorized)
+		ev.RefundID, ev.Actor, ev.Reason = rin.RefundID, d.Actor, "the refund of the cancellation failed: replay it"
+		return s.record(ctx, step{status: paysaga.PaymentAuthorized, needsAttention: true, events: []paysaga.PaymentEvent{ev}})
+	}
+	ev := s.event(ctx, EventCanceled, paysaga.PaymentCanceled)
+	ev.RefundID, ev.Actor, ev.Reason = rin.RefundID, d.Actor, rin.Reason
+	if err := s.record(ctx, step{status: paysaga.PaymentCanceled, events: []paysaga.PaymentEvent{ev}}); err != nil {
+		return err
+	}
+	s.p.RefundedAmount = s.p.Amount
+	s.announce(ev)
+	return nil
 }
 
 // awaitResolution waits, as long as it takes, for an operator to say what became of an
 // UNKNOWN payment, then records the verdict on the payment and on the transfer.
-func (s *paymentRun) awaitResolution(ctx workflow.Context, transferID string) error {
+func (s *paymentRun) awaitResolution(ctx workflow.Context, transferID string, manual bool) error {
 	s.awaiting = true
 	workflow.GetLogger(ctx).Warn("payment outcome unknown; waiting for an operator", "payment_id", s.p.ID)
 	if err := workflow.Await(ctx, func() bool { return s.resolution != nil }); err != nil {
@@ -316,6 +469,9 @@ func (s *paymentRun) awaitResolution(ctx workflow.Context, transferID string) er
 	}
 	r := *s.resolution
 	status, evType, transferState, code, msg := paysaga.PaymentSucceeded, EventSucceeded, paysaga.TransferSucceeded, "", ""
+	if manual {
+		status, evType = paysaga.PaymentAuthorized, EventAuthorized
+	}
 	if r.As == ResolveFailed {
 		status, evType, transferState = paysaga.PaymentFailed, EventFailed, paysaga.TransferNotExecuted
 		code, msg = FailureOperator, r.Reason
@@ -349,6 +505,8 @@ func (o debitOutcome) eventType() string {
 		return EventSucceeded
 	case paysaga.PaymentUnknown:
 		return EventUnknown
+	case paysaga.PaymentAuthorized:
+		return EventAuthorized
 	}
 	return EventFailed
 }

@@ -148,7 +148,7 @@ type harness struct {
 	start    time.Time
 }
 
-func newHarness(t *testing.T, steps *fakeSteps) *harness {
+func newHarness(t *testing.T, steps *fakeSteps, register ...func(*testsuite.TestWorkflowEnvironment)) *harness {
 	t.Helper()
 	var ts testsuite.WorkflowTestSuite
 	ts.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
@@ -166,6 +166,9 @@ func newHarness(t *testing.T, steps *fakeSteps) *harness {
 	env.RegisterActivityWithOptions(steps.debit, activity.RegisterOptions{Name: activities.DebitName})
 	env.RegisterActivityWithOptions(steps.check, activity.RegisterOptions{Name: activities.CheckDebitName})
 	env.RegisterActivityWithOptions(steps.publish, activity.RegisterOptions{Name: activities.PublishPaymentEventName})
+	for _, r := range register {
+		r(env)
+	}
 	require.NoError(t, env.SetTypedSearchAttributesOnStart(SearchAttributesForStart(testInput())))
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		h.mu.Lock()
@@ -418,18 +421,107 @@ func TestPaymentBrokerDownDelaysEventsOnly(t *testing.T) {
 		"the outcome was answered (%s) before the event could be published (%s)", h.outcomeT, steps.publishedAt)
 }
 
-func TestPaymentManualCaptureNotAvailable(t *testing.T) {
+// manualHarness is the payment harness with the refund saga and its fake steps, for the
+// cancellation of manual-capture payments.
+func manualHarness(t *testing.T) (*harness, *fakeRefundSteps, PaymentInput) {
+	t.Helper()
 	steps := &fakeSteps{debitFn: succeedDebit}
-	h := newHarness(t, steps)
+	refunds := &fakeRefundSteps{creditFn: creditOK}
+	h := newHarness(t, steps, func(env *testsuite.TestWorkflowEnvironment) {
+		env.RegisterWorkflowWithOptions(NewPayments(testConfig).RefundWorkflow, workflow.RegisterOptions{Name: RefundWorkflowName})
+		env.RegisterActivityWithOptions(refunds.reserve, activity.RegisterOptions{Name: activities.ReserveRefundName})
+		env.RegisterActivityWithOptions(refunds.credit, activity.RegisterOptions{Name: activities.CreditName})
+		env.RegisterActivityWithOptions(refunds.settle, activity.RegisterOptions{Name: activities.SettleRefundName})
+		env.RegisterActivityWithOptions(refunds.publish, activity.RegisterOptions{Name: activities.PublishRefundEventName})
+	})
 	in := testInput()
 	in.CaptureMode = paysaga.CaptureManual
+	return h, refunds, in
+}
+
+func (h *harness) decide(t *testing.T, update string, after time.Duration, got *paysaga.Payment) {
+	t.Helper()
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(update, update+"-1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("%s rejected: %v", update, err) },
+			OnAccept: func() {},
+			OnComplete: func(v any, err error) {
+				require.NoError(t, err)
+				*got = v.(paysaga.Payment)
+			},
+		}, CaptureDecision{Actor: "usr_merchant", Reason: "order " + update})
+	}, after)
+}
+
+func TestPaymentManualCaptureCaptured(t *testing.T) {
+	h, refunds, in := manualHarness(t)
+	var captured paysaga.Payment
+	h.decide(t, UpdateCapture, time.Hour, &captured)
 	h.env.ExecuteWorkflow(PaymentWorkflowName, in)
 	require.NoError(t, h.env.GetWorkflowError())
 	var p paysaga.Payment
 	require.NoError(t, h.env.GetWorkflowResult(&p))
-	require.Equal(t, paysaga.PaymentFailed, p.Status)
-	require.Equal(t, FailureUnsupported, p.FailureCode)
-	require.Empty(t, steps.debits)
+
+	require.Equal(t, paysaga.PaymentAuthorized, h.outcome.Status, "the outcome the API answers first: debited, not captured")
+	require.Equal(t, paysaga.PaymentSucceeded, p.Status)
+	require.Equal(t, paysaga.PaymentSucceeded, captured.Status)
+	require.Len(t, h.steps.debits, 1)
+	require.Empty(t, refunds.credits)
+	require.Equal(t, []string{EventAuthorized, EventSucceeded}, h.steps.publishedTypes())
+}
+
+func TestPaymentManualCaptureCanceledRefundsOnce(t *testing.T) {
+	h, refunds, in := manualHarness(t)
+	var canceled paysaga.Payment
+	h.decide(t, UpdateCancel, time.Hour, &canceled)
+	h.env.ExecuteWorkflow(PaymentWorkflowName, in)
+	require.NoError(t, h.env.GetWorkflowError())
+	var p paysaga.Payment
+	require.NoError(t, h.env.GetWorkflowResult(&p))
+
+	require.Equal(t, paysaga.PaymentCanceled, p.Status)
+	require.Equal(t, paysaga.PaymentCanceled, canceled.Status)
+	require.Len(t, refunds.credits, 1, "the customer is refunded once")
+	require.Equal(t, []paysaga.RefundStatus{paysaga.RefundSucceeded}, refunds.settledStatuses())
+	require.Equal(t, []string{EventAuthorized, EventCanceled}, h.steps.publishedTypes())
+	require.Equal(t, []string{EventRefundSucceeded}, refunds.publishedTypes())
+}
+
+func TestPaymentManualCaptureDeadlineCancels(t *testing.T) {
+	h, refunds, in := manualHarness(t)
+	in.CaptureBy = in.CreatedAt.Add(30 * time.Minute)
+	h.env.ExecuteWorkflow(PaymentWorkflowName, in)
+	require.NoError(t, h.env.GetWorkflowError())
+	var p paysaga.Payment
+	require.NoError(t, h.env.GetWorkflowResult(&p))
+
+	require.Equal(t, paysaga.PaymentCanceled, p.Status)
+	require.Len(t, refunds.credits, 1)
+	var canceled bool
+	for _, r := range h.steps.records {
+		for _, e := range r.Events {
+			if e.Type == EventCanceled {
+				canceled = true
+				require.Equal(t, "system", e.Actor, "the deadline canceled it, not a person")
+			}
+		}
+	}
+	require.True(t, canceled)
+}
+
+func TestPaymentCaptureRefusedUnlessAuthorized(t *testing.T) {
+	steps := &fakeSteps{debitFn: succeedDebit}
+	h := newHarness(t, steps)
+	var rejected error
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(UpdateCapture, "capture-1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { rejected = err }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, CaptureDecision{Actor: "usr_merchant"})
+	}, 0)
+	p := h.run(t)
+	require.Equal(t, paysaga.PaymentSucceeded, p.Status)
+	require.Error(t, rejected, "an automatic payment has nothing to capture")
+	require.Equal(t, paysaga.ECONFLICT, errType(rejected))
 }
 
 func TestSearchAttributeFlags(t *testing.T) {
