@@ -223,12 +223,12 @@ type paymentRun struct {
 	in             PaymentInput
 	p              paysaga.Payment
 	needsAttention bool
-	awaiting       bool        // UNKNOWN and waiting for an operator
-	resolution     *Resolution // the operator's verdict, once accepted
+	awaiting       bool             // UNKNOWN and waiting for an operator
+	resolution     *Resolution      // the operator's verdict, once accepted
 	awaitCapture   bool             // AUTHORIZED and waiting for the merchant
 	decision       *CaptureDecision // the merchant's capture or cancel, once accepted
-	attempts       int         // transfers tried
-	eventSeq       int         // history events written
+	attempts       int              // transfers tried
+	eventSeq       int              // history events written
 	outbox         []activities.PublishPaymentEventInput
 }
 
