@@ -14,6 +14,7 @@ import (
 
 	"paysaga"
 	"paysaga/auth"
+	"paysaga/seal"
 	"paysaga/store"
 	"paysaga/workflows"
 )
@@ -51,6 +52,9 @@ type PaymentDeps struct {
 	SyncWait time.Duration
 	// IdempotencyTTL is how long an Idempotency-Key is remembered (at least 24h; default 24h).
 	IdempotencyTTL time.Duration
+	// Keys seals the account numbers support types in for refunds; without them such refunds
+	// are refused (refunds to the payment's own account need none).
+	Keys *seal.Keyring
 }
 
 type paymentHandlers struct {
@@ -71,6 +75,7 @@ func (s *Server) registerPayments(d PaymentDeps) {
 	g.GET("", h.list)
 	g.GET("/:id", h.get)
 	g.GET("/:id/events", h.events)
+	s.registerRefunds(h)
 }
 
 func (h *paymentHandlers) available(c *gin.Context) {
@@ -85,6 +90,9 @@ type createPaymentRequest struct {
 	MerchantID  string `json:"merchant_id" binding:"required,max=64"`
 	Description string `json:"description" binding:"max=200"`
 	Capture     string `json:"capture" binding:"omitempty,oneof=automatic manual"`
+	// CaptureWithin is how many seconds an uncaptured manual-capture payment waits before it
+	// is canceled and refunded (the server's capture deadline when absent).
+	CaptureWithin int64 `json:"capture_within" binding:"omitempty,min=1,max=2592000"`
 }
 
 // maxIdempotencyKey matches the store's column.
@@ -137,11 +145,9 @@ func (h *paymentHandlers) create(c *gin.Context) {
 		// Omitted and explicit "automatic" are the same request, also to the idempotency check.
 		req.Capture = string(paysaga.CaptureAutomatic)
 	}
-	if req.Capture == string(paysaga.CaptureManual) {
-		Problem(c, &ValidationError{
-			Message: "manual capture is not available yet",
-			Fields:  []FieldError{{Field: "capture", Message: "only \"automatic\" is supported"}},
-		})
+	if req.CaptureWithin != 0 && req.Capture != string(paysaga.CaptureManual) {
+		Problem(c, &ValidationError{Message: "capture_within is for manual capture",
+			Fields: []FieldError{{Field: "capture_within", Message: "needs \"capture\": \"manual\""}}})
 		return
 	}
 
@@ -188,6 +194,12 @@ func (h *paymentHandlers) create(c *gin.Context) {
 		Description: req.Description,
 		CaptureMode: paysaga.CaptureAutomatic,
 		CreatedAt:   rec.CreatedAt,
+	}
+	if req.Capture == string(paysaga.CaptureManual) {
+		in.CaptureMode = paysaga.CaptureManual
+		if req.CaptureWithin > 0 {
+			in.CaptureBy = rec.CreatedAt.Add(time.Duration(req.CaptureWithin) * time.Second)
+		}
 	}
 	p, err := h.Starter.StartPayment(ctx, in, h.SyncWait)
 	if err != nil {

@@ -1,0 +1,461 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"paysaga"
+	"paysaga/activities"
+	"paysaga/nh"
+	"paysaga/seal"
+	"paysaga/store"
+	"paysaga/workflows"
+)
+
+// RefundStore is what the refund routes read and write directly: the refunds themselves are
+// written by the workflow; the API only keeps a typed-in destination, sealed, for it.
+type RefundStore interface {
+	GetRefund(ctx context.Context, id string) (*paysaga.Refund, error)
+	ListRefunds(ctx context.Context, f store.RefundFilter) (*store.RefundPage, error)
+	SaveRefundDestination(ctx context.Context, refundID string, d store.SealedDestination) error
+}
+
+// RefundStarter starts refund workflows and sends the merchant's capture or cancel to a
+// payment workflow. TemporalPayments implements it.
+type RefundStarter interface {
+	// StartRefund starts the refund's workflow (or joins the running one) and waits up to wait
+	// for its outcome: the refund, (nil, nil) when it is not known in time, or an ECONFLICT
+	// error saying why the refund was refused.
+	StartRefund(ctx context.Context, in workflows.RefundInput, wait time.Duration) (*paysaga.Refund, error)
+	// DecidePayment sends UpdateCapture or UpdateCancel and waits up to wait for the payment
+	// to leave AUTHORIZED; (nil, nil) when it has not in time.
+	DecidePayment(ctx context.Context, paymentID, update string, d workflows.CaptureDecision, wait time.Duration) (*paysaga.Payment, error)
+}
+
+type refundHandlers struct {
+	*paymentHandlers
+	refunds RefundStore
+	starter RefundStarter
+}
+
+// registerRefunds adds the refund, capture and cancel routes. They use the payment routes'
+// store and starter when those can serve refunds (store.DB and TemporalPayments can); else
+// they answer 503.
+func (s *Server) registerRefunds(h *paymentHandlers) {
+	r := &refundHandlers{paymentHandlers: h}
+	r.refunds, _ = h.Store.(RefundStore)
+	r.starter, _ = h.Starter.(RefundStarter)
+	g := s.v1.Group("", r.available)
+	merchant := RequireRole(paysaga.RoleMerchant, paysaga.RoleOperator)
+	g.POST("/payments/:id/refunds", merchant, r.create)
+	g.GET("/payments/:id/refunds", r.list)
+	g.GET("/refunds/:id", r.get)
+	g.POST("/payments/:id/capture", merchant, r.decide(workflows.UpdateCapture))
+	g.POST("/payments/:id/cancel", merchant, r.decide(workflows.UpdateCancel))
+}
+
+func (h *refundHandlers) available(c *gin.Context) {
+	if h.Store == nil || h.refunds == nil || h.starter == nil {
+		Problem(c, paysaga.Errorf(paysaga.EUNAVAILABLE, "refunds are not available on this server"))
+	}
+}
+
+type destinationRequest struct {
+	BankCode      string `json:"bank_code" binding:"required,len=3,numeric"`
+	AccountNumber string `json:"account_number" binding:"required,max=32"`
+	// HolderName is who the account must belong to (checked with the bank before paying);
+	// the paying customer's name when empty.
+	HolderName string `json:"holder_name" binding:"max=100"`
+}
+
+type createRefundRequest struct {
+	Amount      int64               `json:"amount" binding:"required"`
+	Reason      string              `json:"reason" binding:"max=500"`
+	Destination *destinationRequest `json:"destination"`
+}
+
+// loadDecidable returns the payment named in the path if the caller may refund, capture or
+// cancel it: its merchant or an operator. Anyone else gets the same 404 as for a payment that
+// does not exist.
+func (h *refundHandlers) loadDecidable(c *gin.Context) (*paysaga.Payment, bool) {
+	p, ok := h.loadVisible(c)
+	if !ok {
+		return nil, false
+	}
+	if u := UserFrom(c); u.Role != paysaga.RoleOperator && p.MerchantID != u.UserID {
+		Problem(c, paysaga.Errorf(paysaga.ENOTFOUND, "no such payment"))
+		return nil, false
+	}
+	return p, true
+}
+
+func (h *refundHandlers) create(c *gin.Context) {
+	ctx := c.Request.Context()
+	user := UserFrom(c)
+	key, err := idempotencyKey(c)
+	if err != nil {
+		Problem(c, err)
+		return
+	}
+	var req createRefundRequest
+	if err := BindJSON(c, &req); err != nil {
+		Problem(c, err)
+		return
+	}
+	if err := paysaga.ValidateAmount(req.Amount); err != nil {
+		Problem(c, &ValidationError{Message: paysaga.ErrorMessage(err), Fields: []FieldError{{Field: "amount", Message: paysaga.ErrorMessage(err)}}})
+		return
+	}
+	var number string
+	if d := req.Destination; d != nil {
+		number = seal.NormalizeAccountNumber(d.AccountNumber)
+		if len(number) < 6 || len(number) > 16 || strings.Trim(number, "0123456789") != "" {
+			Problem(c, &ValidationError{Message: "the account number must be 6 to 16 digits",
+				Fields: []FieldError{{Field: "destination.account_number", Message: "6 to 16 digits"}}})
+			return
+		}
+		if h.Keys == nil {
+			Problem(c, paysaga.Errorf(paysaga.EUNAVAILABLE, "refunds to a typed-in account are not available on this server"))
+			return
+		}
+	}
+	p, ok := h.loadDecidable(c)
+	if !ok {
+		return
+	}
+
+	// The fingerprint of the request must not make the account number guessable: it is
+	// hashed with the keyed MAC, not in clear.
+	fp := req
+	if fp.Destination != nil {
+		d := *fp.Destination
+		d.AccountNumber = h.Keys.MAC("refund-destination", d.BankCode, number)
+		fp.Destination = &d
+	}
+	route := "/v1/payments/" + p.ID + "/refunds"
+	hash := requestHash(http.MethodPost, route, fp)
+	scope := "refunds:" + user.UserID
+	rec, created, err := h.Store.ClaimIdempotencyKeyFor(ctx, scope, key, hash, paysaga.NewID(paysaga.PrefixRefund), h.IdempotencyTTL)
+	if err != nil {
+		Problem(c, err)
+		return
+	}
+	if !created {
+		if rec.RequestHash != hash {
+			Problem(c, paysaga.Errorf(paysaga.EIDEMPOTENCY, "this Idempotency-Key was used for a different request"))
+			return
+		}
+		if rec.Completed() {
+			c.Header("Idempotent-Replayed", "true")
+			if rec.ResponseStatus < 400 || rec.ResponseStatus == http.StatusPaymentRequired {
+				c.Header("Location", "/v1/refunds/"+rec.ResourceID)
+			}
+			writeAnswer(c, rec.ResponseStatus, rec.ResponseBody)
+			return
+		}
+	}
+	if d := req.Destination; d != nil {
+		if err := h.saveDestination(ctx, rec.ResourceID, p, d, number); err != nil {
+			if created {
+				_ = h.Store.DeleteIdempotencyKey(context.WithoutCancel(ctx), scope, key)
+			}
+			Problem(c, err)
+			return
+		}
+	}
+	in := workflows.RefundInput{
+		RefundID: rec.ResourceID, PaymentID: p.ID, CustomerID: p.CustomerID, MerchantID: p.MerchantID,
+		Amount: req.Amount, Reason: req.Reason, Actor: user.UserID, CreatedAt: rec.CreatedAt,
+	}
+	r, err := h.starter.StartRefund(ctx, in, h.SyncWait)
+	if paysaga.ErrorCode(err) == paysaga.ECONFLICT {
+		// Refused (more than is left to refund, a payment that cannot be refunded): nothing
+		// happened, and the same request gets the same answer.
+		pd, _ := problemFor(c, err)
+		body, _ := json.Marshal(pd)
+		if cerr := h.Store.CompleteIdempotencyKey(context.WithoutCancel(ctx), scope, key, pd.Status, body, in.RefundID); cerr != nil {
+			Logger(c).WarnContext(ctx, "store idempotent answer", "refund_id", in.RefundID, "error", cerr.Error())
+		}
+		writeAnswer(c, pd.Status, body)
+		return
+	}
+	if err != nil {
+		Problem(c, err)
+		return
+	}
+	if r == nil || !r.Status.Final() {
+		h.refundPending(c, in, r)
+		return
+	}
+	status, body := refundAnswer(c, r)
+	if err := h.Store.CompleteIdempotencyKey(context.WithoutCancel(ctx), scope, key, status, body, r.ID); err != nil {
+		Logger(c).WarnContext(ctx, "store idempotent answer", "refund_id", r.ID, "error", err.Error())
+	}
+	c.Header("Location", "/v1/refunds/"+r.ID)
+	writeAnswer(c, status, body)
+}
+
+// saveDestination seals a typed-in account for the refund's workflow to find.
+func (h *refundHandlers) saveDestination(ctx context.Context, refundID string, p *paysaga.Payment, d *destinationRequest, number string) error {
+	holder := strings.TrimSpace(d.HolderName)
+	if holder == "" {
+		customer, err := h.Store.UserByID(ctx, p.CustomerID)
+		if err != nil {
+			return err
+		}
+		holder = customer.Name
+	}
+	sealed, err := activities.SealDestination(h.Keys, refundID, activities.TypedDestination{Number: number, Holder: holder})
+	if err != nil {
+		return err
+	}
+	kind := paysaga.DestinationOtherBank
+	if nh.IsNHBank(d.BankCode) {
+		kind = paysaga.DestinationAccountNumber
+	}
+	return h.refunds.SaveRefundDestination(ctx, refundID, store.SealedDestination{
+		Kind: kind, BankCode: d.BankCode, Masked: paysaga.MaskAccountNumber(number),
+		Sealed: store.SealedSecret{Ciphertext: sealed.Ciphertext, KeyID: sealed.KeyID},
+	})
+}
+
+// refundAnswer is the answer for a settled refund: 200 with the refund, or 402 problem+json
+// with the bank's code and message when it failed (its reservation given back).
+func refundAnswer(c *gin.Context, r *paysaga.Refund) (int, []byte) {
+	if r.Status != paysaga.RefundFailed {
+		b, _ := json.Marshal(r)
+		return http.StatusOK, b
+	}
+	detail := r.FailureMessage
+	if detail == "" {
+		detail = r.FailureCode
+	}
+	pd, _ := problemFor(c, paysaga.Errorf(paysaga.EDECLINED, "the refund failed: %s", detail))
+	b, _ := json.Marshal(struct {
+		ProblemDetails
+		FailureCode    string          `json:"failure_code,omitempty"`
+		FailureMessage string          `json:"failure_message,omitempty"`
+		Refund         *paysaga.Refund `json:"refund"`
+	}{pd, r.FailureCode, r.FailureMessage, r})
+	return pd.Status, b
+}
+
+// refundPending answers 202: the refund runs and its outcome is not known yet.
+func (h *refundHandlers) refundPending(c *gin.Context, in workflows.RefundInput, r *paysaga.Refund) {
+	if stored, err := h.refunds.GetRefund(c.Request.Context(), in.RefundID); err == nil {
+		r = stored
+	} else if r == nil {
+		r = &paysaga.Refund{ID: in.RefundID, PaymentID: in.PaymentID, Amount: in.Amount, Reason: in.Reason,
+			Status: paysaga.RefundPending, CreatedBy: in.Actor, CreatedAt: in.CreatedAt, UpdatedAt: in.CreatedAt}
+	}
+	c.Header("Location", "/v1/refunds/"+r.ID)
+	c.Header("Retry-After", "1")
+	c.JSON(http.StatusAccepted, gin.H{"refund": r, "status": r.Status, "poll_url": "/v1/refunds/" + r.ID})
+}
+
+func (h *refundHandlers) get(c *gin.Context) {
+	id := c.Param("id")
+	notFound := paysaga.Errorf(paysaga.ENOTFOUND, "no such refund")
+	if !paysaga.HasPrefix(id, paysaga.PrefixRefund) {
+		Problem(c, notFound)
+		return
+	}
+	r, err := h.refunds.GetRefund(c.Request.Context(), id)
+	if paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
+		Problem(c, notFound)
+		return
+	}
+	if err != nil {
+		Problem(c, err)
+		return
+	}
+	p, err := h.Store.GetPayment(c.Request.Context(), r.PaymentID)
+	if err != nil || !visible(UserFrom(c), p) {
+		Problem(c, notFound)
+		return
+	}
+	c.JSON(http.StatusOK, r)
+}
+
+func (h *refundHandlers) list(c *gin.Context) {
+	p, ok := h.loadVisible(c)
+	if !ok {
+		return
+	}
+	f := store.RefundFilter{PaymentID: p.ID, StartingAfter: c.Query("starting_after")}
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > store.MaxListLimit {
+			Problem(c, &ValidationError{Message: fmt.Sprintf("limit must be 1 to %d", store.MaxListLimit), Fields: []FieldError{{Field: "limit", Message: "1 to 100"}}})
+			return
+		}
+		f.Limit = n
+	}
+	page, err := h.refunds.ListRefunds(c.Request.Context(), f)
+	if err != nil {
+		Problem(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"data": page.Refunds, "has_more": page.HasMore})
+}
+
+type decisionRequest struct {
+	Reason string `json:"reason" binding:"max=500"`
+}
+
+// decide serves capture and cancel of an AUTHORIZED manual-capture payment. A retry of the
+// same decision gets the same answer; the other decision afterwards is 409.
+func (h *refundHandlers) decide(update string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req decisionRequest
+		if c.Request.ContentLength != 0 {
+			if err := BindJSON(c, &req); err != nil {
+				Problem(c, err)
+				return
+			}
+		}
+		p, ok := h.loadDecidable(c)
+		if !ok {
+			return
+		}
+		d := workflows.CaptureDecision{Actor: UserFrom(c).UserID, Reason: req.Reason}
+		got, err := h.starter.DecidePayment(c.Request.Context(), p.ID, update, d, h.SyncWait)
+		if err != nil {
+			Problem(c, err)
+			return
+		}
+		if got == nil {
+			if got, err = h.Store.GetPayment(c.Request.Context(), p.ID); err != nil {
+				Problem(c, err)
+				return
+			}
+			c.Header("Retry-After", "1")
+			c.JSON(http.StatusAccepted, gin.H{"payment": got, "status": got.Status, "poll_url": "/v1/payments/" + got.ID})
+			return
+		}
+		c.JSON(http.StatusOK, got)
+	}
+}
+
+// StartRefund implements RefundStarter with Update-with-Start on the refund's workflow. A
+// replay may start a new run of a refund whose last run has closed; a first request never
+// does.
+func (t TemporalPayments) StartRefund(ctx context.Context, in workflows.RefundInput, wait time.Duration) (*paysaga.Refund, error) {
+	reuse := enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
+	if in.Replay {
+		reuse = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	}
+	id := workflows.RefundWorkflowID(in.RefundID)
+	start := t.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    reuse,
+		TypedSearchAttributes:    workflows.SearchAttributesForRefund(in),
+	}, workflows.RefundWorkflowName, in)
+	waitCtx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	handle, err := t.Client.UpdateWithStartWorkflow(waitCtx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateID:     workflows.UpdateOutcome,
+			UpdateName:   workflows.UpdateOutcome,
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err == nil {
+		var r paysaga.Refund
+		if err = handle.Get(waitCtx, &r); err == nil {
+			return &r, nil
+		}
+	}
+	if refused := refusal(err); refused != nil {
+		return nil, refused
+	}
+	switch {
+	case waitCtx.Err() != nil && ctx.Err() == nil:
+		return nil, nil
+	case isClosed(err):
+		// The workflow finished already: the database has the refund, or the workflow's
+		// result says why there is none.
+		if rs, ok := t.Payments.(interface {
+			GetRefund(ctx context.Context, id string) (*paysaga.Refund, error)
+		}); ok {
+			if r, gerr := rs.GetRefund(ctx, in.RefundID); gerr == nil {
+				return r, nil
+			}
+		}
+		var r paysaga.Refund
+		gerr := t.Client.GetWorkflow(ctx, id, "").Get(ctx, &r)
+		if refused := refusal(gerr); refused != nil {
+			return nil, refused
+		}
+		if gerr != nil {
+			return nil, fmt.Errorf("refund %s: %w", in.RefundID, gerr)
+		}
+		return &r, nil
+	default:
+		return nil, fmt.Errorf("refund %s: %w", in.RefundID, errors.Join(
+			paysaga.Errorf(paysaga.EUNAVAILABLE, "the refund could not be started; retry with the same Idempotency-Key"), err))
+	}
+}
+
+// refusal turns the workflow's refusal (an application error typed with a paysaga code) into
+// the domain error, nil for anything else.
+func refusal(err error) error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && (appErr.Type() == paysaga.ECONFLICT || appErr.Type() == paysaga.EINVALID) {
+		return paysaga.Errorf(appErr.Type(), "%s", appErr.Message())
+	}
+	return nil
+}
+
+// DecidePayment implements RefundStarter. The update ID is the decision's name, so that a
+// retried capture (or cancel) gets the first one's result.
+func (t TemporalPayments) DecidePayment(ctx context.Context, paymentID, update string, d workflows.CaptureDecision, wait time.Duration) (*paysaga.Payment, error) {
+	waitCtx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	handle, err := t.Client.UpdateWorkflow(waitCtx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.PaymentWorkflowID(paymentID),
+		UpdateName:   update,
+		UpdateID:     update,
+		Args:         []any{d},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		var p paysaga.Payment
+		if err = handle.Get(waitCtx, &p); err == nil {
+			return &p, nil
+		}
+	}
+	if refused := refusal(err); refused != nil {
+		return nil, refused
+	}
+	switch {
+	case waitCtx.Err() != nil && ctx.Err() == nil:
+		return nil, nil
+	case isClosed(err):
+		p, gerr := t.Payments.GetPayment(ctx, paymentID)
+		if gerr != nil {
+			return nil, gerr
+		}
+		if (update == workflows.UpdateCapture && p.Status == paysaga.PaymentSucceeded) ||
+			(update == workflows.UpdateCancel && p.Status == paysaga.PaymentCanceled) {
+			return p, nil
+		}
+		return nil, paysaga.Errorf(paysaga.ECONFLICT, "payment %s is %s and not waiting for a capture or a cancellation", paymentID, p.Status)
+	}
+	return nil, fmt.Errorf("payment %s: %s: %w", paymentID, update, errors.Join(
+		paysaga.Errorf(paysaga.EUNAVAILABLE, "the %s could not be sent; retry", update), err))
+}
