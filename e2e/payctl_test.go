@@ -3,9 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,13 +17,17 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/workflow"
 
 	"paysaga"
 	"paysaga/cmd/payctl/ctl"
+	"paysaga/config"
+	"paysaga/internal/stack"
 	"paysaga/internal/temporaltest"
 	"paysaga/nh"
 	"paysaga/nhsim"
+	"paysaga/store"
 	"paysaga/worker"
 	"paysaga/workflows"
 )
@@ -263,4 +271,85 @@ func TestPayctlSearchAttributesFilterOnTheDevServer(t *testing.T) {
 		name, _, _ := strings.Cut(sa, "=")
 		require.Contains(t, fields, name, "search attribute %s is set on the workflow", name)
 	}
+}
+
+// The Web UI of the stack `paysaga dev` runs (`make run`) shows the search attributes and
+// filters on them: the UI's own HTTP API answers the query an operator types in its filter box.
+func TestPayctlWebUIFiltersPaymentsOnTheDevStack(t *testing.T) {
+	ctx := context.Background()
+	bin, err := temporaltest.Binary()
+	require.NoError(t, err)
+	dir := t.TempDir()
+	cfg, err := config.Load(func(name string) string {
+		switch name {
+		case "PAYSAGA_DB_DRIVER":
+			return "sqlite"
+		case "PAYSAGA_DB_DSN":
+			return filepath.Join(dir, "paysaga.db")
+		}
+		return ""
+	})
+	require.NoError(t, err)
+	cfg.RedisAddr = ""
+	uiPort := freePort(t)
+	// As runDev starts it: a SQLite file for Temporal, the Web UI on, an in-process Redis.
+	st, err := stack.Start(ctx, stack.Options{
+		Config: cfg, Dev: true, TemporalBin: bin, TemporalDBFile: filepath.Join(dir, "temporal.db"), UIPort: uiPort,
+	})
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+
+	// A customer with an account at the simulated bank pays through the saga.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	bankAcct, err := st.Sim.CreateAccount(nhsim.Account{Holder: "김고객", Birth: "19900101", Balance: 100_000})
+	require.NoError(t, err)
+	fin, err := st.Sim.RegisterFinAccount(bankAcct.Bncd, bankAcct.Acno, true)
+	require.NoError(t, err)
+	u := &paysaga.User{ID: paysaga.NewID(paysaga.PrefixUser), Email: "webui@example.com", Name: "Web UI",
+		Role: paysaga.RoleCustomer, PasswordHash: "x"}
+	require.NoError(t, st.Parts.DB.CreateUser(ctx, u))
+	acct := &paysaga.Account{ID: paysaga.NewID(paysaga.PrefixAccount), OwnerID: u.ID, BankCode: bankAcct.Bncd,
+		MaskedNumber: paysaga.MaskAccountNumber(bankAcct.Acno), Status: paysaga.AccountActive, FinAccount: fin}
+	require.NoError(t, st.Parts.DB.CreateAccount(ctx, acct, store.SealedAccountNumber{Ciphertext: []byte("x"), KeyID: "k", Hash: "h"}))
+	in := workflows.PaymentInput{PaymentID: paysaga.NewID(paysaga.PrefixPayment), CustomerID: u.ID, MerchantID: "usr_shop",
+		AccountID: acct.ID, Amount: 4_321, CreatedAt: time.Now().UTC()}
+	run, err := st.Parts.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.PaymentWorkflowID(in.PaymentID), TaskQueue: workflows.TaskQueue,
+		TypedSearchAttributes: workflows.SearchAttributesForStart(in),
+	}, workflows.PaymentWorkflowName, in)
+	require.NoError(t, err)
+	var p paysaga.Payment
+	require.NoError(t, run.Get(ctx, &p))
+	require.Equal(t, paysaga.PaymentSucceeded, p.Status)
+
+	uiQuery := func(q string) []byte {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/namespaces/default/workflows?query=%s", uiPort, url.QueryEscape(q)))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+		return body
+	}
+	filter := fmt.Sprintf(`PaymentStatus="SUCCEEDED" AND CustomerId=%q AND MerchantId="usr_shop" AND AmountKRW=4321 AND NeedsAttention=false`, u.ID)
+	var body []byte
+	require.Eventually(t, func() bool {
+		body = uiQuery(filter)
+		return strings.Contains(string(body), run.GetID())
+	}, 30*time.Second, 200*time.Millisecond, "the Web UI does not filter on the search attributes")
+	for _, sa := range workflows.SearchAttributeFlags() {
+		name, _, _ := strings.Cut(sa, "=")
+		require.Contains(t, string(body), `"`+name+`"`, "the Web UI shows %s", name)
+	}
+	require.NotContains(t, string(uiQuery(fmt.Sprintf(`PaymentStatus="UNKNOWN" AND CustomerId=%q`, u.ID))), run.GetID())
+
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
