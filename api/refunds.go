@@ -357,27 +357,55 @@ func (t TemporalPayments) StartRefund(ctx context.Context, in workflows.RefundIn
 		reuse = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	}
 	id := workflows.RefundWorkflowID(in.RefundID)
-	start := t.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+	opts := client.StartWorkflowOptions{
 		ID:                       id,
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    reuse,
 		TypedSearchAttributes:    workflows.SearchAttributesForRefund(in),
-	}, workflows.RefundWorkflowName, in)
+	}
 	waitCtx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	handle, err := t.Client.UpdateWithStartWorkflow(waitCtx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateID:     workflows.UpdateOutcome,
-			UpdateName:   workflows.UpdateOutcome,
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
-	})
-	if err == nil {
-		var r paysaga.Refund
-		if err = handle.Get(waitCtx, &r); err == nil {
-			return &r, nil
+	if in.Replay {
+		// A replay joins another replay's run, never the run that failed: that one may still
+		// be finishing (publishing its event), and its outcome is the failure being replayed.
+		opts.Memo = map[string]any{replayMemo: true}
+		t.awaitFailedRun(waitCtx, id)
+	}
+	start := t.Client.NewWithStartWorkflowOperation(opts, workflows.RefundWorkflowName, in)
+	// One update per refund request, so that every retry shares its result. A replay asks
+	// afresh: the server keeps the outcome of a closed run's update and would answer with the
+	// failure being replayed.
+	updateID := workflows.UpdateOutcome
+	if in.Replay {
+		updateID = "replay-" + paysaga.NewID("")
+	}
+	var err error
+	for attempt := 1; ; attempt++ {
+		var handle client.WorkflowUpdateHandle
+		handle, err = t.Client.UpdateWithStartWorkflow(waitCtx, client.UpdateWithStartWorkflowOptions{
+			StartWorkflowOperation: start,
+			UpdateOptions: client.UpdateWorkflowOptions{
+				UpdateID:     updateID,
+				UpdateName:   workflows.UpdateOutcome,
+				WaitForStage: client.WorkflowUpdateStageCompleted,
+			},
+		})
+		if err == nil {
+			var r paysaga.Refund
+			if err = handle.Get(waitCtx, &r); err == nil {
+				return &r, nil
+			}
+		}
+		// Two starts racing (two replays, or a retry of the first request) can leave the loser
+		// with "already started" for a run it may simply join: ask again, a few times.
+		if !in.Replay || !isClosed(err) || attempt == 3 || waitCtx.Err() != nil {
+			break
+		}
+		start = t.Client.NewWithStartWorkflowOperation(opts, workflows.RefundWorkflowName, in)
+		select {
+		case <-waitCtx.Done():
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
 		}
 	}
 	if refused := refusal(err); refused != nil {
@@ -397,7 +425,7 @@ func (t TemporalPayments) StartRefund(ctx context.Context, in workflows.RefundIn
 			}
 		}
 		var r paysaga.Refund
-		gerr := t.Client.GetWorkflow(ctx, id, "").Get(ctx, &r)
+		gerr := t.Client.GetWorkflow(waitCtx, id, "").Get(waitCtx, &r)
 		if refused := refusal(gerr); refused != nil {
 			return nil, refused
 		}
@@ -409,6 +437,25 @@ func (t TemporalPayments) StartRefund(ctx context.Context, in workflows.RefundIn
 		return nil, fmt.Errorf("refund %s: %w", in.RefundID, errors.Join(
 			paysaga.Errorf(paysaga.EUNAVAILABLE, "the refund could not be started; retry with the same Idempotency-Key"), err))
 	}
+}
+
+// replayMemo marks the runs of a refund workflow started by a replay.
+const replayMemo = "replay"
+
+// awaitFailedRun waits for the open run of workflow id to close, unless it is a replay's.
+func (t TemporalPayments) awaitFailedRun(ctx context.Context, id string) {
+	desc, err := t.Client.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return
+	}
+	if _, replay := info.GetMemo().GetFields()[replayMemo]; replay {
+		return
+	}
+	_ = t.Client.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, nil)
 }
 
 // refusal turns the workflow's refusal (an application error typed with a paysaga code) into
