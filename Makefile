@@ -40,10 +40,11 @@ fuzz:
 	@for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' nh/*_test.go | sed 's/func //'); do \
 		echo "fuzz $$t"; $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=15s ./nh || exit 1; done
 
-## bench: the payment load generator against the running stack, and the simulator's micro-benchmark
-bench: build $(TEMPORAL)
+## bench: the simulator's micro-benchmark, then payments at a fixed rate through the whole stack started
+##        in-process (needs MariaDB, Redis, RabbitMQ like `make test`; about 2 minutes; make bench BENCH_FLAGS="-rate 20")
+bench: $(TEMPORAL)
 	$(GO) test -run='^$$' -bench=. -benchtime=2000x ./nhsim
-	$(BIN)/paysaga bench
+	$(GO) run ./bench $(BENCH_FLAGS)
 
 ## temporal: the Temporal CLI (dev server + Web UI), built once from the Go module proxy
 temporal: $(TEMPORAL)

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// The baseline is the bare minimum Temporal must do for a workflow of the payment's shape: the
+// same activities and local activities, in the same order, doing nothing. It runs on the same
+// dev server, on a task queue and worker of its own, so that the engine's throughput can be
+// read as a ratio of it — a ratio drifts far less than absolute figures on a shared machine.
+const (
+	baselineTaskQueue = "paysaga-bench-baseline"
+	baselineWorkflow  = "BenchBaseline"
+	baselineActivity  = "BenchNoop"
+)
+
+// BaselineWorkflow runs steps in order: 'A' an activity, 'L' a local activity, both no-ops.
+func BaselineWorkflow(ctx workflow.Context, steps string) error {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 10 * time.Second})
+	for _, s := range steps {
+		var f workflow.Future
+		if s == 'A' {
+			f = workflow.ExecuteActivity(actx, baselineActivity)
+		} else {
+			f = workflow.ExecuteLocalActivity(lctx, Noop)
+		}
+		if err := f.Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Noop is the baseline's activity.
+func Noop(context.Context) error { return nil }
+
+// startBaselineWorker starts a worker for the baseline with the engine worker's options.
+func startBaselineWorker(c client.Client, o sdkworker.Options) (sdkworker.Worker, error) {
+	w := sdkworker.New(c, baselineTaskQueue, o)
+	w.RegisterWorkflowWithOptions(BaselineWorkflow, workflow.RegisterOptions{Name: baselineWorkflow})
+	w.RegisterActivityWithOptions(Noop, activity.RegisterOptions{Name: baselineActivity})
+	return w, w.Start()
+}
+
+// baselineResult is what the baseline run measured.
+type baselineResult struct {
+	Mode       string // "max" or "rate"
+	Steps      string
+	Window     Window
+	Completed  int // workflows completed in the window
+	Latency    Durations
+	Errors     Counter
+	WorkflowID []string // completed ones, for the history sample
+}
+
+// runBaseline drives the baseline workflow for warmup+duration. In "max" mode a fixed number
+// of clients each start a workflow, wait for its result and start the next (a closed loop: the
+// server's ceiling for this shape on this machine); in "rate" mode workflows are started at the
+// payments' arrival rate (an open model, like the payments).
+func runBaseline(ctx context.Context, c client.Client, steps string, o options) *baselineResult {
+	start := time.Now()
+	r := &baselineResult{
+		Mode:   o.baseline,
+		Steps:  steps,
+		Window: Window{From: start.Add(o.baselineWarmup), To: start.Add(o.baselineWarmup + o.baselineDuration)},
+	}
+	runCtx, cancel := context.WithDeadline(ctx, r.Window.To.Add(o.drain))
+	defer cancel()
+	prefix := fmt.Sprintf("bench-baseline-%x-", start.UnixNano())
+	var mu sync.Mutex
+	one := func(n int, scheduled time.Time) {
+		id := fmt.Sprint(prefix, n)
+		run, err := c.ExecuteWorkflow(runCtx, client.StartWorkflowOptions{ID: id, TaskQueue: baselineTaskQueue}, baselineWorkflow, steps)
+		if err == nil {
+			err = run.Get(runCtx, nil)
+		}
+		if err != nil {
+			if runCtx.Err() == nil {
+				r.Errors.Inc("workflow")
+			}
+			return
+		}
+		done := time.Now()
+		if !r.Window.Contains(done) {
+			return
+		}
+		r.Latency.Add(done.Sub(scheduled))
+		mu.Lock()
+		r.Completed++
+		r.WorkflowID = append(r.WorkflowID, id)
+		mu.Unlock()
+	}
+
+	var wg sync.WaitGroup
+	if o.baseline == "rate" {
+		schedule(ctx, start, o.rate, int((o.baselineWarmup+o.baselineDuration).Seconds()*o.rate), func(n int, at time.Time) {
+			wg.Go(func() { one(n, at) })
+		})
+	} else {
+		var next sync.Mutex
+		n := 0
+		for range o.baselineClients {
+			wg.Go(func() {
+				for ctx.Err() == nil && time.Now().Before(r.Window.To) {
+					next.Lock()
+					n++
+					i := n
+					next.Unlock()
+					one(i, time.Now())
+				}
+			})
+		}
+	}
+	wg.Wait()
+	return r
+}
