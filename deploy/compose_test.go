@@ -89,9 +89,13 @@ func TestComposeSetsEverySettingAProcessNeeds(t *testing.T) {
 			}
 		}
 	}
-	// No secret for the API's tokens is committed: compose refuses to start without one.
-	require.True(t, strings.HasPrefix(f.Services["api"].Environment["PAYSAGA_JWT_SECRET"], "${PAYSAGA_JWT_SECRET:?"),
-		"PAYSAGA_JWT_SECRET comes from the operator's environment and is required")
+	// No token or sealing key is committed: compose refuses to start without them.
+	for p, names := range map[string][]string{"api": {"PAYSAGA_JWT_SECRET", "PAYSAGA_ACCOUNT_KEYS"}, "worker": {"PAYSAGA_ACCOUNT_KEYS"}} {
+		for _, name := range names {
+			require.True(t, strings.HasPrefix(f.Services[p].Environment[name], "${"+name+":?"),
+				"%s: %s comes from the operator's environment and is required", p, name)
+		}
+	}
 }
 
 // listeners returns the ports each service listens on inside the compose network.
