@@ -160,7 +160,9 @@ func (s *refundRun) setHandlers(ctx workflow.Context) error {
 	}
 	// The API's Update-with-Start waits on it: refused at once, or the refund once settled.
 	return workflow.SetUpdateHandler(ctx, UpdateOutcome, func(ctx workflow.Context) (paysaga.Refund, error) {
-		if err := workflow.Await(ctx, func() bool { return s.refused != "" || s.settled }); err != nil {
+		// Answered even when the workflow is cancelled: the compensation settles the refund.
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		if err := workflow.Await(dctx, func() bool { return s.refused != "" || s.settled }); err != nil {
 			return s.r, err
 		}
 		if s.refused != "" {
