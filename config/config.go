@@ -48,6 +48,7 @@ var Vars = []Var{
 	{Name: "PAYSAGA_ACCOUNT_KEYS", Default: "", Help: "keys sealing account numbers at rest: `id:base64,…[,hmac:base64]`, 32-byte keys, the first one current (see docs/operations.md)", Secret: true, Services: []string{"api", "worker"}},
 	{Name: "PAYSAGA_PAYMENT_SYNC_WAIT", Default: "5s", Help: "how long `POST /v1/payments` waits for the outcome before answering 202"},
 	{Name: "PAYSAGA_PAYMENT_UNKNOWN_DEADLINE", Default: "10m", Help: "how long an unknown bank outcome is inquired before the payment becomes UNKNOWN"},
+	{Name: "PAYSAGA_CAPTURE_DEADLINE", Default: "168h", Help: "how long a manual-capture payment waits for its capture before it is canceled and refunded"},
 	{Name: "PAYSAGA_NOTIFY_REPLAY_WINDOW", Default: "5m", Help: "how long a notification can be replayed to a stream that reconnects with `Last-Event-ID`"},
 	{Name: "PAYSAGA_NOTIFY_MAX_STREAMS", Default: "5", Help: "notification streams a user may hold open at once, across all API instances"},
 	{Name: "PAYSAGA_NOTIFY_HEARTBEAT", Default: "15s", Help: "interval of the heartbeat comments on a quiet notification stream"},
@@ -86,6 +87,7 @@ type Config struct {
 
 	PaymentSyncWait        time.Duration
 	PaymentUnknownDeadline time.Duration
+	CaptureDeadline        time.Duration
 
 	NotifyReplayWindow time.Duration
 	NotifyMaxStreams   int
@@ -139,6 +141,7 @@ func Load(getenv func(string) string) (Config, error) {
 		AccountKeys:            get("PAYSAGA_ACCOUNT_KEYS"),
 		PaymentSyncWait:        dur("PAYSAGA_PAYMENT_SYNC_WAIT"),
 		PaymentUnknownDeadline: dur("PAYSAGA_PAYMENT_UNKNOWN_DEADLINE"),
+		CaptureDeadline:        dur("PAYSAGA_CAPTURE_DEADLINE"),
 		NotifyReplayWindow:     dur("PAYSAGA_NOTIFY_REPLAY_WINDOW"),
 		NotifyHeartbeat:        dur("PAYSAGA_NOTIFY_HEARTBEAT"),
 		AlertWebhookURL:        get("PAYSAGA_ALERT_WEBHOOK_URL"),

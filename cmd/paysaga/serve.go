@@ -69,6 +69,12 @@ func apiCmd() *cobra.Command {
 			}
 			defer closeParts()
 			gin.SetMode(gin.ReleaseMode)
+			if parts.Hub, err = app.NewHub(ctx, cfg, parts.Redis, logger); err != nil {
+				return err
+			}
+			// Closing the hub ends the open notification streams, which Shutdown would
+			// otherwise wait for.
+			go func() { <-ctx.Done(); _ = parts.Hub.Close() }()
 			srv, err := parts.API()
 			if err != nil {
 				return err
@@ -106,9 +112,17 @@ func workerCmd() *cobra.Command {
 				}
 				defer rabbit.Close()
 				parts.Events = rabbit
+				// The worker process also runs the consumers: notifications, and alerts when a
+				// webhook is configured.
+				consumers, err := app.Consumers(cfg, parts.Redis, logger, app.ConsumerOptions{})
+				if err != nil {
+					return err
+				}
+				go app.RunConsumers(ctx, consumers)
 			} else {
 				parts.Events = events.NoBroker{Logger: logger}
 			}
+			parts.Events = app.NotifyingPublisher(cfg, parts.Events, parts.Redis)
 			w, err := parts.Worker()
 			if err != nil {
 				return err

@@ -15,6 +15,7 @@ import (
 	"paysaga/config"
 	"paysaga/events"
 	"paysaga/nh"
+	"paysaga/notify"
 	"paysaga/seal"
 	"paysaga/store"
 	"paysaga/worker"
@@ -39,6 +40,8 @@ type Parts struct {
 	Keys *seal.Keyring
 	// Events publishes the workers' events (the worker only).
 	Events events.Publisher
+	// Hub serves the customers' notification streams (the API only; nil answers 503).
+	Hub *notify.Hub
 	// Payments overrides the payment saga's deadlines (zero fields: from Config, then the
 	// defaults). Tests shorten them.
 	Payments workflows.PaymentConfig
@@ -65,8 +68,10 @@ func (p *Parts) API() (*api.Server, error) {
 		Payments: api.PaymentDeps{
 			Store:    p.DB,
 			Starter:  api.TemporalPayments{Client: p.Temporal, Payments: p.DB},
+			Keys:     p.Keys,
 			SyncWait: p.Config.PaymentSyncWait,
 		},
+		Notifications: NotificationDeps(p.Config, p.Hub),
 		Accounts: api.AccountDeps{
 			Store:    p.DB,
 			Starter:  api.TemporalAccounts{Client: p.Temporal, Accounts: p.DB},
@@ -83,19 +88,23 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 	if payments.UnknownDeadline == 0 {
 		payments.UnknownDeadline = p.Config.PaymentUnknownDeadline
 	}
+	if payments.CaptureDeadline == 0 {
+		payments.CaptureDeadline = p.Config.CaptureDeadline
+	}
+	if p.Keys == nil {
+		return nil, errors.New("worker: account keys are required (PAYSAGA_ACCOUNT_KEYS)")
+	}
 	w, err := worker.New(p.Temporal, worker.Deps{
 		Store:    p.DB,
 		Bank:     p.Bank,
 		Events:   p.Events,
 		Logger:   p.Logger,
 		Payments: payments,
+		Keys:     p.Keys,
 		Options:  p.WorkerOptions,
 	})
 	if err != nil {
 		return nil, err
-	}
-	if p.Keys == nil {
-		return nil, errors.New("worker: account keys are required (PAYSAGA_ACCOUNT_KEYS)")
 	}
 	workflows.RegisterAccounts(w, workflows.FinAccountConfig{}, &activities.AccountActivities{
 		Store: p.DB, Bank: p.Bank, Keys: p.Keys, Events: p.Events, Logger: p.Logger,

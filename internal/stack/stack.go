@@ -12,12 +12,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
@@ -85,6 +87,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if _, serr := os.Stat(o.TemporalBin); serr != nil {
 		return nil, fmt.Errorf("the Temporal CLI is not at %q: run `make temporal`", o.TemporalBin)
 	}
+	gin.SetMode(gin.ReleaseMode)
 	s := &Stack{}
 	defer func() {
 		if err != nil {
@@ -161,6 +164,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		publisher = rabbit
 	}
 
+	// Without a broker to consume from, customers are notified as events are published.
+	publisher = app.NotifyingPublisher(cfg, publisher, rdb)
+
 	s.Sim = nhsim.New(o.Sim)
 	s.closers = append(s.closers, s.Sim.Close)
 	s.simServer = httptest.NewUnstartedServer(s.Sim.Handler())
@@ -192,13 +198,45 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	} else if s.Parts.Keys, err = app.OpenKeys(cfg); err != nil {
 		return nil, err
 	}
+	if s.Parts.Hub, err = app.NewHub(ctx, cfg, rdb, o.Logger); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { _ = s.Parts.Hub.Close() })
 	if s.API, err = s.Parts.API(); err != nil {
 		return nil, err
 	}
 	if err := s.StartWorker(); err != nil {
 		return nil, err
 	}
+	if o.UIPort != 0 {
+		if err := waitForUI(startCtx, o.UIPort); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// waitForUI waits until the Web UI answers through to the server: it starts before the
+// frontend listens, and its first connection attempt backs off for several seconds.
+func waitForUI(ctx context.Context, port int) error {
+	url := fmt.Sprintf("http://127.0.0.1:%d/api/v1/namespaces/default", port)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the Temporal Web UI on port %d did not reach the server: %w", port, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // SimURL is the simulator's base URL.
