@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -354,13 +353,9 @@ func (h *accountHandlers) list(c *gin.Context) {
 		Status:        paysaga.AccountStatus(c.Query("status")),
 		StartingAfter: c.Query("starting_after"),
 	}
-	if s := c.Query("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > store.MaxListLimit {
-			Problem(c, &ValidationError{Message: fmt.Sprintf("limit must be 1 to %d", store.MaxListLimit), Fields: []FieldError{{Field: "limit", Message: "1 to 100"}}})
-			return
-		}
-		f.Limit = n
+	var ok bool
+	if f.Limit, ok = listLimit(c); !ok {
+		return
 	}
 	page, err := h.Store.ListAccounts(c.Request.Context(), f)
 	if err != nil {

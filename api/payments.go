@@ -5,9 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -363,13 +361,9 @@ func (h *paymentHandlers) list(c *gin.Context) {
 		Status:        paysaga.PaymentStatus(c.Query("status")),
 		StartingAfter: c.Query("starting_after"),
 	}
-	if s := c.Query("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > store.MaxListLimit {
-			Problem(c, &ValidationError{Message: fmt.Sprintf("limit must be 1 to %d", store.MaxListLimit), Fields: []FieldError{{Field: "limit", Message: "1 to 100"}}})
-			return
-		}
-		f.Limit = n
+	var ok bool
+	if f.Limit, ok = listLimit(c); !ok {
+		return
 	}
 	switch user.Role {
 	case paysaga.RoleOperator:

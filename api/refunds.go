@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -294,13 +293,8 @@ func (h *refundHandlers) list(c *gin.Context) {
 		return
 	}
 	f := store.RefundFilter{PaymentID: p.ID, StartingAfter: c.Query("starting_after")}
-	if s := c.Query("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > store.MaxListLimit {
-			Problem(c, &ValidationError{Message: fmt.Sprintf("limit must be 1 to %d", store.MaxListLimit), Fields: []FieldError{{Field: "limit", Message: "1 to 100"}}})
-			return
-		}
-		f.Limit = n
+	if f.Limit, ok = listLimit(c); !ok {
+		return
 	}
 	page, err := h.refunds.ListRefunds(c.Request.Context(), f)
 	if err != nil {

@@ -275,12 +275,9 @@ func (db *DB) ListAccounts(ctx context.Context, f AccountFilter) (*AccountPage, 
 	if f.OwnerID == "" {
 		return nil, paysaga.Errorf(paysaga.EINVALID, "an owner is required")
 	}
-	limit := f.Limit
-	if limit == 0 {
-		limit = DefaultListLimit
-	}
-	if limit < 1 || limit > MaxListLimit {
-		return nil, paysaga.Errorf(paysaga.EINVALID, "limit must be between 1 and %d", MaxListLimit)
+	limit, err := pageLimit(f.Limit)
+	if err != nil {
+		return nil, err
 	}
 	switch f.Status {
 	case "", paysaga.AccountPending, paysaga.AccountActive, paysaga.AccountFailed, paysaga.AccountDeleted:

@@ -190,6 +190,17 @@ const DefaultListLimit = 20
 // MaxListLimit is the largest page.
 const MaxListLimit = 100
 
+// pageLimit is the page size a list asks for: DefaultListLimit when 0, else 1 to MaxListLimit.
+func pageLimit(limit int) (int, error) {
+	if limit == 0 {
+		return DefaultListLimit, nil
+	}
+	if limit < 1 || limit > MaxListLimit {
+		return 0, paysaga.Errorf(paysaga.EINVALID, "limit must be between 1 and %d", MaxListLimit)
+	}
+	return limit, nil
+}
+
 // PaymentPage is one page of payments, newest first.
 type PaymentPage struct {
 	Payments []*paysaga.Payment
@@ -200,12 +211,9 @@ type PaymentPage struct {
 // a time: pass the last ID of a page as StartingAfter to get the next. A cursor that is not a
 // payment of the filtered customer/merchant is EINVALID.
 func (db *DB) ListPayments(ctx context.Context, f PaymentFilter) (*PaymentPage, error) {
-	limit := f.Limit
-	if limit == 0 {
-		limit = DefaultListLimit
-	}
-	if limit < 1 || limit > MaxListLimit {
-		return nil, paysaga.Errorf(paysaga.EINVALID, "limit must be between 1 and %d", MaxListLimit)
+	limit, err := pageLimit(f.Limit)
+	if err != nil {
+		return nil, err
 	}
 	if f.Status != "" && !f.Status.Valid() {
 		return nil, paysaga.Errorf(paysaga.EINVALID, "unknown payment status %q", f.Status)

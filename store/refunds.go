@@ -469,12 +469,9 @@ type RefundPage struct {
 // ListRefunds returns refunds newest first (created_at, then id, both descending), a page at a
 // time: pass the last ID of a page as StartingAfter to get the next.
 func (db *DB) ListRefunds(ctx context.Context, f RefundFilter) (*RefundPage, error) {
-	limit := f.Limit
-	if limit == 0 {
-		limit = DefaultListLimit
-	}
-	if limit < 1 || limit > MaxListLimit {
-		return nil, paysaga.Errorf(paysaga.EINVALID, "limit must be between 1 and %d", MaxListLimit)
+	limit, err := pageLimit(f.Limit)
+	if err != nil {
+		return nil, err
 	}
 	if f.Status != "" && !f.Status.Valid() {
 		return nil, paysaga.Errorf(paysaga.EINVALID, "unknown refund status %q", f.Status)
