@@ -149,13 +149,6 @@ func checkBirthDate(s string, now time.Time) string {
 	return ""
 }
 
-func accountContentType(status int) string {
-	if status >= 400 {
-		return ProblemContentType
-	}
-	return "application/json; charset=utf-8"
-}
-
 func onlyDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
@@ -191,22 +184,10 @@ func (h *accountHandlers) create(c *gin.Context) {
 		req.BankCode, numberHash, h.Keys.MAC("birth-date", req.BirthDate), req.Nickname,
 	})
 	scope := "accounts:" + user.UserID
-	rec, created, err := h.Store.ClaimIdempotencyKeyFor(ctx, scope, key, fingerprint, paysaga.NewID(paysaga.PrefixAccount), h.IdempotencyTTL)
-	if err != nil {
-		Problem(c, err)
+	rec, created, handled := claimKey(c, h.Store, scope, key, fingerprint, paysaga.PrefixAccount, h.IdempotencyTTL,
+		func(rec *store.IdempotencyRecord) string { return "/v1/accounts/" + rec.ResourceID })
+	if handled {
 		return
-	}
-	if !created {
-		if rec.RequestHash != fingerprint {
-			Problem(c, paysaga.Errorf(paysaga.EIDEMPOTENCY, "this Idempotency-Key was used for a different request"))
-			return
-		}
-		if rec.Completed() {
-			c.Header("Idempotent-Replayed", "true")
-			c.Header("Location", "/v1/accounts/"+rec.ResourceID)
-			c.Data(rec.ResponseStatus, accountContentType(rec.ResponseStatus), rec.ResponseBody)
-			return
-		}
 	}
 	forget := func() {
 		if created {
@@ -238,7 +219,7 @@ func (h *accountHandlers) create(c *gin.Context) {
 		Logger(c).WarnContext(ctx, "store idempotent answer", "account_id", acct.ID, "error", err.Error())
 	}
 	c.Header("Location", "/v1/accounts/"+acct.ID)
-	c.Data(status, accountContentType(status), body)
+	writeAnswer(c, status, body)
 }
 
 // registerOrFind stores the account PENDING under id, or finds the one registered already with

@@ -93,28 +93,6 @@ type createPaymentRequest struct {
 	CaptureWithin int64 `json:"capture_within" binding:"omitempty,min=1,max=2592000"`
 }
 
-// maxIdempotencyKey matches the store's column.
-const maxIdempotencyKey = 255
-
-func idempotencyKey(c *gin.Context) (string, error) {
-	key := c.GetHeader("Idempotency-Key")
-	if key == "" || len(key) > maxIdempotencyKey {
-		return "", &ValidationError{
-			Message: "an Idempotency-Key header of 1 to 255 characters is required",
-			Fields:  []FieldError{{Field: "Idempotency-Key", Message: "required header, 1 to 255 characters"}},
-		}
-	}
-	for i := 0; i < len(key); i++ {
-		if key[i] < 0x21 || key[i] > 0x7e {
-			return "", &ValidationError{
-				Message: "the Idempotency-Key header must be printable ASCII without spaces",
-				Fields:  []FieldError{{Field: "Idempotency-Key", Message: "printable ASCII only"}},
-			}
-		}
-	}
-	return key, nil
-}
-
 // requestHash fingerprints a request so that a key reused with another body is recognised.
 func requestHash(method, route string, body any) string {
 	b, _ := json.Marshal(body) // a struct of strings and ints: cannot fail
@@ -152,26 +130,10 @@ func (h *paymentHandlers) create(c *gin.Context) {
 	// One key, one payment: the payment ID is chosen by whoever claims the key first, and
 	// every retry with the key joins that payment's workflow instead of starting another.
 	scope := "payments:" + user.UserID
-	rec, created, err := h.Store.ClaimIdempotencyKeyFor(ctx, scope, key,
-		requestHash(http.MethodPost, "/v1/payments", req), paysaga.NewID(paysaga.PrefixPayment), h.IdempotencyTTL)
-	if err != nil {
-		Problem(c, err)
+	rec, created, handled := claimKey(c, h.Store, scope, key, requestHash(http.MethodPost, "/v1/payments", req),
+		paysaga.PrefixPayment, h.IdempotencyTTL, func(rec *store.IdempotencyRecord) string { return "/v1/payments/" + rec.ResourceID })
+	if handled {
 		return
-	}
-	if !created {
-		if rec.RequestHash != requestHash(http.MethodPost, "/v1/payments", req) {
-			Problem(c, paysaga.Errorf(paysaga.EIDEMPOTENCY, "this Idempotency-Key was used for a different request"))
-			return
-		}
-		if rec.Completed() {
-			c.Header("Idempotent-Replayed", "true")
-			if rec.ResourceID != "" {
-				// The stored answer, headers included: the first one pointed at the payment too.
-				c.Header("Location", "/v1/payments/"+rec.ResourceID)
-			}
-			writeAnswer(c, rec.ResponseStatus, rec.ResponseBody)
-			return
-		}
 	}
 	// Every caller checks the request against the current state, the first and the joiners
 	// alike: a joiner may be the one that (re)starts the workflow if the first caller died.
@@ -217,17 +179,6 @@ func (h *paymentHandlers) create(c *gin.Context) {
 	}
 	c.Header("Location", "/v1/payments/"+p.ID)
 	writeAnswer(c, status, body)
-}
-
-// writeAnswer writes a stored or fresh payment answer; problems are not to be cached, like
-// every other problem answer.
-func writeAnswer(c *gin.Context, status int, body []byte) {
-	if status >= 400 {
-		c.Header("Cache-Control", "no-store")
-		c.Data(status, ProblemContentType, body)
-		return
-	}
-	c.Data(status, "application/json; charset=utf-8", body)
 }
 
 // checkPayable refuses a payment from an account that is not the customer's own and active,

@@ -145,24 +145,15 @@ func (h *refundHandlers) create(c *gin.Context) {
 	route := "/v1/payments/" + p.ID + "/refunds"
 	hash := requestHash(http.MethodPost, route, fp)
 	scope := "refunds:" + user.UserID
-	rec, created, err := h.Store.ClaimIdempotencyKeyFor(ctx, scope, key, hash, paysaga.NewID(paysaga.PrefixRefund), h.IdempotencyTTL)
-	if err != nil {
-		Problem(c, err)
-		return
-	}
-	if !created {
-		if rec.RequestHash != hash {
-			Problem(c, paysaga.Errorf(paysaga.EIDEMPOTENCY, "this Idempotency-Key was used for a different request"))
-			return
-		}
-		if rec.Completed() {
-			c.Header("Idempotent-Replayed", "true")
+	rec, created, handled := claimKey(c, h.Store, scope, key, hash, paysaga.PrefixRefund, h.IdempotencyTTL,
+		func(rec *store.IdempotencyRecord) string {
 			if rec.ResponseStatus < 400 || rec.ResponseStatus == http.StatusPaymentRequired {
-				c.Header("Location", "/v1/refunds/"+rec.ResourceID)
+				return "/v1/refunds/" + rec.ResourceID
 			}
-			writeAnswer(c, rec.ResponseStatus, rec.ResponseBody)
-			return
-		}
+			return ""
+		})
+	if handled {
+		return
 	}
 	if d := req.Destination; d != nil {
 		if err := h.saveDestination(ctx, rec.ResourceID, p, d, number); err != nil {
