@@ -93,18 +93,11 @@ func (a *AccountActivities) Register(r interface {
 }
 
 func (a *AccountActivities) log(ctx context.Context, accountID, api string) *slog.Logger {
-	l := a.Logger
-	if l == nil {
-		l = slog.New(slog.DiscardHandler)
-	}
-	l = l.With("account_id", accountID)
+	args := []any{"account_id", accountID}
 	if api != "" {
-		l = l.With("nh_api", api)
+		args = append(args, "nh_api", api)
 	}
-	if activity.IsActivity(ctx) {
-		l = l.With("workflow_id", activity.GetInfo(ctx).WorkflowExecution.ID)
-	}
-	return l
+	return activityLogger(ctx, a.Logger, args...)
 }
 
 // OpenFinAccount asks the bank to register a PENDING account for withdrawals, with the

@@ -8,7 +8,11 @@
 package activities
 
 import (
+	"context"
+	"log/slog"
 	"time"
+
+	"go.temporal.io/sdk/activity"
 
 	"paysaga"
 )
@@ -112,4 +116,25 @@ type PublishPaymentEventInput struct {
 	Type       string          `json:"type"`
 	Payment    paysaga.Payment `json:"payment"`
 	OccurredAt time.Time       `json:"occurred_at"`
+}
+
+// activityLogger returns base (or a discarding logger) with the given attributes and, when ctx
+// is an activity's, the workflow ID: every log line of a step can be traced to its workflow.
+func activityLogger(ctx context.Context, base *slog.Logger, args ...any) *slog.Logger {
+	if base == nil {
+		base = slog.New(slog.DiscardHandler)
+	}
+	l := base.With(args...)
+	if activity.IsActivity(ctx) {
+		l = l.With("workflow_id", activity.GetInfo(ctx).WorkflowExecution.ID)
+	}
+	return l
+}
+
+// clock returns now() or, when it is nil, the wall clock.
+func clock(now func() time.Time) time.Time {
+	if now != nil {
+		return now()
+	}
+	return time.Now()
 }

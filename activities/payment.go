@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
@@ -34,24 +33,11 @@ type Activities struct {
 	Now func() time.Time
 }
 
-func (a *Activities) now() time.Time {
-	if a.Now != nil {
-		return a.Now()
-	}
-	return time.Now()
-}
+func (a *Activities) now() time.Time { return clock(a.Now) }
 
-// log returns the logger with the workflow's ID when running as an activity.
+// log returns the logger with the payment's and the workflow's IDs.
 func (a *Activities) log(ctx context.Context, paymentID string) *slog.Logger {
-	l := a.Logger
-	if l == nil {
-		l = slog.New(slog.DiscardHandler)
-	}
-	l = l.With("payment_id", paymentID)
-	if activity.IsActivity(ctx) {
-		l = l.With("workflow_id", activity.GetInfo(ctx).WorkflowExecution.ID)
-	}
-	return l
+	return activityLogger(ctx, a.Logger, "payment_id", paymentID)
 }
 
 // RecordPayment writes one step of a payment (see RecordPaymentInput) in one transaction.

@@ -143,23 +143,10 @@ func (a *RefundActivities) Register(r interface {
 	}
 }
 
-func (a *RefundActivities) now() time.Time {
-	if a.Now != nil {
-		return a.Now()
-	}
-	return time.Now()
-}
+func (a *RefundActivities) now() time.Time { return clock(a.Now) }
 
 func (a *RefundActivities) log(ctx context.Context, refundID string) *slog.Logger {
-	l := a.Logger
-	if l == nil {
-		l = slog.New(slog.DiscardHandler)
-	}
-	l = l.With("refund_id", refundID)
-	if activity.IsActivity(ctx) {
-		l = l.With("workflow_id", activity.GetInfo(ctx).WorkflowExecution.ID)
-	}
-	return l
+	return activityLogger(ctx, a.Logger, "refund_id", refundID)
 }
 
 // ReserveRefund creates the refund with its amount reserved, or says why it cannot
