@@ -122,7 +122,9 @@ func workerCmd() *cobra.Command {
 			} else {
 				parts.Events = events.NoBroker{Logger: logger}
 			}
-			parts.Events = app.NotifyingPublisher(cfg, parts.Events, parts.Redis)
+			if parts.Events, err = app.NotifyingPublisher(cfg, parts.Events, parts.Redis, logger); err != nil {
+				return err
+			}
 			w, err := parts.Worker()
 			if err != nil {
 				return err

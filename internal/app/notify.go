@@ -50,13 +50,22 @@ func NotificationDeps(cfg config.Config, hub *notify.Hub) api.NotificationDeps {
 }
 
 // NotifyingPublisher is the worker's publisher when there is no broker to consume from: it
-// notifies customers as it publishes. With a broker, pub is returned as it is, and the
-// notification consumer does the work.
-func NotifyingPublisher(cfg config.Config, pub events.Publisher, rdb redis.UniversalClient) events.Publisher {
+// notifies customers as it publishes, and alerts the team when a webhook is configured. With
+// a broker, pub is returned as it is, and the consumers do that work.
+func NotifyingPublisher(cfg config.Config, pub events.Publisher, rdb redis.UniversalClient, logger *slog.Logger) (events.Publisher, error) {
 	if cfg.AMQPURL != "" {
-		return pub
+		return pub, nil
 	}
-	return notify.Publisher{Next: pub, Notifier: notify.NewNotifier(rdb, NotifyConfig(cfg))}
+	pub = notify.Publisher{Next: pub, Notifier: notify.NewNotifier(rdb, NotifyConfig(cfg))}
+	if cfg.AlertWebhookURL == "" {
+		return pub, nil
+	}
+	// Without a broker there is no alert consumer either: alert as the event is published.
+	a, err := alert.New(alert.Config{WebhookURL: cfg.AlertWebhookURL, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	return alert.Publisher{Next: pub, Alerter: a, Logger: logger}, nil
 }
 
 // ConsumerOptions tune the consumers; zero values are the production defaults. Tests use

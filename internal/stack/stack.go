@@ -165,7 +165,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 
 	// Without a broker to consume from, customers are notified as events are published.
-	publisher = app.NotifyingPublisher(cfg, publisher, rdb)
+	if publisher, err = app.NotifyingPublisher(cfg, publisher, rdb, o.Logger); err != nil {
+		return nil, err
+	}
 
 	s.Sim = nhsim.New(o.Sim)
 	s.closers = append(s.closers, s.Sim.Close)
