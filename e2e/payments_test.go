@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"paysaga"
+	"paysaga/internal/stack"
 	"paysaga/nhsim"
 )
 
@@ -25,10 +26,16 @@ type bankAccount struct {
 // customer's through the API, as a customer would.
 func seedAccount(t *testing.T, owner user, balance int64) bankAccount {
 	t.Helper()
+	return seedAccountOn(t, env.Stack, env.api.URL, owner, balance)
+}
+
+// seedAccountOn does what seedAccount does on the stack st, whose API is at base.
+func seedAccountOn(t *testing.T, st *stack.Stack, base string, owner user, balance int64) bankAccount {
+	t.Helper()
 	acno := fmt.Sprintf("3%012d", rand.Int64N(1e12))
-	_, err := env.Sim.CreateAccount(nhsim.Account{Bncd: "011", Acno: acno, Holder: "김고객", Birth: "19900101", Balance: balance})
+	_, err := st.Sim.CreateAccount(nhsim.Account{Bncd: "011", Acno: acno, Holder: "김고객", Birth: "19900101", Balance: balance})
 	require.NoError(t, err)
-	a := call(t, "POST", "/v1/accounts", owner.Token, map[string]string{
+	a := callAt(t, base, "POST", "/v1/accounts", owner.Token, map[string]string{
 		"bank_code": "011", "account_number": acno, "birth_date": "19900101", "nickname": "e2e",
 	}, "Idempotency-Key", "register-"+acno)
 	require.Equal(t, http.StatusCreated, a.Status, "%s", a.Raw)

@@ -127,8 +127,14 @@ func (a answer) str(key string) string {
 	return v
 }
 
-// call sends a JSON request to the API.
+// call sends a JSON request to the shared stack's API.
 func call(t testing.TB, method, path, token string, body any, header ...string) answer {
+	t.Helper()
+	return callAt(t, env.api.URL, method, path, token, body, header...)
+}
+
+// callAt sends a JSON request to the API at base.
+func callAt(t testing.TB, base, method, path, token string, body any, header ...string) answer {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -138,7 +144,7 @@ func call(t testing.TB, method, path, token string, body any, header ...string) 
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, env.api.URL+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,17 +182,23 @@ type user struct {
 
 func newUser(t testing.TB, role paysaga.Role) user {
 	t.Helper()
+	return newUserOn(t, env.Stack, env.api.URL, role)
+}
+
+// newUserOn signs a user up on the stack st, whose API is at base.
+func newUserOn(t testing.TB, st *stack.Stack, base string, role paysaga.Role) user {
+	t.Helper()
 	email := strings.ToLower(paysaga.NewID("u")) + "@example.com"
-	a := call(t, "POST", "/v1/auth/signup", "", map[string]string{"email": email, "password": "correct horse battery", "name": "E2E"})
+	a := callAt(t, base, "POST", "/v1/auth/signup", "", map[string]string{"email": email, "password": "correct horse battery", "name": "E2E"})
 	if a.Status != http.StatusCreated {
 		t.Fatalf("signup: %d %s", a.Status, a.Raw)
 	}
 	if role != paysaga.RoleCustomer {
-		if err := env.Parts.DB.SetUserRole(context.Background(), email, role); err != nil {
+		if err := st.Parts.DB.SetUserRole(context.Background(), email, role); err != nil {
 			t.Fatal(err)
 		}
 	}
-	l := call(t, "POST", "/v1/auth/login", "", map[string]string{"email": email, "password": "correct horse battery"})
+	l := callAt(t, base, "POST", "/v1/auth/login", "", map[string]string{"email": email, "password": "correct horse battery"})
 	if l.Status != http.StatusOK {
 		t.Fatalf("login: %d %s", l.Status, l.Raw)
 	}
