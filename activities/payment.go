@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -99,37 +98,15 @@ func (a *Activities) Debit(ctx context.Context, in DebitInput) (DebitResult, err
 		FinAcno: acct.FinAccount, Tram: p.Amount, DractOtlt: passbookText(p.Description),
 	})
 	log = log.With("nh_api", nh.APIDrawingTransfer, "transfer_id", tr.ID, "tsymd", ref.Tsymd, "is_tuno", ref.IsTuno)
-	switch nh.Classify(err) {
-	case nh.OutcomeSuccess:
-		rpcd, rsms := res.Header.Rpcd, res.Header.Rsms
-		if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: rpcd, Rsms: rsms}); err != nil {
-			// The money moved; a retry finds the row SENT and the check will say so.
-			return DebitResult{}, fmt.Errorf("record executed debit %s: %w", tr.ID, err)
-		}
-		log.Info("debit executed", "rpcd", rpcd)
-		return DebitResult{TransferID: tr.ID, Tsymd: ref.Tsymd, IsTuno: ref.IsTuno, Rpcd: rpcd, Rsms: rsms}, nil
-	case nh.OutcomeDeclined:
-		var d *nh.DeclinedError
-		errors.As(err, &d)
-		if _, uerr := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferDeclined, Rpcd: d.Rpcd, Rsms: d.Rsms}); uerr != nil {
-			return DebitResult{}, fmt.Errorf("record declined debit %s: %w", tr.ID, uerr)
-		}
-		log.Info("debit declined", "rpcd", d.Rpcd)
-		return DebitResult{}, declinedError(d.Rpcd, d.Rsms)
-	case nh.OutcomeTransient:
-		// The request provably never left this process: nothing can have moved.
-		a.markTransfer(ctx, log, tr.ID, paysaga.TransferNotExecuted)
-		log.Warn("debit not sent", "error", err)
-		return DebitResult{}, temporal.NewNonRetryableApplicationError("debit not sent: "+err.Error(), ErrTypeNotExecuted, nil)
-	case nh.OutcomeInvalid:
-		a.markTransfer(ctx, log, tr.ID, paysaga.TransferNotExecuted)
-		log.Error("debit refused by the bank client as malformed", "error", err)
-		return DebitResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, nil)
-	default: // unknown outcome, or an in-progress answer to a transfer
-		a.markTransfer(ctx, log, tr.ID, paysaga.TransferUnknown)
-		log.Warn("debit outcome unknown", "error", err)
-		return DebitResult{}, temporal.NewNonRetryableApplicationError("debit outcome unknown: "+err.Error(), ErrTypeUnknownOutcome, nil)
+	var h nh.Header
+	if res != nil {
+		h = res.Header
 	}
+	rpcd, rsms, err := recordAnswer(ctx, a.Store, log, "debit", tr.ID, h, err)
+	if err != nil {
+		return DebitResult{}, err
+	}
+	return DebitResult{TransferID: tr.ID, Tsymd: ref.Tsymd, IsTuno: ref.IsTuno, Rpcd: rpcd, Rsms: rsms}, nil
 }
 
 // CheckDebit asks the bank what became of a transfer whose outcome is unknown, and records the
@@ -221,14 +198,6 @@ func (a *Activities) usableAccount(ctx context.Context, p *paysaga.Payment) (*pa
 		return nil, temporal.NewNonRetryableApplicationError("account cannot be debited", ErrTypeAccountUnusable, nil)
 	}
 	return acct, nil
-}
-
-// markTransfer records what is known of a transfer after the bank call. Failing to record it
-// is harmless: the row stays SENT, which reads as "unknown outcome" and is resolved by a check.
-func (a *Activities) markTransfer(ctx context.Context, log *slog.Logger, id string, state paysaga.TransferState) {
-	if _, err := a.Store.UpdateTransfer(ctx, id, store.TransferUpdate{State: state}); err != nil {
-		log.Warn("transfer state not recorded", "state", state, "error", err)
-	}
 }
 
 // settledDebit answers a Debit for a transfer that already exists, from its row.

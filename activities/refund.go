@@ -252,36 +252,15 @@ func (a *RefundActivities) Credit(ctx context.Context, in CreditInput) (CreditRe
 			Bncd: dest.bncd, Acno: dest.acno, Tram: r.Amount, DractOtlt: text, MractOtlt: text})
 	}
 	log = log.With("nh_api", dest.nhAPI, "transfer_id", tr.ID, "tsymd", ref.Tsymd, "is_tuno", ref.IsTuno)
-	switch nh.Classify(err) {
-	case nh.OutcomeSuccess:
-		rpcd, rsms := res.Header.Rpcd, res.Header.Rsms
-		if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: rpcd, Rsms: rsms}); err != nil {
-			// The money moved; a retry finds the row SENT and the check will say so.
-			return CreditResult{}, fmt.Errorf("record executed credit %s: %w", tr.ID, err)
-		}
-		log.Info("refund credited", "rpcd", rpcd)
-		return CreditResult{TransferID: tr.ID, Rpcd: rpcd, Rsms: rsms}, nil
-	case nh.OutcomeDeclined:
-		var d *nh.DeclinedError
-		errors.As(err, &d)
-		if _, uerr := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferDeclined, Rpcd: d.Rpcd, Rsms: d.Rsms}); uerr != nil {
-			return CreditResult{}, fmt.Errorf("record declined credit %s: %w", tr.ID, uerr)
-		}
-		log.Info("refund credit declined", "rpcd", d.Rpcd)
-		return CreditResult{}, declinedError(d.Rpcd, d.Rsms)
-	case nh.OutcomeTransient:
-		a.markTransfer(ctx, log, tr.ID, paysaga.TransferNotExecuted)
-		log.Warn("refund credit not sent", "error", err)
-		return CreditResult{}, temporal.NewNonRetryableApplicationError("credit not sent: "+err.Error(), ErrTypeNotExecuted, nil)
-	case nh.OutcomeInvalid:
-		a.markTransfer(ctx, log, tr.ID, paysaga.TransferNotExecuted)
-		log.Error("refund credit refused by the bank client as malformed", "error", err)
-		return CreditResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, nil)
-	default:
-		a.markTransfer(ctx, log, tr.ID, paysaga.TransferUnknown)
-		log.Warn("refund credit outcome unknown", "error", err)
-		return CreditResult{}, temporal.NewNonRetryableApplicationError("credit outcome unknown: "+err.Error(), ErrTypeUnknownOutcome, nil)
+	var h nh.Header
+	if res != nil {
+		h = res.Header
 	}
+	rpcd, rsms, err := recordAnswer(ctx, a.Store, log, "refund credit", tr.ID, h, err)
+	if err != nil {
+		return CreditResult{}, err
+	}
+	return CreditResult{TransferID: tr.ID, Rpcd: rpcd, Rsms: rsms}, nil
 }
 
 // CheckCredit asks the bank what became of every credit of the refund whose outcome is
@@ -471,14 +450,6 @@ func (a *RefundActivities) checkDepositor(ctx context.Context, log *slog.Logger,
 }
 
 func normalizeName(s string) string { return strings.Join(strings.Fields(s), "") }
-
-// markTransfer records what is known of a transfer after the bank call (see
-// Activities.markTransfer).
-func (a *RefundActivities) markTransfer(ctx context.Context, log *slog.Logger, id string, state paysaga.TransferState) {
-	if _, err := a.Store.UpdateTransfer(ctx, id, store.TransferUpdate{State: state}); err != nil {
-		log.Warn("transfer state not recorded", "state", state, "error", err)
-	}
-}
 
 // settledCredit answers a Credit for a transfer that already exists, from its row.
 func settledCredit(tr *paysaga.Transfer) (CreditResult, error) {
