@@ -455,7 +455,7 @@ func (t TemporalAccounts) StartRegistration(ctx context.Context, in workflows.Fi
 			return &a, nil
 		}
 	}
-	if waitCtx.Err() != nil && ctx.Err() == nil {
+	if stillRunning(ctx, waitCtx, err) {
 		return nil, nil // still issuing: the client polls
 	}
 	// The workflow may have ended between our read and the update: the store has the answer.

@@ -397,7 +397,7 @@ func (t TemporalPayments) StartRefund(ctx context.Context, in workflows.RefundIn
 		return nil, refused
 	}
 	switch {
-	case waitCtx.Err() != nil && ctx.Err() == nil:
+	case stillRunning(ctx, waitCtx, err):
 		return nil, nil
 	case isClosed(err):
 		// The workflow finished already: the database has the refund, or the workflow's
@@ -475,7 +475,7 @@ func (t TemporalPayments) DecidePayment(ctx context.Context, paymentID, update s
 		return nil, refused
 	}
 	switch {
-	case waitCtx.Err() != nil && ctx.Err() == nil:
+	case stillRunning(ctx, waitCtx, err):
 		return nil, nil
 	case isClosed(err):
 		p, gerr := t.Payments.GetPayment(ctx, paymentID)

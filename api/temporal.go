@@ -55,7 +55,7 @@ func (t TemporalPayments) StartPayment(ctx context.Context, in workflows.Payment
 		}
 	}
 	switch {
-	case waitCtx.Err() != nil && ctx.Err() == nil:
+	case stillRunning(ctx, waitCtx, err):
 		return nil, nil // still running: the client polls
 	case isClosed(err):
 		// The workflow already finished (a retry after the outcome was recorded): the store
@@ -69,6 +69,17 @@ func (t TemporalPayments) StartPayment(ctx context.Context, in workflows.Payment
 		return nil, fmt.Errorf("payment %s: %w", in.PaymentID, errors.Join(
 			paysaga.Errorf(paysaga.EUNAVAILABLE, "the payment could not be started; retry with the same Idempotency-Key"), err))
 	}
+}
+
+// stillRunning reports whether a call that waited on a workflow's update ended because the
+// wait ran out (the workflow goes on; the client polls) rather than because of a failure. The
+// SDK may report the timeout a moment before waitCtx's own deadline, as its own error type.
+func stillRunning(ctx, waitCtx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var timedOut *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	return waitCtx.Err() != nil || errors.As(err, &timedOut)
 }
 
 func isClosed(err error) bool {
