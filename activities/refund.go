@@ -378,7 +378,20 @@ func (a *RefundActivities) SettleRefund(ctx context.Context, in SettleRefundInpu
 // PublishRefundEvent publishes a refund's outcome with the event's stable ID as message id.
 // Any failure is retryable: the workflow retries until the broker is back.
 func (a *RefundActivities) PublishRefundEvent(ctx context.Context, in PublishRefundEventInput) error {
-	data, err := json.Marshal(in.Refund)
+	// The refund with its payment: consumers (customer notifications, alerts) learn from the
+	// event alone whose money it is.
+	body := struct {
+		paysaga.Refund
+		Payment *paysaga.Payment `json:"payment,omitempty"`
+	}{Refund: in.Refund}
+	p, err := a.Store.GetPayment(ctx, in.Refund.PaymentID)
+	switch {
+	case err == nil:
+		body.Payment = p
+	case paysaga.ErrorCode(err) != paysaga.ENOTFOUND:
+		return storeError(err)
+	}
+	data, err := json.Marshal(body)
 	if err != nil {
 		return temporal.NewNonRetryableApplicationError("encode event: "+err.Error(), ErrTypeStateConflict, nil)
 	}

@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -183,4 +184,31 @@ func TestReserveRefundRefusalIsClear(t *testing.T) {
 	require.Equal(t, activities.ErrTypeRefundRefused, typ)
 	require.True(t, appErr.NonRetryable())
 	require.Contains(t, appErr.Message(), "10000 won")
+}
+
+// A refund event names the payment's customer and merchant, so that the customer's stream and
+// the team's alerts can route it without looking anything up.
+func TestRefundEventCarriesItsPayment(t *testing.T) {
+	f := newRefundFixture(t)
+	r := f.reserve(t, 10_000)
+	before := len(f.pub.events)
+	require.NoError(t, f.acts.PublishRefundEvent(context.Background(), activities.PublishRefundEventInput{
+		EventID: "evt_refund_1", Type: "refund.succeeded", Refund: r}))
+	require.Len(t, f.pub.events, before+1)
+	ev := f.pub.events[before]
+	var body struct {
+		ID      string `json:"id"`
+		Amount  int64  `json:"amount"`
+		Payment struct {
+			ID         string `json:"id"`
+			CustomerID string `json:"customer_id"`
+			MerchantID string `json:"merchant_id"`
+		} `json:"payment"`
+	}
+	require.NoError(t, json.Unmarshal(ev.Data, &body))
+	require.Equal(t, r.ID, body.ID)
+	require.EqualValues(t, 10_000, body.Amount)
+	require.Equal(t, f.payment.ID, body.Payment.ID)
+	require.Equal(t, f.payment.CustomerID, body.Payment.CustomerID)
+	require.Equal(t, f.payment.MerchantID, body.Payment.MerchantID)
 }
