@@ -133,6 +133,7 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go app.Housekeeping(ctx, st.Parts.DB, logger, time.Hour)
 	errc := make(chan error, 1)
 	go func() { errc <- app.Serve(ctx, apiLn, st.API, logger) }()
 

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/spf13/cobra"
@@ -132,6 +133,7 @@ func workerCmd() *cobra.Command {
 			if err := w.Start(); err != nil {
 				return err
 			}
+			go app.Housekeeping(ctx, parts.DB, logger, time.Hour)
 			logger.Info("worker started")
 			<-ctx.Done()
 			w.Stop()
