@@ -492,7 +492,14 @@ func (db *DB) ListRefunds(ctx context.Context, f RefundFilter) (*RefundPage, err
 	q := filter(db.bun.NewSelect().Model(&rows))
 	if f.StartingAfter != "" {
 		var cursor refundRow
-		err := db.bun.NewSelect().Model(&cursor).Column("id", "created_at").Where("id = ?", f.StartingAfter).Limit(1).Scan(ctx)
+		// The cursor must be a refund of the listed payment, or the answer would confirm a
+		// refund the caller may not see (and page by a stranger's timestamp). Only the payment
+		// scopes it: a cursor whose status changed since the last page still pages.
+		cq := db.bun.NewSelect().Model(&cursor).Column("id", "created_at").Where("id = ?", f.StartingAfter)
+		if f.PaymentID != "" {
+			cq = cq.Where("payment_id = ?", f.PaymentID)
+		}
+		err := cq.Limit(1).Scan(ctx)
 		if isNoRows(err) {
 			return nil, paysaga.Errorf(paysaga.EINVALID, "starting_after is not a refund of this list")
 		}
