@@ -99,6 +99,12 @@ func NewHub(ctx context.Context, rdb redis.UniversalClient, cfg HubConfig) (*Hub
 	return h, nil
 }
 
+func (h *Hub) isClosed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closed
+}
+
 // Close ends every stream of the Hub (their channels close) and its Redis subscription.
 func (h *Hub) Close() error {
 	h.mu.Lock()
@@ -131,8 +137,8 @@ func (h *Hub) receive() {
 	for {
 		msg, err := h.ps.ReceiveTimeout(ctx, 30*time.Second)
 		if err != nil {
-			if errors.Is(err, redis.ErrClosed) {
-				return
+			if errors.Is(err, redis.ErrClosed) || h.isClosed() {
+				return // Close closed the subscription under us
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
