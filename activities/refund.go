@@ -105,6 +105,10 @@ type SettleRefundInput struct {
 	FailureCode    string                 `json:"failure_code,omitempty"`
 	FailureMessage string                 `json:"failure_message,omitempty"`
 	Events         []paysaga.PaymentEvent `json:"events,omitempty"`
+	// ResolveTransfers is an operator's verdict on a refund left UNKNOWN: the refund's credits
+	// whose outcome is unknown (SENT, UNKNOWN; at most one, as Credit never sends another
+	// meanwhile) get this state (SUCCEEDED or NOT_EXECUTED) before the refund is settled.
+	ResolveTransfers paysaga.TransferState `json:"resolve_transfers,omitempty"`
 }
 
 // PublishRefundEventInput is a refund's outcome to announce, with the stable id of the history
@@ -344,6 +348,11 @@ func (a *RefundActivities) CheckCredit(ctx context.Context, in CheckCreditInput)
 // the refund may have moved money: an executed credit is ErrTypeStateConflict, an unknown one
 // ErrTypeUnknownOutcome (resolve it with CheckCredit first).
 func (a *RefundActivities) SettleRefund(ctx context.Context, in SettleRefundInput) (paysaga.Refund, error) {
+	if in.ResolveTransfers != "" {
+		if err := a.resolveTransfers(ctx, in.RefundID, in.ResolveTransfers); err != nil {
+			return paysaga.Refund{}, err
+		}
+	}
 	if in.Status == paysaga.RefundFailed {
 		transfers, err := a.Store.ListTransfersByRefund(ctx, in.RefundID)
 		if err != nil {
@@ -373,6 +382,34 @@ func (a *RefundActivities) SettleRefund(ctx context.Context, in SettleRefundInpu
 	}
 	a.log(ctx, in.RefundID).Info("refund settled", "status", r.Status, "payment_id", r.PaymentID)
 	return *r, nil
+}
+
+// resolveTransfers sets the refund's credits whose outcome is unknown to state, as an operator
+// said. A credit the bank has answered for meanwhile keeps its answer.
+func (a *RefundActivities) resolveTransfers(ctx context.Context, refundID string, state paysaga.TransferState) error {
+	if state != paysaga.TransferSucceeded && state != paysaga.TransferNotExecuted {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("a resolution sets credits SUCCEEDED or NOT_EXECUTED, not %q", state), ErrTypeStateConflict, nil)
+	}
+	transfers, err := a.Store.ListTransfersByRefund(ctx, refundID)
+	if err != nil {
+		return err
+	}
+	for _, tr := range transfers {
+		if tr.State != paysaga.TransferSent && tr.State != paysaga.TransferUnknown {
+			continue
+		}
+		_, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: state, Rpcd: tr.Rpcd, Rsms: tr.Rsms})
+		switch {
+		case paysaga.ErrorCode(err) == paysaga.ECONFLICT:
+			a.log(ctx, refundID).Warn("credit answered by the bank before the operator's verdict", "transfer_id", tr.ID)
+		case err != nil:
+			return fmt.Errorf("resolve credit %s: %w", tr.ID, err)
+		default:
+			a.log(ctx, refundID).Info("credit resolved by an operator", "transfer_id", tr.ID, "state", state)
+		}
+	}
+	return nil
 }
 
 // PublishRefundEvent publishes a refund's outcome with the event's stable ID as message id.

@@ -18,6 +18,18 @@ import (
 // RefundWorkflowName is the registered type of the refund saga.
 const RefundWorkflowName = "RefundWorkflow"
 
+// UpdateResolveRefund is an operator's resolution of a refund left UNKNOWN (Resolution in,
+// paysaga.Refund out): the same name as a payment's UpdateResolve. Refused unless the refund is
+// UNKNOWN and waiting for one.
+const UpdateResolveRefund = UpdateResolve
+
+// refundResolveChange versions an operator's resolution of an UNKNOWN refund. Its marker is the
+// first command of a resolution, written when the verdict is acted on: a refund that is never
+// resolved emits the same commands as before (a timer, then CheckCredit, once per
+// UnknownDeadline), so recorded histories and refunds already waiting in UNKNOWN replay, and
+// the latter can be resolved too.
+const refundResolveChange = "refund-resolve"
+
 // RefundWorkflowID is the workflow ID of a refund: only the opaque refund id. An operator's
 // replay is a new run under the same ID.
 func RefundWorkflowID(refundID string) string { return "refund:" + refundID }
@@ -66,6 +78,8 @@ type RefundView struct {
 	Refused        string         `json:"refused,omitempty"`
 	NeedsAttention bool           `json:"needs_attention"`
 	CreditAttempts int            `json:"credit_attempts"`
+	// AwaitingResolution: UNKNOWN, still asking the bank, and open to an operator's verdict.
+	AwaitingResolution bool `json:"awaiting_resolution"`
 }
 
 // SearchAttributesForRefund returns the search attributes a refund workflow is started with.
@@ -131,6 +145,8 @@ type refundRun struct {
 	needsAttention bool
 	failure        creditOutcome // why the compensation runs
 	attempts       int
+	awaiting       bool        // UNKNOWN and open to an operator's verdict
+	resolution     *Resolution // the operator's verdict, once accepted
 	eventSeq       int
 	outbox         []activities.PublishRefundEventInput
 }
@@ -154,8 +170,28 @@ func runTag(ctx workflow.Context) string {
 
 func (s *refundRun) setHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (RefundView, error) {
-		return RefundView{Refund: s.r, Refused: s.refused, NeedsAttention: s.needsAttention, CreditAttempts: s.attempts}, nil
+		return RefundView{Refund: s.r, Refused: s.refused, NeedsAttention: s.needsAttention, CreditAttempts: s.attempts,
+			AwaitingResolution: s.awaiting && s.resolution == nil}, nil
 	}); err != nil {
+		return err
+	}
+	// Registering a handler emits no command: the verdict is acted on (and versioned) in
+	// awaitUnknown. Answered once the refund has left UNKNOWN.
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateResolveRefund,
+		func(ctx workflow.Context, r Resolution) (paysaga.Refund, error) {
+			s.resolution = &r
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			if err := workflow.Await(dctx, func() bool { return s.r.Status != paysaga.RefundUnknown || !s.awaiting }); err != nil {
+				return s.r, err
+			}
+			if s.r.Status == paysaga.RefundUnknown {
+				return s.r, temporal.NewApplicationError(
+					fmt.Sprintf("the resolution of refund %s could not be recorded", s.r.ID), paysaga.EINTERNAL)
+			}
+			return s.r, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: s.validateResolution},
+	); err != nil {
 		return err
 	}
 	// The API's Update-with-Start waits on it: refused at once, or the refund once settled.
@@ -170,6 +206,23 @@ func (s *refundRun) setHandlers(ctx workflow.Context) error {
 		}
 		return s.r, nil
 	})
+}
+
+// validateResolution refuses a resolution unless the refund is UNKNOWN and waiting for one
+// (see paymentRun.validateResolution). Its errors carry a paysaga error code as their type.
+func (s *refundRun) validateResolution(_ workflow.Context, r Resolution) error {
+	if s.r.Status != paysaga.RefundUnknown || !s.awaiting || s.resolution != nil {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("refund %s is %s and not waiting for a resolution", s.r.ID, s.r.Status), paysaga.ECONFLICT, nil)
+	}
+	if r.As != ResolveSucceeded && r.As != ResolveFailed {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("resolution must be %q or %q", ResolveSucceeded, ResolveFailed), paysaga.EINVALID, nil)
+	}
+	if strings.TrimSpace(r.Reason) == "" || strings.TrimSpace(r.Actor) == "" {
+		return temporal.NewNonRetryableApplicationError("a resolution needs a reason and an actor", paysaga.EINVALID, nil)
+	}
+	return nil
 }
 
 // run is the saga. On an error (a cancellation included) the registered compensations run in
@@ -251,6 +304,10 @@ type creditOutcome struct {
 	status                      paysaga.RefundStatus // SUCCEEDED, FAILED or UNKNOWN
 	rpcd, rsms                  string
 	failureCode, failureMessage string
+	// An operator's verdict: who and why (in the history event), and the state its credits
+	// with an unknown outcome get.
+	actor, reason string
+	transfers     paysaga.TransferState
 }
 
 // credit sends transfers until one executes, the bank declines, the outcome stays unknown past
@@ -329,16 +386,46 @@ func (s *refundRun) check(ctx workflow.Context) (activities.CheckCreditResult, e
 }
 
 // awaitUnknown records UNKNOWN (the reservation stays: the money may have left) and keeps
-// asking the bank, once per UnknownDeadline, until it can say; then settles accordingly.
+// asking the bank, once per UnknownDeadline, until it can say; then settles accordingly. An
+// operator's verdict (the resolve Update), accepted meanwhile, ends the wait instead: the
+// pending timer or CheckCredit is abandoned and the verdict settles the refund.
 func (s *refundRun) awaitUnknown(ctx workflow.Context) error {
 	if err := s.settle(ctx, creditOutcome{status: paysaga.RefundUnknown}); err != nil {
 		return err
 	}
+	s.awaiting = true
+	defer func() { s.awaiting = false }()
+	workflow.GetLogger(ctx).Warn("refund outcome unknown; asking the bank, or waiting for an operator", "refund_id", s.r.ID)
 	for {
-		if err := workflow.Sleep(ctx, s.cfg.UnknownDeadline); err != nil {
+		// The same commands as workflow.Sleep, unless a verdict cancels the timer.
+		tctx, cancelTimer := workflow.WithCancel(ctx)
+		timer := workflow.NewTimer(tctx, s.cfg.UnknownDeadline)
+		if err := workflow.Await(ctx, func() bool { return timer.IsReady() || s.resolution != nil }); err != nil {
+			cancelTimer()
 			return err
 		}
-		chk, err := s.check(ctx)
+		if s.resolution != nil {
+			return s.resolve(ctx, cancelTimer)
+		}
+		cancelTimer()
+		if err := timer.Get(ctx, nil); err != nil {
+			return err
+		}
+
+		// The same commands as s.check, unless a verdict cancels the activity.
+		cctx, cancelCheck := workflow.WithCancel(ctx)
+		fut := workflow.ExecuteActivity(s.checkOptions(cctx), activities.CheckCreditName,
+			activities.CheckCreditInput{RefundID: s.r.ID})
+		if err := workflow.Await(ctx, func() bool { return fut.IsReady() || s.resolution != nil }); err != nil {
+			cancelCheck()
+			return err
+		}
+		if s.resolution != nil {
+			return s.resolve(ctx, cancelCheck)
+		}
+		cancelCheck()
+		var chk activities.CheckCreditResult
+		err := fut.Get(ctx, &chk)
 		if temporal.IsCanceledError(err) {
 			return err
 		}
@@ -352,6 +439,34 @@ func (s *refundRun) awaitUnknown(ctx workflow.Context) error {
 			failureMessage: "the bank did not execute the credit"}
 		return errCreditFailed
 	}
+}
+
+// resolve settles an UNKNOWN refund as the operator said, after abandoning the pending timer or
+// check (abandon): succeeded → SUCCEEDED, its credit in doubt marked SUCCEEDED; failed → FAILED
+// with the reservation given back, its credit in doubt marked NOT_EXECUTED. The history event
+// carries the operator and the reason. Should the bank have answered meanwhile that the credit
+// executed, the refund SUCCEEDED whatever the verdict: money that left is never given back.
+func (s *refundRun) resolve(ctx workflow.Context, abandon workflow.CancelFunc) error {
+	// The first command of a resolution; there is one version so far.
+	_ = workflow.GetVersion(ctx, refundResolveChange, workflow.DefaultVersion, 1)
+	abandon()
+	r := *s.resolution
+	workflow.GetLogger(ctx).Info("refund resolved by an operator", "refund_id", s.r.ID, "as", r.As, "actor", r.Actor)
+	out := creditOutcome{status: paysaga.RefundSucceeded, actor: r.Actor, reason: r.Reason, transfers: paysaga.TransferSucceeded}
+	if r.As == ResolveFailed {
+		out = creditOutcome{status: paysaga.RefundFailed, failureCode: FailureOperator, failureMessage: r.Reason,
+			actor: r.Actor, reason: r.Reason, transfers: paysaga.TransferNotExecuted}
+	}
+	err := s.settle(ctx, out)
+	if errType(err) != activities.ErrTypeCreditExecuted {
+		return err
+	}
+	workflow.GetLogger(ctx).Warn("operator said failed, but the bank says the credit executed", "refund_id", s.r.ID)
+	chk, err := s.check(ctx)
+	if err != nil {
+		return err
+	}
+	return s.settle(ctx, creditOutcome{status: paysaga.RefundSucceeded, rpcd: chk.Rpcd, rsms: chk.Rsms})
 }
 
 // release is the compensation of the reservation: the refund FAILED, its amount given back to
@@ -402,10 +517,13 @@ func (s *refundRun) settle(ctx workflow.Context, out creditOutcome) error {
 	if out.status == paysaga.RefundFailed {
 		ev.Reason = out.failureMessage
 	}
+	if out.actor != "" {
+		ev.Actor, ev.Reason = out.actor, out.reason
+	}
 	var r paysaga.Refund
 	err := workflow.ExecuteLocalActivity(s.localOptions(ctx), activities.SettleRefundName, activities.SettleRefundInput{
 		RefundID: s.r.ID, Status: out.status, FailureCode: out.failureCode, FailureMessage: out.failureMessage,
-		Events: []paysaga.PaymentEvent{ev},
+		ResolveTransfers: out.transfers, Events: []paysaga.PaymentEvent{ev},
 	}).Get(ctx, &r)
 	if err != nil {
 		s.eventSeq = seq // the event was not written; its ID is free for the next attempt

@@ -82,6 +82,9 @@ func (f *fakeRefundSteps) check(_ context.Context, _ activities.CheckCreditInput
 func (f *fakeRefundSteps) settle(_ context.Context, in activities.SettleRefundInput) (paysaga.Refund, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if in.ResolveTransfers != "" {
+		f.unsettled = false // an operator's verdict settles the credit in doubt
+	}
 	if in.Status == paysaga.RefundFailed && f.unsettled {
 		return paysaga.Refund{}, temporal.NewNonRetryableApplicationError("unknown outcome", activities.ErrTypeUnknownOutcome, nil)
 	}
@@ -321,4 +324,119 @@ func TestRefundReplayReservesAgainWithNewTransfers(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, paysaga.RefundSucceeded, r.Status)
 	require.Equal(t, 1, steps.reserves)
+}
+
+// An UNKNOWN refund keeps asking the bank, and takes an operator's verdict once it waits for
+// one: succeeded → SUCCEEDED (its credit marked SUCCEEDED); failed → FAILED with the
+// reservation given back (its credit marked NOT_EXECUTED). Who and why go in the history.
+func TestRefundUnknownIsResolvedByAnOperator(t *testing.T) {
+	for _, tc := range []struct {
+		as       string
+		status   paysaga.RefundStatus
+		event    string
+		transfer paysaga.TransferState
+		code     string
+	}{
+		{ResolveSucceeded, paysaga.RefundSucceeded, EventRefundSucceeded, paysaga.TransferSucceeded, ""},
+		{ResolveFailed, paysaga.RefundFailed, EventRefundFailed, paysaga.TransferNotExecuted, FailureOperator},
+	} {
+		t.Run(tc.as, func(t *testing.T) {
+			steps := &fakeRefundSteps{
+				checkFn: func(int) (activities.CheckCreditResult, error) {
+					return activities.CheckCreditResult{}, errors.New("bank inquiry failed: http 500")
+				},
+			}
+			steps.creditFn = func(int, activities.CreditInput) (activities.CreditResult, error) {
+				steps.mu.Lock()
+				steps.unsettled = true // the credit's answer was lost: it may have executed
+				steps.mu.Unlock()
+				return activities.CreditResult{}, lostAnswer()
+			}
+			h := newRefundHarness(t, steps)
+			env := h.env
+			var (
+				early, invalid, resolved error
+				resolvedRefund           paysaga.Refund
+				view                     RefundView
+			)
+			// Too early: the refund is still PENDING, the bank being asked.
+			env.RegisterDelayedCallback(func() {
+				env.UpdateWorkflow(UpdateResolveRefund, "resolve-early", &testsuite.TestUpdateCallback{
+					OnReject: func(err error) { early = err }, OnAccept: func() {}, OnComplete: func(any, error) {},
+				}, Resolution{As: tc.as, Reason: "checked", Actor: "usr_operator"})
+			}, time.Minute)
+			env.RegisterDelayedCallback(func() {
+				v, err := env.QueryWorkflow(QueryStatus)
+				require.NoError(t, err)
+				require.NoError(t, v.Get(&view))
+				env.UpdateWorkflow(UpdateResolveRefund, "resolve-invalid", &testsuite.TestUpdateCallback{
+					OnReject: func(err error) { invalid = err }, OnAccept: func() {}, OnComplete: func(any, error) {},
+				}, Resolution{As: "maybe", Reason: "checked", Actor: "usr_operator"})
+				env.UpdateWorkflow(UpdateResolveRefund, "resolve-1", &testsuite.TestUpdateCallback{
+					OnReject: func(err error) { t.Errorf("resolution rejected: %v", err) },
+					OnAccept: func() {},
+					OnComplete: func(v any, err error) {
+						resolved = err
+						if err == nil {
+							resolvedRefund = v.(paysaga.Refund)
+						}
+					},
+				}, Resolution{As: tc.as, Reason: "credit checked on the NH statement", Actor: "usr_operator"})
+			}, 2*time.Hour)
+			r, err := h.run(t, testRefundInput())
+			require.NoError(t, err)
+
+			require.Error(t, early, "a resolution is refused while the refund is not UNKNOWN")
+			require.Contains(t, early.Error(), "not waiting for a resolution")
+			var appErr *temporal.ApplicationError
+			require.ErrorAs(t, early, &appErr)
+			require.Equal(t, paysaga.ECONFLICT, appErr.Type())
+			require.ErrorAs(t, invalid, &appErr)
+			require.Equal(t, paysaga.EINVALID, appErr.Type())
+
+			require.Equal(t, paysaga.RefundUnknown, view.Refund.Status)
+			require.True(t, view.NeedsAttention)
+			require.True(t, view.AwaitingResolution)
+			require.Equal(t, paysaga.RefundUnknown, h.outcome.Status, "the outcome update answers UNKNOWN")
+			require.Greater(t, steps.checks, 1, "the bank is asked again while UNKNOWN")
+
+			require.NoError(t, resolved)
+			require.Equal(t, tc.status, resolvedRefund.Status)
+			require.Equal(t, tc.status, r.Status)
+			require.Len(t, steps.credits, 1, "never sent again")
+			require.Equal(t, []paysaga.RefundStatus{paysaga.RefundUnknown, tc.status}, steps.settledStatuses(),
+				"UNKNOWN keeps the reservation; the verdict settles it (FAILED gives it back)")
+			last := steps.settles[1]
+			require.Equal(t, tc.transfer, last.ResolveTransfers, "the credit in doubt is marked as the operator said")
+			require.Equal(t, tc.code, last.FailureCode)
+			require.Len(t, last.Events, 1)
+			require.Equal(t, tc.event, last.Events[0].Type)
+			require.Equal(t, "usr_operator", last.Events[0].Actor)
+			require.Equal(t, "credit checked on the NH statement", last.Events[0].Reason)
+			require.Equal(t, []string{tc.event}, steps.publishedTypes(), "published as the bank's outcomes are")
+		})
+	}
+}
+
+// Without a verdict an UNKNOWN refund still settles on the bank's answer, as before.
+func TestRefundUnknownSettlesOnTheBanksLaterAnswer(t *testing.T) {
+	steps := &fakeRefundSteps{
+		creditFn: func(int, activities.CreditInput) (activities.CreditResult, error) {
+			return activities.CreditResult{}, lostAnswer()
+		},
+		checkFn: func(n int) (activities.CheckCreditResult, error) {
+			if n < 3 {
+				return activities.CheckCreditResult{}, temporal.NewNonRetryableApplicationError("down", "BankDown", nil)
+			}
+			return activities.CheckCreditResult{Executed: true, Rpcd: "00000"}, nil
+		},
+	}
+	h := newRefundHarness(t, steps)
+	r, err := h.run(t, testRefundInput())
+	require.NoError(t, err)
+	require.Equal(t, paysaga.RefundSucceeded, r.Status)
+	require.Equal(t, 3, steps.checks)
+	require.Equal(t, []paysaga.RefundStatus{paysaga.RefundUnknown, paysaga.RefundSucceeded}, steps.settledStatuses())
+	require.Empty(t, steps.settles[1].ResolveTransfers)
+	require.Equal(t, []string{EventRefundSucceeded}, steps.publishedTypes())
 }

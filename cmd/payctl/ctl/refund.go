@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
 	"paysaga/api"
@@ -20,9 +24,9 @@ import (
 func refundCmd(s *session) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "refund",
-		Short: "Replay failed refunds",
+		Short: "Replay failed refunds, resolve UNKNOWN ones",
 	}
-	cmd.AddCommand(refundReplayCmd(s))
+	cmd.AddCommand(refundReplayCmd(s), refundResolveCmd(s))
 	return cmd
 }
 
@@ -276,4 +280,116 @@ func readIDs(path string) ([]string, error) {
 		return nil, errors.Join(fmt.Errorf("--from-file %s", path), err)
 	}
 	return ids, nil
+}
+
+// ---- resolve ----
+
+// refundID checks a refund id argument (ref_…, or the workflow ID refund:ref_…).
+func refundID(arg string) (string, error) {
+	id := strings.TrimPrefix(strings.TrimSpace(arg), "refund:")
+	if !idPattern.MatchString(id) || strings.Contains(id, ":") || !paysaga.HasPrefix(id, paysaga.PrefixRefund) {
+		return "", usageErrorf("%q is not a refund id (ref_…)", arg)
+	}
+	return id, nil
+}
+
+func refundResolveCmd(s *session) *cobra.Command {
+	var r workflows.Resolution
+	cmd := &cobra.Command{
+		Use:   "resolve <ref id> --as succeeded|failed --reason …",
+		Short: "Resolve an UNKNOWN refund after checking with the bank (the workflow's resolve Update)",
+		Long: `resolve tells a refund workflow left UNKNOWN (its credit's answer lost, and the bank unable to
+say) what became of the credit: --as succeeded when the money reached the customer (check the
+bank statement: payctl reconcile), and the refund SUCCEEDED counts against the payment
+(PARTIALLY_REFUNDED or REFUNDED); --as failed when it did not, and the refund FAILED gives its
+reservation back to the payment. The credit's transfer is marked accordingly, and the payment's
+history records who (--actor, default $USER) and why (--reason). Until then the workflow keeps
+asking the bank: whichever answers first settles the refund. A refund that is not waiting for a
+resolution is refused (exit code 3).`,
+		Example: `  payctl refund resolve ref_2x9… --as failed --reason "no credit on the NH statement for Tuno 0000000000000042"`,
+		Args:    args(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			id, err := refundID(a[0])
+			if err != nil {
+				return err
+			}
+			if r.As != workflows.ResolveSucceeded && r.As != workflows.ResolveFailed {
+				return usageErrorf("--as must be %s or %s", workflows.ResolveSucceeded, workflows.ResolveFailed)
+			}
+			if r.Reason = strings.TrimSpace(r.Reason); r.Reason == "" {
+				return usageErrorf("--reason is required: say what you checked")
+			}
+			if r.Actor = strings.TrimSpace(r.Actor); r.Actor == "" {
+				r.Actor = strings.TrimSpace(s.env.Getenv("USER"))
+			}
+			if r.Actor == "" {
+				return usageErrorf("--actor is required ($USER is not set)")
+			}
+			return s.resolveRefund(cmd.Context(), id, r)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&r.As, "as", "", "succeeded or failed")
+	f.StringVar(&r.Reason, "reason", "", "why: what the bank said, the statement line you found")
+	f.StringVar(&r.Actor, "actor", "", "who resolves it (default $USER)")
+	return cmd
+}
+
+// resolveRefund sends the resolve Update to a refund's workflow (see session.resolve for
+// payments): with a fixed update ID, so a retry after a lost answer gets the first call's result.
+func (s *session) resolveRefund(ctx context.Context, id string, r workflows.Resolution) error {
+	c, err := s.client(ctx)
+	if err != nil {
+		return err
+	}
+	wid := workflows.RefundWorkflowID(id)
+	desc, err := c.DescribeWorkflowExecution(ctx, wid, "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return fmt.Errorf("no refund workflow %s", wid)
+	}
+	if err != nil {
+		return fmt.Errorf("describe %s: %w", wid, err)
+	}
+	row := rowFromInfo(desc.GetWorkflowExecutionInfo())
+	if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return refusedErrorf("refund %s is %s (workflow %s) and not waiting for a resolution", id, row.PaymentStatus, row.WorkflowStatus)
+	}
+
+	uctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	h, err := c.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
+		WorkflowID: wid, UpdateName: workflows.UpdateResolveRefund, UpdateID: resolveUpdateID,
+		Args: []any{r}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	var ref paysaga.Refund
+	if err == nil {
+		err = h.Get(uctx, &ref)
+	}
+	if err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			switch appErr.Type() {
+			case paysaga.ECONFLICT:
+				return refusedErrorf("refused: %s", appErr.Message())
+			case paysaga.EINVALID:
+				return usageErrorf("refused: %s", appErr.Message())
+			}
+		}
+		return fmt.Errorf("resolve %s: %w", id, err)
+	}
+	want := paysaga.RefundSucceeded
+	if r.As == workflows.ResolveFailed {
+		want = paysaga.RefundFailed
+	}
+	if ref.Status != want {
+		// Someone resolved it first (the fixed update ID answered with their verdict), or the
+		// bank said the credit executed.
+		return refusedErrorf("refund %s was already resolved: it is %s", id, ref.Status)
+	}
+	if s.output == "json" {
+		return printJSON(s.env.Stdout, map[string]any{"refund": ref, "resolution": r})
+	}
+	fmt.Fprintf(s.env.Stdout, "refund %s resolved: %s (by %s: %s)\n", id, ref.Status, r.Actor, r.Reason)
+	return nil
 }
