@@ -277,6 +277,51 @@ func TestRefundScenariosOnDevServer(t *testing.T) {
 		writeHistory(t, "refund_cancelled", history(t, srv.Client, id))
 	})
 
+	t.Run("unknown_resolved", func(t *testing.T) {
+		r := newRefundRig(t, srv.Client)
+		pay := r.paidPayment(t, 30_000)
+		// The credit executes and its answer is lost; the bank cannot be asked either.
+		must(r.sim.SetFault(nh.APIReceivedTransferFinAccount, nhsim.Fault{Kind: nhsim.FaultLostResponse, Probability: 1}))
+		must(r.sim.SetFault(nh.APICheckOnReceivedTransfer, nhsim.Fault{Kind: nhsim.FaultHTTP500, Probability: 1}))
+		resolved := make(chan error, 1)
+		out, err, id := r.refund(t, pay, 20_000, func(id string) {
+			go func() {
+				// An operator, once the refund is UNKNOWN, says it went through.
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				for {
+					var view workflows.RefundView
+					if v, err := r.c.QueryWorkflow(ctx, id, "", workflows.QueryStatus); err == nil && v.Get(&view) == nil && view.AwaitingResolution {
+						break
+					}
+					select {
+					case <-ctx.Done():
+						resolved <- ctx.Err()
+						return
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+				h, err := r.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateResolveRefund,
+					UpdateID: "resolve", Args: []any{workflows.Resolution{As: workflows.ResolveSucceeded, Reason: "bank statement shows the credit", Actor: "ops@paysaga"}},
+					WaitForStage: client.WorkflowUpdateStageCompleted})
+				if err == nil {
+					err = h.Get(ctx, nil)
+				}
+				resolved <- err
+			}()
+		})
+		require.NoError(t, <-resolved)
+		require.NoError(t, err)
+		require.Equal(t, paysaga.RefundUnknown, out.Status, "the outcome update answers UNKNOWN first")
+		var final paysaga.Refund
+		require.NoError(t, r.c.GetWorkflow(ctx, id, "").Get(ctx, &final))
+		require.Equal(t, paysaga.RefundSucceeded, final.Status)
+		require.Equal(t, 1, r.credits(), "never sent again")
+		p, _ := r.db.GetPayment(ctx, pay)
+		require.Equal(t, paysaga.PaymentPartiallyRefunded, p.Status)
+		writeHistory(t, "refund_unknown_resolved", history(t, srv.Client, id))
+	})
+
 	for _, decision := range []string{workflows.UpdateCapture, workflows.UpdateCancel, "deadline"} {
 		t.Run("manual_"+decision, func(t *testing.T) {
 			r := newRefundRig(t, srv.Client)
