@@ -69,7 +69,7 @@ func waitStatus(t *testing.T, c user, id string, want paysaga.PaymentStatus) ans
 	require.Eventually(t, func() bool {
 		last = call(t, "GET", "/v1/payments/"+id, c.Token, nil)
 		return last.Status == http.StatusOK && last.str("status") == string(want)
-	}, 60*time.Second, 100*time.Millisecond, "payment %s never became %s", id, want)
+	}, 2*time.Minute, 100*time.Millisecond, "payment %s never became %s", id, want)
 	return last
 }
 

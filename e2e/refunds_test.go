@@ -54,7 +54,7 @@ func waitRefund(t *testing.T, u user, id string) answer {
 	require.Eventually(t, func() bool {
 		last = call(t, "GET", "/v1/refunds/"+id, u.Token, nil)
 		return last.Status == http.StatusOK && paysaga.RefundStatus(last.str("status")).Final()
-	}, 60*time.Second, 100*time.Millisecond, "refund %s never settled", id)
+	}, 2*time.Minute, 100*time.Millisecond, "refund %s never settled", id)
 	return last
 }
 
