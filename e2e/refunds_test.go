@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"paysaga"
@@ -51,10 +52,11 @@ func refundID(a answer) string {
 func waitRefund(t *testing.T, u user, id string) answer {
 	t.Helper()
 	var last answer
-	require.Eventually(t, func() bool {
+	settled := assert.Eventually(t, func() bool {
 		last = call(t, "GET", "/v1/refunds/"+id, u.Token, nil)
 		return last.Status == http.StatusOK && paysaga.RefundStatus(last.str("status")).Final()
-	}, 2*time.Minute, 100*time.Millisecond, "refund %s never settled", id)
+	}, 2*time.Minute, 100*time.Millisecond)
+	require.True(t, settled, "refund %s never settled; last answer %d %s", id, last.Status, last.Raw)
 	return last
 }
 
