@@ -338,68 +338,20 @@ failed when it did not. The payment's history records who (--actor, default $USE
 			if err != nil {
 				return err
 			}
-			if r.As != workflows.ResolveSucceeded && r.As != workflows.ResolveFailed {
-				return usageErrorf("--as must be %s or %s", workflows.ResolveSucceeded, workflows.ResolveFailed)
-			}
-			if r.Reason = strings.TrimSpace(r.Reason); r.Reason == "" {
-				return usageErrorf("--reason is required: say what you checked")
-			}
-			if r.Actor = strings.TrimSpace(r.Actor); r.Actor == "" {
-				r.Actor = strings.TrimSpace(s.env.Getenv("USER"))
-			}
-			if r.Actor == "" {
-				return usageErrorf("--actor is required ($USER is not set)")
+			if err := s.checkResolution(&r); err != nil {
+				return err
 			}
 			return s.resolve(cmd.Context(), id, r)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&r.As, "as", "", "succeeded or failed")
-	f.StringVar(&r.Reason, "reason", "", "why: what the bank said, the statement line you found")
-	f.StringVar(&r.Actor, "actor", "", "who resolves it (default $USER)")
+	resolutionFlags(cmd, &r)
 	return cmd
 }
 
 func (s *session) resolve(ctx context.Context, id string, r workflows.Resolution) error {
-	c, err := s.client(ctx)
-	if err != nil {
-		return err
-	}
-	wid := workflows.PaymentWorkflowID(id)
-	desc, err := c.DescribeWorkflowExecution(ctx, wid, "")
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
-		return fmt.Errorf("no payment workflow %s", wid)
-	}
-	if err != nil {
-		return fmt.Errorf("describe %s: %w", wid, err)
-	}
-	row := rowFromInfo(desc.GetWorkflowExecutionInfo())
-	if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return refusedErrorf("payment %s is %s (workflow %s) and not waiting for a resolution", id, row.PaymentStatus, row.WorkflowStatus)
-	}
-
-	uctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	h, err := c.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
-		WorkflowID: wid, UpdateName: workflows.UpdateResolve, UpdateID: resolveUpdateID,
-		Args: []any{r}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
 	var p paysaga.Payment
-	if err == nil {
-		err = h.Get(uctx, &p)
-	}
-	if err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) {
-			switch appErr.Type() {
-			case paysaga.ECONFLICT:
-				return refusedErrorf("refused: %s", appErr.Message())
-			case paysaga.EINVALID:
-				return usageErrorf("refused: %s", appErr.Message())
-			}
-		}
-		return fmt.Errorf("resolve %s: %w", id, err)
+	if err := s.sendResolution(ctx, "payment", id, workflows.PaymentWorkflowID(id), workflows.UpdateResolve, r, &p); err != nil {
+		return err
 	}
 	want := paysaga.PaymentSucceeded
 	if r.As == workflows.ResolveFailed {
@@ -413,5 +365,77 @@ func (s *session) resolve(ctx context.Context, id string, r workflows.Resolution
 		return printJSON(s.env.Stdout, map[string]any{"payment": p, "resolution": r})
 	}
 	fmt.Fprintf(s.env.Stdout, "payment %s resolved: %s (by %s: %s)\n", id, p.Status, r.Actor, r.Reason)
+	return nil
+}
+
+// resolutionFlags declares the flags of a resolve command.
+func resolutionFlags(cmd *cobra.Command, r *workflows.Resolution) {
+	f := cmd.Flags()
+	f.StringVar(&r.As, "as", "", "succeeded or failed")
+	f.StringVar(&r.Reason, "reason", "", "why: what the bank said, the statement line you found")
+	f.StringVar(&r.Actor, "actor", "", "who resolves it (default $USER)")
+}
+
+// checkResolution refuses a resolution without a verdict or a reason; the actor defaults to
+// $USER.
+func (s *session) checkResolution(r *workflows.Resolution) error {
+	if r.As != workflows.ResolveSucceeded && r.As != workflows.ResolveFailed {
+		return usageErrorf("--as must be %s or %s", workflows.ResolveSucceeded, workflows.ResolveFailed)
+	}
+	if r.Reason = strings.TrimSpace(r.Reason); r.Reason == "" {
+		return usageErrorf("--reason is required: say what you checked")
+	}
+	if r.Actor = strings.TrimSpace(r.Actor); r.Actor == "" {
+		r.Actor = strings.TrimSpace(s.env.Getenv("USER"))
+	}
+	if r.Actor == "" {
+		return usageErrorf("--actor is required ($USER is not set)")
+	}
+	return nil
+}
+
+// sendResolution sends the resolve Update (named update) to the running workflow wid of a
+// payment or refund (kind, id) and decodes its answer into out. The update ID is fixed, so a
+// retry after a lost answer gets the first call's result. A closed workflow or one not waiting
+// is refused (exit 3); a verdict the workflow finds invalid is a usage error.
+func (s *session) sendResolution(ctx context.Context, kind, id, wid, update string, r workflows.Resolution, out any) error {
+	c, err := s.client(ctx)
+	if err != nil {
+		return err
+	}
+	desc, err := c.DescribeWorkflowExecution(ctx, wid, "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return fmt.Errorf("no %s workflow %s", kind, wid)
+	}
+	if err != nil {
+		return fmt.Errorf("describe %s: %w", wid, err)
+	}
+	row := rowFromInfo(desc.GetWorkflowExecutionInfo())
+	if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return refusedErrorf("%s %s is %s (workflow %s) and not waiting for a resolution", kind, id, row.PaymentStatus, row.WorkflowStatus)
+	}
+
+	uctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	h, err := c.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
+		WorkflowID: wid, UpdateName: update, UpdateID: resolveUpdateID,
+		Args: []any{r}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(uctx, out)
+	}
+	if err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			switch appErr.Type() {
+			case paysaga.ECONFLICT:
+				return refusedErrorf("refused: %s", appErr.Message())
+			case paysaga.EINVALID:
+				return usageErrorf("refused: %s", appErr.Message())
+			}
+		}
+		return fmt.Errorf("resolve %s: %w", id, err)
+	}
 	return nil
 }

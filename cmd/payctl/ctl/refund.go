@@ -10,10 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
 	"paysaga/api"
@@ -313,70 +309,21 @@ resolution is refused (exit code 3).`,
 			if err != nil {
 				return err
 			}
-			if r.As != workflows.ResolveSucceeded && r.As != workflows.ResolveFailed {
-				return usageErrorf("--as must be %s or %s", workflows.ResolveSucceeded, workflows.ResolveFailed)
-			}
-			if r.Reason = strings.TrimSpace(r.Reason); r.Reason == "" {
-				return usageErrorf("--reason is required: say what you checked")
-			}
-			if r.Actor = strings.TrimSpace(r.Actor); r.Actor == "" {
-				r.Actor = strings.TrimSpace(s.env.Getenv("USER"))
-			}
-			if r.Actor == "" {
-				return usageErrorf("--actor is required ($USER is not set)")
+			if err := s.checkResolution(&r); err != nil {
+				return err
 			}
 			return s.resolveRefund(cmd.Context(), id, r)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&r.As, "as", "", "succeeded or failed")
-	f.StringVar(&r.Reason, "reason", "", "why: what the bank said, the statement line you found")
-	f.StringVar(&r.Actor, "actor", "", "who resolves it (default $USER)")
+	resolutionFlags(cmd, &r)
 	return cmd
 }
 
-// resolveRefund sends the resolve Update to a refund's workflow (see session.resolve for
-// payments): with a fixed update ID, so a retry after a lost answer gets the first call's result.
+// resolveRefund resolves a refund left UNKNOWN (see sendResolution) and reports its new status.
 func (s *session) resolveRefund(ctx context.Context, id string, r workflows.Resolution) error {
-	c, err := s.client(ctx)
-	if err != nil {
-		return err
-	}
-	wid := workflows.RefundWorkflowID(id)
-	desc, err := c.DescribeWorkflowExecution(ctx, wid, "")
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
-		return fmt.Errorf("no refund workflow %s", wid)
-	}
-	if err != nil {
-		return fmt.Errorf("describe %s: %w", wid, err)
-	}
-	row := rowFromInfo(desc.GetWorkflowExecutionInfo())
-	if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return refusedErrorf("refund %s is %s (workflow %s) and not waiting for a resolution", id, row.PaymentStatus, row.WorkflowStatus)
-	}
-
-	uctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	h, err := c.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
-		WorkflowID: wid, UpdateName: workflows.UpdateResolveRefund, UpdateID: resolveUpdateID,
-		Args: []any{r}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
 	var ref paysaga.Refund
-	if err == nil {
-		err = h.Get(uctx, &ref)
-	}
-	if err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) {
-			switch appErr.Type() {
-			case paysaga.ECONFLICT:
-				return refusedErrorf("refused: %s", appErr.Message())
-			case paysaga.EINVALID:
-				return usageErrorf("refused: %s", appErr.Message())
-			}
-		}
-		return fmt.Errorf("resolve %s: %w", id, err)
+	if err := s.sendResolution(ctx, "refund", id, workflows.RefundWorkflowID(id), workflows.UpdateResolveRefund, r, &ref); err != nil {
+		return err
 	}
 	want := paysaga.RefundSucceeded
 	if r.As == workflows.ResolveFailed {
