@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -55,13 +56,16 @@ func writeAnswer(c *gin.Context, status int, body []byte) {
 // maxIdempotencyKey matches the store's column.
 const maxIdempotencyKey = 255
 
-// idempotencyKey reads the Idempotency-Key header every creating POST requires.
+// idempotencyKey reads the Idempotency-Key header every creating POST requires. A missing or
+// malformed key is 400 Bad Request, as the IETF Idempotency-Key draft asks, with the stable
+// code "invalid" naming the header.
 func idempotencyKey(c *gin.Context) (string, error) {
 	key := c.GetHeader("Idempotency-Key")
 	if key == "" || len(key) > maxIdempotencyKey {
 		return "", &ValidationError{
 			Message: "an Idempotency-Key header of 1 to 255 characters is required",
 			Fields:  []FieldError{{Field: "Idempotency-Key", Message: "required header, 1 to 255 characters"}},
+			Status:  http.StatusBadRequest,
 		}
 	}
 	for i := 0; i < len(key); i++ {
@@ -69,6 +73,7 @@ func idempotencyKey(c *gin.Context) (string, error) {
 			return "", &ValidationError{
 				Message: "the Idempotency-Key header must be printable ASCII without spaces",
 				Fields:  []FieldError{{Field: "Idempotency-Key", Message: "printable ASCII only"}},
+				Status:  http.StatusBadRequest,
 			}
 		}
 	}

@@ -298,7 +298,9 @@ func TestCreatePaymentIdempotencyKeyHeader(t *testing.T) {
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := env.pay(t, c, tt.key, body)
-			p := problem(t, rec, http.StatusUnprocessableEntity, paysaga.EINVALID)
+			// 400, not 422: a missing or malformed header is a bad request, not a body that
+			// fails validation (the IETF Idempotency-Key draft); the code stays "invalid".
+			p := problem(t, rec, http.StatusBadRequest, paysaga.EINVALID)
 			require.Len(t, p.Errors, 1)
 			require.Equal(t, "Idempotency-Key", p.Errors[0].Field)
 			require.Empty(t, env.starter.Calls())

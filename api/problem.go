@@ -50,6 +50,9 @@ type FieldError struct {
 type ValidationError struct {
 	Message string
 	Fields  []FieldError
+	// Status is the HTTP status when not 422: a missing or malformed header is 400 (the
+	// request itself is malformed, the body was never looked at). The code stays "invalid".
+	Status int
 }
 
 func (e *ValidationError) Error() string {
@@ -167,6 +170,9 @@ func problemFor(c *gin.Context, err error) (ProblemDetails, time.Duration) {
 		status, code, detail = he.status, he.code, he.detail
 	case errors.As(err, &ve):
 		status, code, fields = http.StatusUnprocessableEntity, paysaga.EINVALID, ve.Fields
+		if ve.Status != 0 {
+			status = ve.Status
+		}
 		detail = ve.Message
 		if detail == "" {
 			detail = "the request is invalid"

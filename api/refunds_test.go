@@ -265,7 +265,7 @@ func TestCreateRefundIdempotencyKey(t *testing.T) {
 	body := refundBody(t, 1000)
 
 	t.Run("missing", func(t *testing.T) {
-		pd := problem(t, env.refund(t, m, p.ID, "", body), http.StatusUnprocessableEntity, paysaga.EINVALID)
+		pd := problem(t, env.refund(t, m, p.ID, "", body), http.StatusBadRequest, paysaga.EINVALID)
 		require.Len(t, pd.Errors, 1)
 		require.Equal(t, "Idempotency-Key", pd.Errors[0].Field)
 		require.Empty(t, env.refunds.RefundCalls())
