@@ -293,6 +293,12 @@ func (h *paymentHandlers) get(c *gin.Context) {
 	}
 }
 
+// events answers a payment's history, oldest first. Who did what (actor: an operator's or a
+// merchant's user ID) and the reasons written with it (an operator's resolution note, a
+// merchant's refund reason, an engine's internal cause) are for the people who act on the
+// payment — its merchant and operators. Its customer sees what happened, when, and the bank's
+// own code and message, but not who acted nor their notes: operator IDs are internal, and
+// notes are written for support, not for the customer.
 func (h *paymentHandlers) events(c *gin.Context) {
 	p, ok := h.loadVisible(c)
 	if !ok {
@@ -302,6 +308,15 @@ func (h *paymentHandlers) events(c *gin.Context) {
 	if err != nil {
 		Problem(c, err)
 		return
+	}
+	if role := UserFrom(c).Role; role != paysaga.RoleMerchant && role != paysaga.RoleOperator {
+		shown := make([]*paysaga.PaymentEvent, len(evs))
+		for i, e := range evs {
+			e := *e
+			e.Actor, e.Reason = "", ""
+			shown[i] = &e
+		}
+		evs = shown
 	}
 	c.JSON(http.StatusOK, gin.H{"data": evs})
 }

@@ -803,3 +803,55 @@ func TestPaymentsUnavailableWithoutDeps(t *testing.T) {
 		})
 	}
 }
+
+// Issue 11 (Low): a payment's history shows its customer what happened and when, but not which
+// operator did it nor the internal reasons written for support; its merchant and operators
+// see both.
+func TestPaymentEventsHideActorsAndReasonsFromCustomers(t *testing.T) {
+	env := newPayEnv(t, store.DriverSQLite)
+	ctx := context.Background()
+	c := env.customer
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	id := paysaga.NewID(paysaga.PrefixPayment)
+	opID := env.operator.ID()
+	events := []paysaga.PaymentEvent{
+		{ID: "evt_" + id + "_1", PaymentID: id, Type: "payment.created", Status: paysaga.PaymentPending, CreatedAt: at},
+		{ID: "evt_" + id + "_2", PaymentID: id, Type: "payment.unknown", Status: paysaga.PaymentUnknown, CreatedAt: at.Add(time.Second)},
+		{ID: "evt_" + id + "_3", PaymentID: id, Type: "payment.resolved", Status: paysaga.PaymentSucceeded,
+			Actor: opID, Reason: "NH 상담원 확인: 티켓 OPS-4711, 거래 실행됨", CreatedAt: at.Add(2 * time.Second)},
+	}
+	_, err := env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: id, Status: paysaga.PaymentPending, Events: events[:1],
+		Create: &paysaga.Payment{ID: id, CustomerID: c.ID(), MerchantID: env.merchant.ID(),
+			AccountID: c.account.ID, Amount: 8800, Status: paysaga.PaymentPending, CreatedAt: at}})
+	require.NoError(t, err)
+	_, err = env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: id, Status: paysaga.PaymentProcessing})
+	require.NoError(t, err)
+	_, err = env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: id, Status: paysaga.PaymentUnknown, Events: events[1:2]})
+	require.NoError(t, err)
+	_, err = env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: id, Status: paysaga.PaymentSucceeded, Events: events[2:]})
+	require.NoError(t, err)
+
+	history := func(who *party) (string, []paysaga.PaymentEvent) {
+		rec := env.get(t, who, "/v1/payments/"+id+"/events")
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		var got struct {
+			Data []paysaga.PaymentEvent `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+		return rec.Body.String(), got.Data
+	}
+
+	body, got := history(c)
+	require.Len(t, got, len(events))
+	require.NotContains(t, body, opID, "the customer does not learn who the operator was")
+	require.NotContains(t, body, "OPS-4711", "nor the reason written for support")
+	require.NotContains(t, body, `"actor"`)
+	require.NotContains(t, body, `"reason"`)
+	require.Equal(t, paysaga.PaymentSucceeded, got[2].Status, "what happened still shows")
+	require.Equal(t, "payment.resolved", got[2].Type)
+
+	for _, who := range []*party{env.merchant, env.operator} {
+		_, got := history(who)
+		require.Equal(t, events, got, "%s sees the whole history", who.user.Role)
+	}
+}
