@@ -222,10 +222,15 @@ func (h *accountHandlers) create(c *gin.Context) {
 	writeAnswer(c, status, body)
 }
 
-// registerOrFind stores the account PENDING under id, or finds the one registered already with
-// the same number at the same bank: another customer's is refused without saying whose; the
-// caller's own is returned (ACTIVE or PENDING) or registered again (FAILED or DELETED). fresh
-// is false when the answer is an account the caller had registered before this request.
+// registerOrFind stores the account PENDING under id, or finds the caller's own account with
+// the same number at the same bank: returned (ACTIVE or PENDING) or registered again (FAILED
+// or DELETED). fresh is false when the answer is an account the caller had registered before
+// this request.
+//
+// Another customer's account with the number is never looked at here: every registration goes
+// to the bank, and only one the bank verifies can take a number nobody holds ACTIVE
+// (store.FailureNumberRegistered). A stranger typing someone's number with a wrong birth date
+// gets the bank's refusal, exactly as for a number never registered here, and blocks nobody.
 func (h *accountHandlers) registerOrFind(ctx context.Context, id, owner string, req createAccountRequest, number, numberHash string) (*paysaga.Account, bool, error) {
 	sealedNumber, err := h.Keys.Seal([]byte(number), seal.AccountNumberAD(id))
 	if err != nil {
@@ -245,8 +250,8 @@ func (h *accountHandlers) registerOrFind(ctx context.Context, id, owner string, 
 	if created {
 		return acct, true, nil
 	}
-	if acct.OwnerID != owner {
-		return nil, false, paysaga.Errorf(paysaga.ECONFLICT, "this account cannot be registered: it is registered to another customer of the service")
+	if acct.OwnerID != owner { // the store returns the caller's own only
+		return nil, false, fmt.Errorf("register account %s: the store returned another owner's account", id)
 	}
 	fresh := acct.ID == id // a retry of this very request
 	if acct.Status == paysaga.AccountFailed || acct.Status == paysaga.AccountDeleted {

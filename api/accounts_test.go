@@ -332,12 +332,19 @@ func TestRegisterAccountTwice(t *testing.T) {
 	require.Equal(t, first.ID, decodeAccount(t, same).ID)
 	require.Equal(t, 1, e.starter.started(), "nothing sent to the bank again")
 
-	// Another customer: refused, without learning whose it is.
+	// Another customer whom the bank accepts as the holder (right birth date): the bank
+	// verified them, but the number stays Kim's; they learn nothing of whose it is.
 	theirs := e.register(t, lee, "k1", regBody(bank, bank.Birth, ""))
-	p := requireProblem(t, theirs, http.StatusConflict, paysaga.ECONFLICT)
+	require.Equal(t, http.StatusUnprocessableEntity, theirs.Code, theirs.Body.String())
+	var d declinedBody
+	require.NoError(t, json.Unmarshal(theirs.Body.Bytes(), &d))
+	require.Equal(t, paysaga.EDECLINED, d.Code)
+	require.Equal(t, store.FailureNumberRegistered, d.BankCode)
+	require.Equal(t, paysaga.AccountFailed, d.Account.Status)
+	require.Equal(t, lee.id, d.Account.OwnerID, "a registration of Lee's own, FAILED")
 	require.NotContains(t, theirs.Body.String(), first.ID)
 	require.NotContains(t, theirs.Body.String(), kim.id)
-	require.NotContains(t, p.Detail, bank.Acno)
+	require.NotContains(t, d.Detail, bank.Acno)
 
 	// …and Kim's account is invisible to Lee.
 	for _, r := range []struct{ method, path, body string }{
@@ -349,13 +356,65 @@ func TestRegisterAccountTwice(t *testing.T) {
 	} {
 		requireProblem(t, e.call(t, lee, r.method, r.path, r.body), http.StatusNotFound, paysaga.ENOTFOUND)
 	}
-	list := e.call(t, lee, http.MethodGet, "/v1/accounts", "")
+	list := e.call(t, lee, http.MethodGet, "/v1/accounts?status=ACTIVE", "")
 	require.Equal(t, http.StatusOK, list.Code)
 	require.JSONEq(t, `{"data":[],"has_more":false}`, list.Body.String())
+	list = e.call(t, lee, http.MethodGet, "/v1/accounts?status=FAILED", "")
+	require.Equal(t, http.StatusOK, list.Code)
+	require.NotContains(t, list.Body.String(), first.ID)
 	got, err := e.db.GetAccount(context.Background(), first.ID)
 	require.NoError(t, err)
 	require.Equal(t, paysaga.AccountActive, got.Status, "Lee's DELETE changed nothing")
 	require.Empty(t, got.Nickname)
+}
+
+// Issue 11, item 7: a stranger who types someone's account number with a wrong birth date
+// blocks nobody (their FAILED registration holds nothing), and cannot learn from the answer
+// whether the number is registered here.
+func TestRegisterAccountStrangerCannotBlockOrProbe(t *testing.T) {
+	e := newAcctEnv(t, 0)
+	attacker, victim := e.customer(t, paysaga.RoleCustomer), e.customer(t, paysaga.RoleCustomer)
+	bank := e.bankAccount(t, 10_000)
+	never := e.bankAccount(t, 10_000) // nobody registers it here
+
+	first := e.register(t, attacker, "a1", regBody(bank, "19700101", ""))
+	require.Equal(t, http.StatusUnprocessableEntity, first.Code, first.Body.String())
+
+	mine := e.register(t, victim, "v1", regBody(bank, bank.Birth, "내 통장"))
+	require.Equal(t, http.StatusCreated, mine.Code, "the stranger's failed registration does not block the holder: %s", mine.Body.String())
+	a := decodeAccount(t, mine)
+	require.Equal(t, paysaga.AccountActive, a.Status)
+	require.Equal(t, victim.id, a.OwnerID)
+
+	// The stranger probes: the registered number answers exactly as a number never registered
+	// here does (the bank's refusal), with nothing of the victim's in it.
+	probe := e.register(t, attacker, "a2", regBody(bank, "19700101", ""))
+	control := e.register(t, attacker, "a3", regBody(never, "19700101", ""))
+	require.Equal(t, control.Code, probe.Code, probe.Body.String())
+	require.Equal(t, control.Header().Get("Content-Type"), probe.Header().Get("Content-Type"))
+	var p, c declinedBody
+	require.NoError(t, json.Unmarshal(probe.Body.Bytes(), &p))
+	require.NoError(t, json.Unmarshal(control.Body.Bytes(), &c))
+	require.Equal(t, c.Code, p.Code)
+	require.Equal(t, c.Title, p.Title)
+	require.Equal(t, c.Detail, p.Detail)
+	require.Equal(t, c.BankCode, p.BankCode)
+	require.Equal(t, c.BankMessage, p.BankMessage)
+	require.Equal(t, c.Account.Status, p.Account.Status)
+	require.Equal(t, attacker.id, p.Account.OwnerID)
+	require.NotContains(t, probe.Body.String(), a.ID)
+	require.NotContains(t, probe.Body.String(), victim.id)
+	var pk, ck map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(probe.Body.Bytes(), &pk))
+	require.NoError(t, json.Unmarshal(control.Body.Bytes(), &ck))
+	require.Equal(t, len(ck), len(pk), "the same fields")
+	for k := range ck {
+		require.Contains(t, pk, k)
+	}
+
+	got, err := e.db.GetAccount(context.Background(), a.ID)
+	require.NoError(t, err)
+	require.Equal(t, paysaga.AccountActive, got.Status, "the victim's account is untouched")
 }
 
 func TestManageAccounts(t *testing.T) {
@@ -440,7 +499,7 @@ func TestRegisterAccountValidation(t *testing.T) {
 	}
 	h := bearer(kim.token)
 	requireProblem(t, e.do(t, req{method: http.MethodPost, path: "/v1/accounts", body: regBody(bank, bank.Birth, ""), header: h}),
-		http.StatusUnprocessableEntity, paysaga.EINVALID)
+		http.StatusBadRequest, paysaga.EINVALID)
 	requireProblem(t, e.register(t, shop, "m1", regBody(bank, bank.Birth, "")), http.StatusForbidden, paysaga.EFORBIDDEN)
 	require.Zero(t, e.starter.started(), "nothing invalid reached the bank")
 

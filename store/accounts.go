@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -45,13 +46,15 @@ func (r *accountRow) account() *paysaga.Account {
 type SealedAccountNumber struct {
 	Ciphertext []byte
 	KeyID      string
-	// Hash is unique per bank code: the same account cannot be registered twice.
+	// Hash is unique per bank code and owner; only one ACTIVE account holds it (see
+	// FailureNumberRegistered).
 	Hash string
 }
 
 // CreateAccount stores a registered bank account: its owner, bank, masked number, sealed
-// number, fin account and status. The same account number (by hash) at the same bank twice, or
-// an ID already used, is ECONFLICT. Zero times are now.
+// number, fin account and status. The same account number (by hash) at the same bank twice for
+// one owner, an ACTIVE one while another account is ACTIVE with it, or an ID already used, is
+// ECONFLICT. Zero times are now.
 func (db *DB) CreateAccount(ctx context.Context, a *paysaga.Account, number SealedAccountNumber) error {
 	if a.ID == "" || a.OwnerID == "" || a.BankCode == "" || a.MaskedNumber == "" {
 		return paysaga.Errorf(paysaga.EINVALID, "an account needs an id, an owner, a bank code and a masked number")
@@ -78,10 +81,19 @@ func (db *DB) CreateAccount(ctx context.Context, a *paysaga.Account, number Seal
 		FailureCode: a.FailureCode, FailureMessage: a.FailureMessage,
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
-	if _, err := db.bun.NewInsert().Model(row).Exec(ctx); err != nil {
-		if IsDuplicate(err) {
-			return paysaga.Errorf(paysaga.ECONFLICT, "account is already registered")
+	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
+			return err
 		}
+		if a.Status == paysaga.AccountActive {
+			return claimNumber(ctx, tx, a.ID, a.BankCode, number.Hash)
+		}
+		return nil
+	})
+	if IsDuplicate(err) || errors.Is(err, errNumberRegistered) {
+		return paysaga.Errorf(paysaga.ECONFLICT, "account is already registered")
+	}
+	if err != nil {
 		return fmt.Errorf("create account: %w", err)
 	}
 	return nil

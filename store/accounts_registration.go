@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,10 +41,67 @@ type AccountRegistration struct {
 	Rgno string
 }
 
+// Who holds a bank account number. A customer has one account row per (bank, number), which
+// they register again after a failure or a deletion; any number of customers may have one.
+// Only an ACTIVE account — one the bank verified, birth date and all — holds the number: its
+// row in account_number_claims (primary key bank code and number hash) is written in the
+// transaction that makes it ACTIVE and deleted in the one that deletes it. PENDING, FAILED and
+// DELETED rows hold nothing. So:
+//   - a stranger who types someone's number with a wrong birth date gets the bank's refusal
+//     and blocks nobody, not even while the bank is still answering (PENDING blocks no one:
+//     a registration in flight could otherwise be used to hold a number for ten minutes at a
+//     time, over and over);
+//   - the number is taken by the first registration the bank verifies; a second one verified
+//     later (someone who also knows the holder's birth date) ends FAILED with
+//     FailureNumberRegistered instead of ACTIVE;
+//   - nothing answers "this number is registered here" before the bank has verified the
+//     caller: every registration goes to the bank, so a stranger sees exactly what they would
+//     see for a number never registered here.
+
+// FailureNumberRegistered is the failure code of a registration the bank verified while the
+// same number at the same bank was already ACTIVE for another customer. Only someone the bank
+// accepted as the holder can see it.
+const FailureNumberRegistered = "number_in_use" // at most 16 bytes (failure_code)
+
+// failureNumberRegisteredMessage is the message stored with FailureNumberRegistered.
+const failureNumberRegisteredMessage = "this account is already registered with the service by another customer; if it is yours, contact support"
+
+type accountNumberClaimRow struct {
+	bun.BaseModel `bun:"table:account_number_claims"`
+
+	BankCode   string `bun:"bank_code,pk"`
+	NumberHash string `bun:"number_hash,pk"`
+	AccountID  string `bun:"account_id"`
+}
+
+// errNumberRegistered: the claim of an activation found the number held by another account.
+var errNumberRegistered = errors.New("store: the account number is held by another ACTIVE account")
+
+// claimNumber records that the account holds its number (it is becoming ACTIVE, in tx). Held
+// already by this account: nothing to do; by another: errNumberRegistered.
+func claimNumber(ctx context.Context, tx bun.IDB, accountID, bankCode, numberHash string) error {
+	var held accountNumberClaimRow
+	err := tx.NewSelect().Model(&held).Where("bank_code = ? AND number_hash = ?", bankCode, numberHash).Limit(1).Scan(ctx)
+	switch {
+	case err == nil && held.AccountID == accountID:
+		return nil
+	case err == nil:
+		return errNumberRegistered
+	case !isNoRows(err):
+		return err
+	}
+	_, err = tx.NewInsert().Model(&accountNumberClaimRow{BankCode: bankCode, NumberHash: numberHash, AccountID: accountID}).Exec(ctx)
+	if IsDuplicate(err) {
+		// Another activation of the same number won the race since the read.
+		return errNumberRegistered
+	}
+	return err
+}
+
 // RegisterAccount stores a new account, PENDING, with its sealed number and the holder's sealed
-// birth date, in one transaction. When the same number at the same bank is registered already
-// (by anyone) nothing is written and that account is returned with created false: the caller
-// decides what the customer may learn of it.
+// birth date, in one transaction. When the owner already has an account with the same number at
+// the same bank, nothing is written and that account is returned with created false. Other
+// customers' accounts with the number are neither seen nor touched: see FailureNumberRegistered.
 func (db *DB) RegisterAccount(ctx context.Context, a *paysaga.Account, number SealedAccountNumber, birth SealedSecret) (stored *paysaga.Account, created bool, err error) {
 	if a.ID == "" || a.OwnerID == "" || a.BankCode == "" || a.MaskedNumber == "" {
 		return nil, false, paysaga.Errorf(paysaga.EINVALID, "an account needs an id, an owner, a bank code and a masked number")
@@ -74,7 +132,7 @@ func (db *DB) RegisterAccount(ctx context.Context, a *paysaga.Account, number Se
 	if !IsDuplicate(err) {
 		return nil, false, fmt.Errorf("register account %s: %w", a.ID, err)
 	}
-	existing, gerr := db.AccountByNumberHash(ctx, a.BankCode, number.Hash)
+	existing, gerr := db.OwnerAccountByNumber(ctx, a.OwnerID, a.BankCode, number.Hash)
 	if paysaga.ErrorCode(gerr) == paysaga.ENOTFOUND {
 		return nil, false, paysaga.Errorf(paysaga.ECONFLICT, "account id %s is taken", a.ID)
 	}
@@ -84,11 +142,12 @@ func (db *DB) RegisterAccount(ctx context.Context, a *paysaga.Account, number Se
 	return existing, false, nil
 }
 
-// AccountByNumberHash finds the account registered with this number hash at this bank;
-// ENOTFOUND when there is none.
-func (db *DB) AccountByNumberHash(ctx context.Context, bankCode, hash string) (*paysaga.Account, error) {
+// OwnerAccountByNumber finds the owner's account with this number hash at this bank;
+// ENOTFOUND when they have none (whoever else may).
+func (db *DB) OwnerAccountByNumber(ctx context.Context, owner, bankCode, hash string) (*paysaga.Account, error) {
 	var row accountRow
-	err := db.bun.NewSelect().Model(&row).Where("bank_code = ? AND number_hash = ?", bankCode, hash).Limit(1).Scan(ctx)
+	err := db.bun.NewSelect().Model(&row).
+		Where("owner_id = ? AND bank_code = ? AND number_hash = ?", owner, bankCode, hash).Limit(1).Scan(ctx)
 	if err != nil {
 		if isNoRows(err) {
 			return nil, paysaga.Errorf(paysaga.ENOTFOUND, "account not found")
@@ -201,16 +260,22 @@ func (db *DB) SetAccountRgno(ctx context.Context, id, rgno string) error {
 	return nil
 }
 
-// ActivateAccount stores the issued fin account of a PENDING account, makes it ACTIVE and
-// forgets the holder's birth date, in one transaction. Idempotent on an account already ACTIVE;
-// any other status is ECONFLICT.
+// ActivateAccount stores the issued fin account of a PENDING account, makes it ACTIVE (the
+// account now holds its number) and forgets the holder's birth date, in one transaction.
+// Idempotent on an account already ACTIVE; any other status is ECONFLICT. When another account
+// is ACTIVE with the same number at the same bank, the account becomes FAILED with
+// FailureNumberRegistered instead (returned without error: the registration has ended).
 func (db *DB) ActivateAccount(ctx context.Context, id, finAccount string) (*paysaga.Account, error) {
 	if finAccount == "" {
 		return nil, paysaga.Errorf(paysaga.EINVALID, "empty fin account")
 	}
-	return db.finishRegistration(ctx, id, paysaga.AccountActive, func(q *bun.UpdateQuery) *bun.UpdateQuery {
+	a, err := db.finishRegistration(ctx, id, paysaga.AccountActive, func(q *bun.UpdateQuery) *bun.UpdateQuery {
 		return q.Set("fin_account = ?", finAccount).Set("failure_code = ''").Set("failure_message = ''")
 	})
+	if errors.Is(err, errNumberRegistered) {
+		return db.FailAccountRegistration(ctx, id, FailureNumberRegistered, failureNumberRegisteredMessage)
+	}
+	return a, err
 }
 
 // FailAccountRegistration makes a PENDING account FAILED with the bank's code and message (or
@@ -240,6 +305,14 @@ func (db *DB) finishRegistration(ctx context.Context, id string, to paysaga.Acco
 				}
 				if a.Status != to {
 					return paysaga.Errorf(paysaga.ECONFLICT, "account %s is %s", id, a.Status)
+				}
+			} else if to == paysaga.AccountActive {
+				var row accountRow
+				if err := tx.NewSelect().Model(&row).Column("bank_code", "number_hash").Where("id = ?", id).Scan(ctx); err != nil {
+					return err
+				}
+				if err := claimNumber(ctx, tx, id, row.BankCode, row.NumberHash); err != nil {
+					return err // the transaction is rolled back: the account stays PENDING
 				}
 			}
 			if _, err := tx.NewDelete().Model((*accountRegistrationRow)(nil)).Where("account_id = ?", id).Exec(ctx); err != nil {
@@ -341,11 +414,23 @@ func (db *DB) SetAccountNickname(ctx context.Context, id, nickname string) (*pay
 // DeleteAccount makes an account DELETED: it keeps its history, and payments refuse it (they
 // need ACTIVE). Idempotent on a DELETED account; a PENDING one (the bank is registering it) is
 // ECONFLICT.
+// Deleting releases the number (see FailureNumberRegistered).
 func (db *DB) DeleteAccount(ctx context.Context, id string) (*paysaga.Account, error) {
-	res, err := db.bun.NewUpdate().Model((*accountRow)(nil)).
-		Set("status = ?", string(paysaga.AccountDeleted)).Set("updated_at = ?", db.Now()).
-		Where("id = ? AND status IN (?)", id, bun.In([]string{string(paysaga.AccountActive), string(paysaga.AccountFailed)})).
-		Exec(ctx)
+	var changed int64
+	err := db.retry(ctx, func() error {
+		return db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			res, err := tx.NewUpdate().Model((*accountRow)(nil)).
+				Set("status = ?", string(paysaga.AccountDeleted)).Set("updated_at = ?", db.Now()).
+				Where("id = ? AND status IN (?)", id, bun.In([]string{string(paysaga.AccountActive), string(paysaga.AccountFailed)})).
+				Exec(ctx)
+			if err != nil {
+				return err
+			}
+			changed, _ = res.RowsAffected()
+			_, err = tx.NewDelete().Model((*accountNumberClaimRow)(nil)).Where("account_id = ?", id).Exec(ctx)
+			return err
+		})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("delete account %s: %w", id, err)
 	}
@@ -353,7 +438,7 @@ func (db *DB) DeleteAccount(ctx context.Context, id string) (*paysaga.Account, e
 	if err != nil {
 		return nil, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 && a.Status != paysaga.AccountDeleted {
+	if changed == 0 && a.Status != paysaga.AccountDeleted {
 		return nil, paysaga.Errorf(paysaga.ECONFLICT, "account is %s; wait until its registration ends", a.Status)
 	}
 	return a, nil

@@ -42,8 +42,8 @@ func TestAccountRegistration(t *testing.T) {
 			require.Equal(t, paysaga.AccountPending, stored.Status)
 			require.Equal(t, "생활비", stored.Nickname)
 
-			// The same number at the same bank, by anyone, returns the registered one untouched.
-			dup := pendingAccount(other, "011")
+			// The same number at the same bank by the same owner returns their account untouched.
+			dup := pendingAccount(owner, "011")
 			got, created, err := db.RegisterAccount(ctx, dup, number, store.SealedSecret{Ciphertext: []byte("x"), KeyID: "k1"})
 			require.NoError(t, err)
 			require.False(t, created)
@@ -51,9 +51,11 @@ func TestAccountRegistration(t *testing.T) {
 			require.Equal(t, owner, got.OwnerID)
 			_, err = db.GetAccount(ctx, dup.ID)
 			require.Equal(t, paysaga.ENOTFOUND, paysaga.ErrorCode(err), "nothing written for the duplicate")
-			byHash, err := db.AccountByNumberHash(ctx, "011", number.Hash)
+			byHash, err := db.OwnerAccountByNumber(ctx, owner, "011", number.Hash)
 			require.NoError(t, err)
 			require.Equal(t, a.ID, byHash.ID)
+			_, err = db.OwnerAccountByNumber(ctx, other, "011", number.Hash)
+			require.Equal(t, paysaga.ENOTFOUND, paysaga.ErrorCode(err), "another owner never sees it")
 
 			reg, err := db.AccountRegistration(ctx, a.ID)
 			require.NoError(t, err)
@@ -180,6 +182,77 @@ func TestListAccounts(t *testing.T) {
 			require.Equal(t, paysaga.EINVALID, paysaga.ErrorCode(err), "another owner's account is no cursor")
 			_, err = db.ListAccounts(ctx, store.AccountFilter{OwnerID: owner, Limit: 101})
 			require.Equal(t, paysaga.EINVALID, paysaga.ErrorCode(err))
+		})
+	}
+}
+
+// Only an ACTIVE registration holds a number: a stranger's registration that failed at the
+// bank, is still in flight, or was deleted never keeps the real owner out (issue 11, item 7).
+func TestAccountNumberHeldOnlyWhileActive(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, driver)
+			attacker, victim, third := newCustomer(t, db), newCustomer(t, db), newCustomer(t, db)
+			number := store.SealedAccountNumber{Ciphertext: []byte("sealed-number"), KeyID: "k1", Hash: paysaga.NewID("h")}
+			birth := store.SealedSecret{Ciphertext: []byte("sealed-birth"), KeyID: "k1"}
+			register := func(owner string) *paysaga.Account {
+				t.Helper()
+				a, created, err := db.RegisterAccount(ctx, pendingAccount(owner, "011"), number, birth)
+				require.NoError(t, err)
+				require.True(t, created, "a registration of its own for every customer")
+				require.Equal(t, owner, a.OwnerID)
+				return a
+			}
+
+			// The attacker registers the victim's number; the bank refuses (wrong birth date).
+			bad := register(attacker)
+			_, err := db.FailAccountRegistration(ctx, bad.ID, "E1006", "생년월일이 일치하지 않습니다.")
+			require.NoError(t, err)
+			// The attacker tries again and leaves it PENDING (a registration in flight).
+			inFlight, err := db.RestartAccountRegistration(ctx, bad.ID, birth)
+			require.NoError(t, err)
+			require.Equal(t, paysaga.AccountPending, inFlight.Status)
+
+			// Neither blocks the owner: registered and activated.
+			mine := register(victim)
+			act, err := db.ActivateAccount(ctx, mine.ID, "fin-victim")
+			require.NoError(t, err)
+			require.Equal(t, paysaga.AccountActive, act.Status)
+
+			// The attacker's registration, should the bank ever issue it, cannot take the number
+			// from the ACTIVE one: it ends FAILED, not ACTIVE, and not an error.
+			lost, err := db.ActivateAccount(ctx, bad.ID, "fin-attacker")
+			require.NoError(t, err)
+			require.Equal(t, paysaga.AccountFailed, lost.Status)
+			require.Equal(t, store.FailureNumberRegistered, lost.FailureCode)
+			require.Empty(t, lost.FinAccount)
+			still, err := db.GetAccount(ctx, mine.ID)
+			require.NoError(t, err)
+			require.Equal(t, paysaga.AccountActive, still.Status)
+			require.Equal(t, "fin-victim", still.FinAccount)
+
+			// Deleting the ACTIVE account releases the number for someone else.
+			other := register(third)
+			_, err = db.DeleteAccount(ctx, mine.ID)
+			require.NoError(t, err)
+			act, err = db.ActivateAccount(ctx, other.ID, "fin-third")
+			require.NoError(t, err)
+			require.Equal(t, paysaga.AccountActive, act.Status)
+			// …and its former owner's new registration is the one that now loses.
+			back, err := db.RestartAccountRegistration(ctx, mine.ID, birth)
+			require.NoError(t, err)
+			lost, err = db.ActivateAccount(ctx, back.ID, "fin-victim-2")
+			require.NoError(t, err)
+			require.Equal(t, paysaga.AccountFailed, lost.Status)
+
+			// CreateAccount (seeding, tests) keeps the same rule for ACTIVE accounts.
+			seeded := &paysaga.Account{ID: paysaga.NewID(paysaga.PrefixAccount), OwnerID: attacker, BankCode: "004",
+				MaskedNumber: "****1111", Status: paysaga.AccountActive, FinAccount: "fin-x"}
+			require.NoError(t, db.CreateAccount(ctx, seeded, number))
+			twin := *seeded
+			twin.ID, twin.OwnerID = paysaga.NewID(paysaga.PrefixAccount), victim
+			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(db.CreateAccount(ctx, &twin, number)))
 		})
 	}
 }
