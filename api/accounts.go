@@ -296,11 +296,17 @@ func accountAnswer(c *gin.Context, a *paysaga.Account, fresh bool) (int, []byte)
 	return pd.Status, b
 }
 
-// pending answers 202: the bank is still issuing the fin account.
+// pending answers 202: the bank is still issuing the fin account. 202 promises that the poll
+// URL answers: the account is read back first, and when it cannot be, the answer is 503 (retry
+// with the same Idempotency-Key) rather than a URL that might answer 404.
 func (h *accountHandlers) pending(c *gin.Context, a *paysaga.Account) {
-	if cur, err := h.Store.GetAccount(c.Request.Context(), a.ID); err == nil {
-		a = cur
+	cur, err := h.Store.GetAccount(c.Request.Context(), a.ID)
+	if err != nil {
+		Problem(c, WithRetryAfter(errors.Join(
+			paysaga.Errorf(paysaga.EUNAVAILABLE, "the registration could not be confirmed; retry with the same Idempotency-Key"), err), 2*time.Second))
+		return
 	}
+	a = cur
 	c.Header("Location", "/v1/accounts/"+a.ID)
 	c.Header("Retry-After", "2")
 	c.JSON(http.StatusAccepted, gin.H{"account": a, "status": a.Status, "poll_url": "/v1/accounts/" + a.ID})
@@ -460,13 +466,29 @@ func (t TemporalAccounts) StartRegistration(ctx context.Context, in workflows.Fi
 			return &a, nil
 		}
 	}
-	if stillRunning(ctx, waitCtx, err) {
+	// A wait that runs out looks the same whether the registration is running or the start
+	// never reached the server (Temporal down): 202 "poll here" is answered only once the
+	// server confirms the workflow runs. Otherwise 503: the PENDING account waits for the
+	// client's retry with the same Idempotency-Key, which starts it.
+	if stillRunning(ctx, waitCtx, err) && t.running(ctx, in.AccountID) {
 		return nil, nil // still issuing: the client polls
 	}
 	// The workflow may have ended between our read and the update: the store has the answer.
 	if a, gerr := t.Accounts.GetAccount(ctx, in.AccountID); gerr == nil && a.Status != paysaga.AccountPending {
 		return a, nil
 	}
+	if err == nil {
+		err = errors.New("the registration workflow is not running")
+	}
 	return nil, fmt.Errorf("account %s: %w", in.AccountID, errors.Join(
-		paysaga.Errorf(paysaga.EUNAVAILABLE, "the registration could not be started; retry with the same Idempotency-Key"), err))
+		WithRetryAfter(paysaga.Errorf(paysaga.EUNAVAILABLE, "the registration could not be started; retry with the same Idempotency-Key"), 2*time.Second), err))
+}
+
+// running asks the server whether the account's registration workflow is running, briefly:
+// no answer counts as no.
+func (t TemporalAccounts) running(ctx context.Context, accountID string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	desc, err := t.Client.DescribeWorkflowExecution(ctx, workflows.FinAccountWorkflowID(accountID), "")
+	return err == nil && desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 }

@@ -14,6 +14,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
@@ -617,4 +622,78 @@ func TestAccountBalanceCircuitBreaker(t *testing.T) {
 	require.Equal(t, asked+1, e.inquiries(), "one trial inquiry, not a stampede")
 	require.False(t, e.balance(t, kim, a.ID, true).Stale)
 	require.Equal(t, asked+2, e.inquiries())
+}
+
+// unreachableTemporal is a Temporal client whose calls never get through while down: the
+// Update-with-Start waits out its context, as it does when the frontend cannot be reached,
+// and the workflow is unknown. Up, the registration starts and is still running when the wait
+// runs out.
+type unreachableTemporal struct {
+	client.Client // nil: any other call panics
+	mu            sync.Mutex
+	up            bool
+	started       []string
+}
+
+func (f *unreachableTemporal) setUp(up bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.up = up
+}
+
+func (f *unreachableTemporal) NewWithStartWorkflowOperation(client.StartWorkflowOptions, any, ...any) client.WithStartWorkflowOperation {
+	return nil
+}
+
+func (f *unreachableTemporal) UpdateWithStartWorkflow(ctx context.Context, o client.UpdateWithStartWorkflowOptions) (client.WorkflowUpdateHandle, error) {
+	f.mu.Lock()
+	if f.up {
+		f.started = append(f.started, o.UpdateOptions.UpdateName)
+	}
+	f.mu.Unlock()
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (f *unreachableTemporal) DescribeWorkflowExecution(ctx context.Context, workflowID, _ string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.up {
+		return nil, serviceerror.NewUnavailable("connection refused")
+	}
+	if len(f.started) == 0 {
+		return nil, serviceerror.NewNotFound("workflow not found for ID: " + workflowID)
+	}
+	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: &workflowpb.WorkflowExecutionInfo{
+		Status: enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
+	}}, nil
+}
+
+// Issue 11, item 6: POST /v1/accounts never answers 202 ("being registered, poll here") for a
+// registration whose workflow never started; it answers 503 with Retry-After, and the retry
+// with the same Idempotency-Key starts it.
+func TestRegisterAccountNot202WhenTheWorkflowNeverStarted(t *testing.T) {
+	db := storetest.Open(t, store.DriverSQLite)
+	tc := &unreachableTemporal{}
+	env := newTestEnv(t, func(d *api.Deps) {
+		d.Accounts = api.AccountDeps{Store: db, Starter: api.TemporalAccounts{Client: tc, Accounts: db},
+			Keys: seal.NewDevKeyring(), SyncWait: 100 * time.Millisecond}
+	})
+	e := &acctEnv{testEnv: env, db: db}
+	kim := e.customer(t, paysaga.RoleCustomer)
+	bank := nhsim.Account{Bncd: "011", Acno: "3021234567891", Birth: "19920315"}
+
+	rec := e.register(t, kim, "never-started", regBody(bank, bank.Birth, ""))
+	e.requireSecretsHidden(t, rec, bank)
+	p := requireProblem(t, rec, http.StatusServiceUnavailable, paysaga.EUNAVAILABLE)
+	require.NotEmpty(t, rec.Header().Get("Retry-After"))
+	require.Empty(t, rec.Header().Get("Location"), "no URL to poll for a registration that is not running")
+	require.Contains(t, p.Detail, "Idempotency-Key")
+
+	tc.setUp(true)
+	rec = e.register(t, kim, "never-started", regBody(bank, bank.Birth, ""))
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	poll := e.call(t, kim, http.MethodGet, rec.Header().Get("Location"), "")
+	require.Equal(t, http.StatusOK, poll.Code, poll.Body.String())
+	require.Equal(t, paysaga.AccountPending, decodeAccount(t, poll).Status)
 }
