@@ -168,15 +168,17 @@ func (a *RefundActivities) ReserveRefund(ctx context.Context, in ReserveRefundIn
 	return paysaga.Refund{}, storeError(err)
 }
 
-// destination is where a credit goes, opened: a fin account, or a bank code and number.
+// destination is where a credit goes, opened: a fin account, or a bank code and number. A
+// typed-in number also names the payment (paymentID) whose paying account's depositor it must
+// share.
 type destination struct {
-	kind     paysaga.DestinationKind
-	finAcno  string
-	bncd     string
-	acno     string
-	holder   string
-	nhAPI    string
-	transfer paysaga.TransferKind
+	kind      paysaga.DestinationKind
+	finAcno   string
+	bncd      string
+	acno      string
+	paymentID string
+	nhAPI     string
+	transfer  paysaga.TransferKind
 }
 
 // Credit pays a PENDING refund out with the transfer in.TransferID, written (with a freshly
@@ -467,7 +469,7 @@ func (a *RefundActivities) destination(ctx context.Context, r *paysaga.Refund, p
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeStateConflict, nil)
 	}
-	out := &destination{kind: d.Kind, bncd: d.BankCode, acno: td.Number, holder: td.Holder,
+	out := &destination{kind: d.Kind, bncd: d.BankCode, acno: td.Number, paymentID: p.ID,
 		nhAPI: nh.APIReceivedTransferOtherBank, transfer: paysaga.TransferCreditOtherBank}
 	if d.Kind == paysaga.DestinationAccountNumber {
 		out.nhAPI, out.transfer = nh.APIReceivedTransferAccountNumber, paysaga.TransferCreditAccountNumber
@@ -475,28 +477,66 @@ func (a *RefundActivities) destination(ctx context.Context, r *paysaga.Refund, p
 	return out, nil
 }
 
-// checkDepositor asks the bank whose account a typed-in destination is, and refuses to pay a
-// stranger. Nothing is sent yet, so a failed inquiry is simply asked again.
+// checkDepositor asks the bank whose account a typed-in destination is, and whose account the
+// payment was paid from, and pays only when the bank names the same depositor for both: a
+// refund goes to the paying customer, wherever support types it in. The name compared with is
+// the bank's, never one a caller supplied (issue 11, item 1). Nothing is sent yet, so a failed
+// inquiry is simply asked again; a refusal is non-retryable (ErrTypeNameMismatch).
 func (a *RefundActivities) checkDepositor(ctx context.Context, log *slog.Logger, d *destination) error {
-	dep, err := a.Bank.InquireDepositor(ctx, d.bncd, d.acno)
+	paying, err := a.payingAccount(ctx, d.paymentID)
+	if err != nil {
+		return err
+	}
+	want, err := a.depositor(ctx, log, paying.bncd, paying.acno, "paying account")
+	if err != nil {
+		return err
+	}
+	got, err := a.depositor(ctx, log, d.bncd, d.acno, "typed-in account")
+	if err != nil {
+		return err
+	}
+	if want == "" || normalizeName(got) != normalizeName(want) {
+		log.Warn("typed-in account belongs to someone else than the paying customer; not paying")
+		return temporal.NewNonRetryableApplicationError(
+			"the typed-in account's holder is not the paying account's holder", ErrTypeNameMismatch, nil)
+	}
+	return nil
+}
+
+// payingAccount opens the number of the account payment paymentID was paid from.
+func (a *RefundActivities) payingAccount(ctx context.Context, paymentID string) (*destination, error) {
+	acct, err := a.Store.PayingAccountOf(ctx, paymentID)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	if a.Keys == nil {
+		return nil, temporal.NewNonRetryableApplicationError("no keys to open the paying account's number", ErrTypeStateConflict, nil)
+	}
+	number, err := a.Keys.Open(seal.Sealed{Ciphertext: acct.Number.Ciphertext, KeyID: acct.Number.KeyID}, seal.AccountNumberAD(acct.AccountID))
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError("the paying account's number cannot be opened: "+err.Error(), ErrTypeStateConflict, nil)
+	}
+	return &destination{bncd: acct.BankCode, acno: string(number)}, nil
+}
+
+// depositor asks the bank for the holder's name of an account (what says which account in the
+// log, never the number).
+func (a *RefundActivities) depositor(ctx context.Context, log *slog.Logger, bncd, acno, what string) (string, error) {
+	dep, err := a.Bank.InquireDepositor(ctx, bncd, acno)
 	switch nh.Classify(err) {
 	case nh.OutcomeSuccess:
+		return dep.Dpnm, nil
 	case nh.OutcomeDeclined:
 		var de *nh.DeclinedError
 		errors.As(err, &de)
-		log.Info("depositor inquiry refused", "rpcd", de.Rpcd)
-		return declinedError(de.Rpcd, de.Rsms)
+		log.Info("depositor inquiry refused", "account", what, "rpcd", de.Rpcd)
+		return "", declinedError(de.Rpcd, de.Rsms)
 	case nh.OutcomeInvalid:
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, nil)
+		return "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, nil)
 	default:
-		log.Warn("depositor inquiry failed; asking again", "error", err)
-		return fmt.Errorf("depositor inquiry: %w", err)
+		log.Warn("depositor inquiry failed; asking again", "account", what, "error", err)
+		return "", fmt.Errorf("depositor inquiry (%s): %w", what, err)
 	}
-	if normalizeName(dep.Dpnm) != normalizeName(d.holder) {
-		log.Warn("typed-in account belongs to someone else; not paying")
-		return temporal.NewNonRetryableApplicationError("the account holder's name does not match", ErrTypeNameMismatch, nil)
-	}
-	return nil
 }
 
 func normalizeName(s string) string { return strings.Join(strings.Fields(s), "") }
@@ -515,11 +555,12 @@ func settledCredit(tr *paysaga.Transfer) (CreditResult, error) {
 		"transfer "+tr.ID+" was sent and its outcome is unknown", ErrTypeUnknownOutcome, nil)
 }
 
-// TypedDestination is an account typed in for a refund: the number and the name of the person
-// it must belong to. It is sealed as one secret, bound to its refund.
+// TypedDestination is an account an operator typed in for a refund: its number, sealed as one
+// secret bound to its refund. Whose account it must be is not part of it: the credit step
+// asks the bank for the paying account's depositor (a "holder" sealed by older code is
+// ignored).
 type TypedDestination struct {
 	Number string `json:"number"`
-	Holder string `json:"holder"`
 }
 
 // RefundDestinationAD is the additional data a refund's destination is sealed with: it opens

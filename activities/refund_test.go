@@ -12,7 +12,6 @@ import (
 	"paysaga/nh"
 	"paysaga/nhsim"
 	"paysaga/seal"
-	"paysaga/store"
 )
 
 // refundFixture is the payment fixture with a SUCCEEDED payment of 50,000 won, money at the
@@ -126,53 +125,6 @@ func TestCreditLostAnswerIsCheckedNotResent(t *testing.T) {
 	require.True(t, chk.Executed)
 	require.Equal(t, "trf_r1", chk.TransferID)
 	require.Len(t, f.creditsAtBank(), 1)
-}
-
-func TestCreditToTypedInAccountChecksTheHolder(t *testing.T) {
-	ctx := context.Background()
-	for _, tc := range []struct {
-		name, bank, holder string
-		wantAPI            string
-		mismatch           bool
-	}{
-		{name: "NH account", bank: "011", holder: "이서연", wantAPI: nh.APIReceivedTransferAccountNumber},
-		{name: "other bank", bank: "004", holder: "이서연", wantAPI: nh.APIReceivedTransferOtherBank},
-		{name: "someone else's account", bank: "004", holder: "박지훈", mismatch: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newRefundFixture(t)
-			dest, err := f.sim.CreateAccount(nhsim.Account{Bncd: tc.bank, Holder: "이서연", Birth: "19920202"})
-			require.NoError(t, err)
-			id := paysaga.NewID(paysaga.PrefixRefund)
-			sealed, err := activities.SealDestination(f.keys, id, activities.TypedDestination{Number: dest.Acno, Holder: tc.holder})
-			require.NoError(t, err)
-			require.NotContains(t, string(sealed.Ciphertext), dest.Acno)
-			kind := paysaga.DestinationOtherBank
-			if nh.IsNHBank(tc.bank) {
-				kind = paysaga.DestinationAccountNumber
-			}
-			require.NoError(t, f.db.SaveRefundDestination(ctx, id, store.SealedDestination{Kind: kind, BankCode: tc.bank,
-				Masked: paysaga.MaskAccountNumber(dest.Acno), Sealed: store.SealedSecret{Ciphertext: sealed.Ciphertext, KeyID: sealed.KeyID}}))
-			r, err := f.acts.ReserveRefund(ctx, activities.ReserveRefundInput{Refund: paysaga.Refund{
-				ID: id, PaymentID: f.payment.ID, Amount: 7_000, CreatedBy: "usr_operator"}})
-			require.NoError(t, err)
-			require.Equal(t, kind, r.Destination.Kind)
-			require.Equal(t, paysaga.MaskAccountNumber(dest.Acno), r.Destination.MaskedNumber)
-
-			_, err = f.acts.Credit(ctx, activities.CreditInput{RefundID: id, TransferID: "trf_t1"})
-			if tc.mismatch {
-				typ, _ := appErrType(t, err)
-				require.Equal(t, activities.ErrTypeNameMismatch, typ)
-				require.Empty(t, f.creditsAtBank(), "nothing is paid to a stranger")
-				return
-			}
-			require.NoError(t, err)
-			credits := f.creditsAtBank()
-			require.Len(t, credits, 1)
-			require.Equal(t, tc.wantAPI, credits[0].API)
-			require.EqualValues(t, 7_000, f.sim.Balance(tc.bank, dest.Acno))
-		})
-	}
 }
 
 func TestReserveRefundRefusalIsClear(t *testing.T) {

@@ -289,8 +289,6 @@ func TestCreateRefundIdempotencyKey(t *testing.T) {
 	}{
 		{name: "another amount", paymentID: p.ID, body: refundBody(t, 1001)},
 		{name: "another reason", paymentID: p.ID, body: refundBody(t, 1000, map[string]any{"reason": "파손"})},
-		{name: "a destination added", paymentID: p.ID, body: refundBody(t, 1000, map[string]any{
-			"destination": map[string]any{"bank_code": "004", "account_number": "123456789012"}})},
 		{name: "another payment", paymentID: other.ID, body: body},
 	}
 	for _, tt := range reused {
@@ -422,13 +420,15 @@ func TestCreateRefundWho(t *testing.T) {
 
 // A typed-in destination: the number is checked, sealed, and never shown again, neither in
 // the answers nor in the stored Idempotency-Key record nor in the logs.
+// Only an operator may type one in (support sends a refund elsewhere when the paying account
+// is closed); the bank is asked whose account it is, by the workflow, not the caller.
 func TestCreateRefundTypedDestination(t *testing.T) {
 	env := newRefundEnv(t)
-	m := env.merchant
-	p := env.seedPayment(t, env.customer, m, 100000, paysaga.PaymentSucceeded, time.Time{})
+	m := env.operator
+	p := env.seedPayment(t, env.customer, env.merchant, 100000, paysaga.PaymentSucceeded, time.Time{})
 	const number = "302123456789"
 	dest := func(bank, acct string) map[string]any {
-		return map[string]any{"destination": map[string]any{"bank_code": bank, "account_number": acct, "holder_name": "김민수"}}
+		return map[string]any{"destination": map[string]any{"bank_code": bank, "account_number": acct}}
 	}
 
 	refusedNumbers := []struct {
@@ -458,6 +458,8 @@ func TestCreateRefundTypedDestination(t *testing.T) {
 		{name: "bank code of 2 digits", dest: dest("04", number)},
 		{name: "bank code not digits", dest: dest("0a4", number)},
 		{name: "unknown destination field", dest: map[string]any{"destination": map[string]any{"bank_code": "004", "account_number": number, "iban": "x"}}},
+		// Whose account it must be is the bank's answer for the paying account, never the caller's.
+		{name: "a holder name", dest: map[string]any{"destination": map[string]any{"bank_code": "004", "account_number": number, "holder_name": "김민수"}}},
 	}
 	for i, tt := range refusedDestinations {
 		t.Run(tt.name, func(t *testing.T) {
@@ -515,18 +517,47 @@ func TestCreateRefundTypedDestination(t *testing.T) {
 			require.NotContains(t, other.Body.String(), "302123456780")
 
 			require.Equal(t, r, decodeRefund(t, env.get(t, env.customer, "/v1/refunds/"+r.ID)))
+			require.Equal(t, m.ID(), calls[len(calls)-1].In.Actor, "the operator who typed it is the refund's actor")
 		})
 	}
 	require.NotContains(t, env.logs.String(), number)
 	require.NotContains(t, env.logs.String(), "3021234x6789")
 }
 
+// Issue 11, item 1: a merchant cannot send a refund anywhere but back to the account that paid.
+// A destination from a merchant is 403 with nothing written: no refund, no sealed destination,
+// the key free for the same refund without one.
+func TestCreateRefundTypedDestinationIsForOperatorsOnly(t *testing.T) {
+	env := newRefundEnv(t)
+	m := env.merchant
+	p := env.seedPayment(t, env.customer, m, 10000, paysaga.PaymentSucceeded, time.Time{})
+	const number = "302123456789"
+	for _, bank := range []string{"004", "011"} {
+		body := refundBody(t, 10000, map[string]any{"destination": map[string]any{"bank_code": bank, "account_number": number}})
+		rec := env.refund(t, m, p.ID, "to-my-own-account", body)
+		problem(t, rec, http.StatusForbidden, paysaga.EFORBIDDEN)
+		require.NotContains(t, rec.Body.String(), number)
+	}
+	env.requireNoRefundKey(t, m.ID(), "to-my-own-account")
+	require.Empty(t, env.refunds.RefundCalls(), "no refund workflow started")
+	page, err := env.db.ListRefunds(context.Background(), store.RefundFilter{PaymentID: p.ID})
+	require.NoError(t, err)
+	require.Empty(t, page.Refunds)
+	require.Zero(t, env.paymentNow(t, p.ID).RefundedAmount)
+
+	// The same key, without a destination: back to the paying account.
+	r := decodeRefund(t, env.refund(t, m, p.ID, "to-my-own-account", refundBody(t, 10000)))
+	require.Equal(t, paysaga.DestinationFinAccount, r.Destination.Kind)
+	_, err = env.db.RefundDestinationOf(context.Background(), r.ID)
+	require.NoError(t, err)
+}
+
 // Without a keyring, typed-in destinations are refused (503, nothing started or kept), while
 // refunds to the paying account still work.
 func TestCreateRefundTypedDestinationWithoutKeys(t *testing.T) {
 	env := newRefundEnv(t, true)
-	m := env.merchant
-	p := env.seedPayment(t, env.customer, m, 10000, paysaga.PaymentSucceeded, time.Time{})
+	m := env.operator
+	p := env.seedPayment(t, env.customer, env.merchant, 10000, paysaga.PaymentSucceeded, time.Time{})
 	body := refundBody(t, 1000, map[string]any{"destination": map[string]any{"bank_code": "004", "account_number": "302123456789"}})
 
 	rec := env.refund(t, m, p.ID, "no-keys", body)

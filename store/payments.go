@@ -339,3 +339,30 @@ func (db *DB) RecordPaymentChange(ctx context.Context, ch PaymentChange) (*paysa
 	}
 	return out, nil
 }
+
+// PayingAccount is the account a payment was paid from, as the bank knows it: its bank code
+// and its number, sealed (seal.AccountNumberAD of AccountID opens it).
+type PayingAccount struct {
+	AccountID string
+	BankCode  string
+	Number    SealedSecret
+}
+
+// PayingAccountOf returns the account payment paymentID was paid from, with its sealed number,
+// whatever the account's status now (a closed account still names its depositor). ENOTFOUND
+// when the payment or its account is missing.
+func (db *DB) PayingAccountOf(ctx context.Context, paymentID string) (*PayingAccount, error) {
+	var row accountRow
+	err := db.bun.NewSelect().Model(&row).
+		Column("account_row.id", "account_row.bank_code", "account_row.number_ciphertext", "account_row.number_key_id").
+		Join("JOIN payments AS p ON p.account_id = account_row.id").
+		Where("p.id = ?", paymentID).Limit(1).Scan(ctx)
+	if err != nil {
+		if isNoRows(err) {
+			return nil, paysaga.Errorf(paysaga.ENOTFOUND, "no paying account for payment %s", paymentID)
+		}
+		return nil, fmt.Errorf("paying account of %s: %w", paymentID, err)
+	}
+	return &PayingAccount{AccountID: row.ID, BankCode: row.BankCode,
+		Number: SealedSecret{Ciphertext: row.NumberCiphertext, KeyID: row.NumberKeyID}}, nil
+}

@@ -326,3 +326,25 @@ func TestRecordPaymentChange(t *testing.T) {
 		})
 	}
 }
+
+// A refund to a typed-in account is checked against the depositor of the account that paid:
+// the store hands out that account's sealed number, whatever its status now.
+func TestPayingAccountOf(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, driver)
+			customer, account := seedPayer(t, db)
+			p, _, err := db.CreatePayment(ctx, newTestPayment(customer, account, 5000, time.Time{}))
+			require.NoError(t, err)
+
+			got, err := db.PayingAccountOf(ctx, p.ID)
+			require.NoError(t, err)
+			require.Equal(t, &store.PayingAccount{AccountID: account, BankCode: "011",
+				Number: store.SealedSecret{Ciphertext: []byte("sealed"), KeyID: "k1"}}, got)
+
+			_, err = db.PayingAccountOf(ctx, "pay_missing")
+			require.Equal(t, paysaga.ENOTFOUND, paysaga.ErrorCode(err))
+		})
+	}
+}

@@ -152,6 +152,7 @@ func (db *DB) ReserveRefund(ctx context.Context, r RefundReservation) (*paysaga.
 	err := db.retry(ctx, func() error {
 		return db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			now := db.Now()
+			events := r.Events
 			existing, err := getRefund(ctx, tx, ref.ID)
 			switch {
 			case paysaga.ErrorCode(err) == paysaga.ENOTFOUND:
@@ -186,10 +187,16 @@ func (db *DB) ReserveRefund(ctx context.Context, r RefundReservation) (*paysaga.
 				if n, _ := res.RowsAffected(); n != 1 {
 					return paysaga.Errorf(paysaga.ECONFLICT, "refund %s is being replayed already", ref.ID)
 				}
-			} else if err := insertRefund(ctx, tx, now, &ref); err != nil {
-				return err
+			} else {
+				typed, err := insertRefund(ctx, tx, now, &ref)
+				if err != nil {
+					return err
+				}
+				if typed != nil {
+					events = typedInHistory(events, ref, typed)
+				}
 			}
-			if err := appendEvents(ctx, tx, now, ref.PaymentID, r.Events); err != nil {
+			if err := appendEvents(ctx, tx, now, ref.PaymentID, events); err != nil {
 				return err
 			}
 			out, err = getRefund(ctx, tx, ref.ID)
@@ -243,7 +250,37 @@ func reserve(ctx context.Context, tx bun.Tx, now time.Time, paymentID string, am
 		amount, paymentID, max(left, 0), p.RefundedAmount, p.ReservedRefundAmount)
 }
 
-func insertRefund(ctx context.Context, tx bun.Tx, now time.Time, ref *paysaga.Refund) error {
+// typedInHistory says in the history written with a refund to a typed-in account where the
+// money goes (masked) and who chose it: the refund's events get it appended to their reason.
+func typedInHistory(events []paysaga.PaymentEvent, ref paysaga.Refund, d *refundDestinationRow) []paysaga.PaymentEvent {
+	note := fmt.Sprintf("to a typed-in account %s at bank %s, chosen by %s", d.Masked, d.BankCode, ref.CreatedBy)
+	out := make([]paysaga.PaymentEvent, len(events))
+	for i, e := range events {
+		if e.RefundID == ref.ID {
+			if e.Reason == "" {
+				e.Reason = "refund " + note
+			} else {
+				e.Reason = truncateRunes(e.Reason+" — refund "+note, maxEventReason)
+			}
+		}
+		out[i] = e
+	}
+	return out
+}
+
+// maxEventReason is payment_events.reason's length, in characters.
+const maxEventReason = 1000
+
+func truncateRunes(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n])
+	}
+	return s
+}
+
+// insertRefund inserts a refund PENDING, to its saved typed-in destination (returned) or else
+// to the payment's own account (nil).
+func insertRefund(ctx context.Context, tx bun.Tx, now time.Time, ref *paysaga.Refund) (*refundDestinationRow, error) {
 	row := &refundRow{
 		ID: ref.ID, PaymentID: ref.PaymentID, Amount: ref.Amount, Reason: ref.Reason,
 		Status: string(paysaga.RefundPending), DestinationKind: string(paysaga.DestinationFinAccount),
@@ -254,12 +291,16 @@ func insertRefund(ctx context.Context, tx bun.Tx, now time.Time, ref *paysaga.Re
 	}
 	row.CreatedAt = row.CreatedAt.UTC().Truncate(time.Microsecond)
 	row.UpdatedAt = now
-	var d refundDestinationRow
+	var (
+		d     refundDestinationRow
+		typed *refundDestinationRow
+	)
 	err := tx.NewSelect().Model(&d).Where("refund_id = ?", ref.ID).Limit(1).Scan(ctx)
 	switch {
 	case err == nil:
 		row.DestinationKind, row.DestinationBankCode, row.DestinationMasked = d.Kind, d.BankCode, d.Masked
 		row.DestinationCiphertext, row.DestinationKeyID = d.Ciphertext, d.KeyID
+		typed = &d
 	case isNoRows(err):
 		// The payment's own account: shown by its masked number.
 		var bank, masked string
@@ -268,15 +309,15 @@ func insertRefund(ctx context.Context, tx bun.Tx, now time.Time, ref *paysaga.Re
 			Where("p.id = ?", ref.PaymentID).Limit(1).Scan(ctx, &bank, &masked); err == nil {
 			row.DestinationBankCode, row.DestinationMasked = bank, masked
 		} else if !isNoRows(err) {
-			return fmt.Errorf("create refund %s: account: %w", ref.ID, err)
+			return nil, fmt.Errorf("create refund %s: account: %w", ref.ID, err)
 		}
 	default:
-		return fmt.Errorf("create refund %s: destination: %w", ref.ID, err)
+		return nil, fmt.Errorf("create refund %s: destination: %w", ref.ID, err)
 	}
 	if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
-		return fmt.Errorf("create refund %s: %w", ref.ID, err)
+		return nil, fmt.Errorf("create refund %s: %w", ref.ID, err)
 	}
-	return nil
+	return typed, nil
 }
 
 func appendEvents(ctx context.Context, idb bun.IDB, now time.Time, paymentID string, events []paysaga.PaymentEvent) error {
