@@ -33,11 +33,20 @@ type Config struct {
 	RefreshTTL time.Duration
 	DevMode    bool
 
-	// Login rate limits: at most MaxFailuresPerAccount failed logins per email and
-	// MaxFailuresPerAddress per client address within RateWindow (defaults 5, 20, 15m).
+	// Login rate limits (see limiter in ratelimit.go), within RateWindow (default 15m):
+	// MaxFailuresPerAccount free failures per email and client address (default 5), after
+	// which that pair waits LockoutBase (default 1s), doubling with each further failure up to
+	// MaxLockout (default 15m); MaxFailuresPerAddress failures per client address across all
+	// emails (default 20) and MaxFailuresPerEmail per email across all addresses (default
+	// 100), neither of which applies to an address the email logged in from within KnownTTL
+	// (default 30 days).
 	MaxFailuresPerAccount int
 	MaxFailuresPerAddress int
+	MaxFailuresPerEmail   int
 	RateWindow            time.Duration
+	LockoutBase           time.Duration
+	MaxLockout            time.Duration
+	KnownTTL              time.Duration
 	// KeyPrefix prefixes every Redis key (default "paysaga:auth:").
 	KeyPrefix string
 
@@ -60,10 +69,10 @@ func (c Config) Validate() error {
 			return fmt.Errorf("auth: the token signing secret must be at least %d bytes outside dev mode", MinSecretLen)
 		}
 	}
-	if c.AccessTTL < 0 || c.RefreshTTL < 0 || c.RateWindow < 0 {
+	if c.AccessTTL < 0 || c.RefreshTTL < 0 || c.RateWindow < 0 || c.LockoutBase < 0 || c.MaxLockout < 0 || c.KnownTTL < 0 {
 		return errors.New("auth: durations must not be negative")
 	}
-	if c.MaxFailuresPerAccount < 0 || c.MaxFailuresPerAddress < 0 {
+	if c.MaxFailuresPerAccount < 0 || c.MaxFailuresPerAddress < 0 || c.MaxFailuresPerEmail < 0 {
 		return errors.New("auth: rate limits must not be negative")
 	}
 	return nil
@@ -94,8 +103,20 @@ func (c *Config) setDefaults() error {
 	if c.MaxFailuresPerAddress == 0 {
 		c.MaxFailuresPerAddress = 20
 	}
+	if c.MaxFailuresPerEmail == 0 {
+		c.MaxFailuresPerEmail = 100
+	}
 	if c.RateWindow == 0 {
 		c.RateWindow = 15 * time.Minute
+	}
+	if c.LockoutBase == 0 {
+		c.LockoutBase = time.Second
+	}
+	if c.MaxLockout == 0 {
+		c.MaxLockout = 15 * time.Minute
+	}
+	if c.KnownTTL == 0 {
+		c.KnownTTL = 30 * 24 * time.Hour
 	}
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = "paysaga:auth:"
@@ -138,9 +159,11 @@ func NewService(cfg Config, db *store.DB, rdb redis.UniversalClient) (*Service, 
 		return nil, err
 	}
 	return &Service{
-		cfg:       cfg,
-		db:        db.WithClock(cfg.Now),
-		limiter:   &limiter{rdb: rdb, prefix: cfg.KeyPrefix, window: cfg.RateWindow, perAccount: cfg.MaxFailuresPerAccount, perAddress: cfg.MaxFailuresPerAddress},
+		cfg: cfg,
+		db:  db.WithClock(cfg.Now),
+		limiter: &limiter{rdb: rdb, prefix: cfg.KeyPrefix, window: cfg.RateWindow,
+			perPair: cfg.MaxFailuresPerAccount, perAddress: cfg.MaxFailuresPerAddress, perEmail: cfg.MaxFailuresPerEmail,
+			base: cfg.LockoutBase, maxDelay: cfg.MaxLockout, knownTTL: cfg.KnownTTL},
 		dummyHash: dummy,
 	}, nil
 }
@@ -211,7 +234,7 @@ var errBadCredentials = paysaga.Errorf(paysaga.EUNAUTHORIZED, "invalid email or 
 
 // Login checks a password and opens a session: a new refresh-token family. An unknown email
 // and a wrong password give the same EUNAUTHORIZED error in about the same time. Too many
-// failures for the email or the client address give ERATELIMITED (a *RateLimitError).
+// failures give ERATELIMITED (a *RateLimitError): see limiter for which, and whose.
 func (s *Service) Login(ctx context.Context, email, password, clientAddr string) (*TokenPair, error) {
 	email = NormalizeEmail(email)
 	if err := s.limiter.attempt(ctx, email, clientAddr); err != nil {

@@ -385,24 +385,58 @@ func TestLoginRateLimit(t *testing.T) {
 	ctx := context.Background()
 	const password = "correct horse battery"
 
-	t.Run("per account", func(t *testing.T) {
-		e := newEnv(t, nil)
+	// Issue 11, item 11: guessing a victim's password from one address slows that address
+	// down, progressively, and never locks the victim out elsewhere.
+	t.Run("an attacker's failures do not lock the victim out", func(t *testing.T) {
+		e := newEnv(t, func(c *auth.Config) { c.LockoutBase = 200 * time.Millisecond })
 		e.signup(t, "kim@example.com", password)
 		for i := range 5 {
-			_, err := e.svc.Login(ctx, "kim@example.com", "wrong password!", "10.0.0.1")
+			_, err := e.svc.Login(ctx, "kim@example.com", "wrong password!", "10.0.0.66")
 			requireCode(t, paysaga.EUNAUTHORIZED, err, "attempt %d", i+1)
 		}
-		// The limit holds even with the right password and from another address.
-		_, err := e.svc.Login(ctx, "kim@example.com", password, "10.0.0.2")
+		// The attacker must now wait before the next guess on this account…
+		_, err := e.svc.Login(ctx, "kim@example.com", "wrong password!", "10.0.0.66")
 		requireCode(t, paysaga.ERATELIMITED, err)
 		var rl *auth.RateLimitError
 		require.True(t, errors.As(err, &rl))
 		require.Greater(t, rl.RetryAfter, time.Duration(0))
 		require.LessOrEqual(t, rl.RetryAfter, 15*time.Minute)
-		// Another account from the same address is unaffected.
-		e.signup(t, "lee@example.com", password)
-		_, err = e.svc.Login(ctx, "lee@example.com", password, "10.0.0.1")
-		require.NoError(t, err)
+		// …while Kim, from her own address, logs in at once.
+		_, err = e.svc.Login(ctx, "kim@example.com", password, "10.0.0.2")
+		require.NoError(t, err, "the victim is not locked out by someone else's failures")
+
+		// The attacker's waits grow: after the pause, one more guess, then a longer pause.
+		start := time.Now()
+		require.Eventually(t, func() bool {
+			_, err := e.svc.Login(ctx, "kim@example.com", "wrong password!", "10.0.0.66")
+			return paysaga.ErrorCode(err) == paysaga.EUNAUTHORIZED
+		}, 5*time.Second, 20*time.Millisecond)
+		first := time.Since(start)
+		_, err = e.svc.Login(ctx, "kim@example.com", "wrong password!", "10.0.0.66")
+		requireCode(t, paysaga.ERATELIMITED, err)
+		require.True(t, errors.As(err, &rl))
+		require.Greater(t, rl.RetryAfter, time.Duration(0))
+		start = time.Now()
+		require.Eventually(t, func() bool {
+			_, err := e.svc.Login(ctx, "kim@example.com", "wrong password!", "10.0.0.66")
+			return paysaga.ErrorCode(err) == paysaga.EUNAUTHORIZED
+		}, 5*time.Second, 20*time.Millisecond)
+		require.Greater(t, time.Since(start), first, "each further failure doubles the wait")
+	})
+
+	t.Run("a distributed attack meets the per-email ceiling, which known addresses pass", func(t *testing.T) {
+		e := newEnv(t, func(c *auth.Config) { c.MaxFailuresPerEmail = 10 })
+		e.signup(t, "kim@example.com", password)
+		_, err := e.svc.Login(ctx, "kim@example.com", password, "10.0.0.2")
+		require.NoError(t, err, "Kim's address is now known for her account")
+		for i := range 10 {
+			_, err := e.svc.Login(ctx, "kim@example.com", "wrong password!", "172.16.0."+string(rune('0'+i)))
+			requireCode(t, paysaga.EUNAUTHORIZED, err)
+		}
+		_, err = e.svc.Login(ctx, "kim@example.com", "wrong password!", "172.16.1.1")
+		requireCode(t, paysaga.ERATELIMITED, err, "an eleventh address is refused")
+		_, err = e.svc.Login(ctx, "kim@example.com", password, "10.0.0.2")
+		require.NoError(t, err, "Kim, from an address she logged in from before, is not")
 	})
 
 	t.Run("per address", func(t *testing.T) {

@@ -6,6 +6,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strconv"
@@ -27,6 +28,7 @@ type Var struct {
 // Vars is every variable, in the order the README documents them.
 var Vars = []Var{
 	{Name: "PAYSAGA_HTTP_ADDR", Default: ":8080", Help: "address the REST API listens on", Services: []string{"api"}},
+	{Name: "PAYSAGA_TRUSTED_PROXIES", Default: "", Help: "comma-separated addresses or CIDRs of the reverse proxies in front of the API, whose `X-Forwarded-For` gives the client's address (login rate limits); empty = none trusted, `X-Forwarded-For` ignored"},
 	{Name: "PAYSAGA_DB_DRIVER", Default: "mysql", Help: "`mysql` (MySQL 8 / MariaDB) or `sqlite`", Services: []string{"api", "worker", "migrate"}},
 	{Name: "PAYSAGA_DB_DSN", Default: "", Help: "database DSN, e.g. `paysaga:pw@tcp(mysql:3306)/paysaga?parseTime=true` or a SQLite file path", Secret: true, Services: []string{"api", "worker", "migrate"}},
 	{Name: "PAYSAGA_REDIS_ADDR", Default: "127.0.0.1:6379", Help: "Redis address (rate limits, balance cache, notifications)", Services: []string{"api", "worker"}},
@@ -59,7 +61,8 @@ var Vars = []Var{
 
 // Config is the parsed configuration.
 type Config struct {
-	HTTPAddr string
+	HTTPAddr       string
+	TrustedProxies []string
 
 	DBDriver string
 	DBDSN    string
@@ -147,6 +150,18 @@ func Load(getenv func(string) string) (Config, error) {
 		AlertWebhookURL:        get("PAYSAGA_ALERT_WEBHOOK_URL"),
 		LogLevel:               get("PAYSAGA_LOG_LEVEL"),
 		LogFormat:              get("PAYSAGA_LOG_FORMAT"),
+	}
+	for _, p := range strings.Split(get("PAYSAGA_TRUSTED_PROXIES"), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				errs = append(errs, "PAYSAGA_TRUSTED_PROXIES: want addresses or CIDRs separated by commas")
+				continue
+			}
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
 	}
 	if n, err := strconv.Atoi(get("PAYSAGA_NOTIFY_MAX_STREAMS")); err != nil || n < 1 {
 		errs = append(errs, "PAYSAGA_NOTIFY_MAX_STREAMS: want a positive number")

@@ -56,3 +56,14 @@ func TestREADMEDocumentsEveryVariable(t *testing.T) {
 	require.Contains(t, string(readme), config.MarkdownTable(),
 		"README.md's configuration table is out of date: paste the output of `go run ./cmd/paysaga config`")
 }
+
+func TestTrustedProxies(t *testing.T) {
+	c, err := config.Load(env(nil))
+	require.NoError(t, err)
+	require.Empty(t, c.TrustedProxies, "none trusted unless configured")
+	c, err = config.Load(env(map[string]string{"PAYSAGA_TRUSTED_PROXIES": " 10.0.0.0/8, 192.168.1.10 ,fd00::/8"}))
+	require.NoError(t, err)
+	require.Equal(t, []string{"10.0.0.0/8", "192.168.1.10", "fd00::/8"}, c.TrustedProxies)
+	_, err = config.Load(env(map[string]string{"PAYSAGA_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"}))
+	require.ErrorContains(t, err, "PAYSAGA_TRUSTED_PROXIES")
+}

@@ -65,6 +65,8 @@ func (p *Parts) API() (*api.Server, error) {
 		Logger:    p.Logger,
 		Readiness: Readiness(p.DB, p.Redis, p.Temporal),
 		Metrics:   p.Metrics,
+		// Without trusted proxies X-Forwarded-For is ignored: the client's address is the peer's.
+		TrustedProxies: p.Config.TrustedProxies,
 		Payments: api.PaymentDeps{
 			Store:    p.DB,
 			Starter:  api.TemporalPayments{Client: p.Temporal, Payments: p.DB},
