@@ -322,6 +322,9 @@ func (h *accountHandlers) loadOwned(c *gin.Context) (*paysaga.Account, bool) {
 		return nil, false
 	}
 	a, err := h.Store.GetAccount(c.Request.Context(), id)
+	if paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
+		err = notFound // the store's own words would tell the two cases apart
+	}
 	if err != nil {
 		Problem(c, err)
 		return nil, false

@@ -697,3 +697,33 @@ func TestRegisterAccountNot202WhenTheWorkflowNeverStarted(t *testing.T) {
 	require.Equal(t, http.StatusOK, poll.Code, poll.Body.String())
 	require.Equal(t, paysaga.AccountPending, decodeAccount(t, poll).Status)
 }
+
+// Issue 11, Low: another customer's account and an account that does not exist answer the
+// same 404, word for word (request IDs aside), on every route.
+func TestAccountNotFoundLooksTheSameForAnotherCustomersAccount(t *testing.T) {
+	e := newAcctEnv(t, 0)
+	kim, lee := e.customer(t, paysaga.RoleCustomer), e.customer(t, paysaga.RoleCustomer)
+	bank := e.bankAccount(t, 1_000)
+	a := decodeAccount(t, e.register(t, kim, "nf", regBody(bank, bank.Birth, "")))
+	missing := paysaga.NewID(paysaga.PrefixAccount)
+	strip := func(rec *httptest.ResponseRecorder, id string) map[string]any {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &m), rec.Body.String())
+		delete(m, "request_id")
+		m["instance"] = strings.ReplaceAll(m["instance"].(string), id, "{id}")
+		return m
+	}
+	for _, r := range []struct{ method, suffix, body string }{
+		{http.MethodGet, "", ""},
+		{http.MethodPatch, "", `{"nickname":"x"}`},
+		{http.MethodDelete, "", ""},
+		{http.MethodGet, "/balance", ""},
+	} {
+		theirs := e.call(t, lee, r.method, "/v1/accounts/"+a.ID+r.suffix, r.body)
+		none := e.call(t, lee, r.method, "/v1/accounts/"+missing+r.suffix, r.body)
+		require.Equal(t, http.StatusNotFound, theirs.Code)
+		require.Equal(t, http.StatusNotFound, none.Code)
+		require.Equal(t, strip(none, missing), strip(theirs, a.ID), "%s %s", r.method, r.suffix)
+		require.Equal(t, none.Header().Get("Content-Type"), theirs.Header().Get("Content-Type"))
+	}
+}
