@@ -1,0 +1,138 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"paysaga/activities"
+	"paysaga/worker"
+	"paysaga/workflows"
+)
+
+// errCompletionLost is what an activity whose worker "died" after the activity ran returns:
+// a retryable error, as the timeout of a lost completion is to Temporal.
+var errCompletionLost = errors.New("sim: the worker died after the activity ran; its completion was lost")
+
+// activityFaults wraps the real activities: some completions are lost after the activity ran
+// (a worker restart), and some refunds have their workflow cancelled while their credit is
+// being sent.
+type activityFaults struct {
+	seed     uint64
+	permille int
+	tr       *trace
+	// cancelInCredit names the refunds whose workflow gets a cancellation request while the
+	// credit activity runs; cancel sends it.
+	cancelInCredit map[string]bool
+	cancel         func(workflowID string)
+
+	mu     sync.Mutex
+	counts map[string]int
+	lost   int
+}
+
+// lose reports whether this run of the activity loses its completion: a function of the seed,
+// the activity and its input, and how many times it ran before.
+func (f *activityFaults) lose(name, key string) bool {
+	if f.permille == 0 {
+		return false
+	}
+	f.mu.Lock()
+	k := f.counts[name+"|"+key]
+	f.counts[name+"|"+key]++
+	f.mu.Unlock()
+	if int(hash(f.seed, "lost-completion", name, key, k)%1000) >= f.permille {
+		return false
+	}
+	f.mu.Lock()
+	f.lost++
+	f.mu.Unlock()
+	f.tr.add("worker: %s(%s) ran; its completion is lost (run #%d)", name, key, k+1)
+	return true
+}
+
+func wrapErr[I any](f *activityFaults, name string, key func(I) string, fn func(context.Context, I) error) func(context.Context, I) error {
+	return func(ctx context.Context, in I) error {
+		err := fn(ctx, in)
+		if err == nil && f.lose(name, key(in)) {
+			return errCompletionLost
+		}
+		return err
+	}
+}
+
+func wrapOut[I, O any](f *activityFaults, name string, key func(I) string, fn func(context.Context, I) (O, error)) func(context.Context, I) (O, error) {
+	return func(ctx context.Context, in I) (O, error) {
+		out, err := fn(ctx, in)
+		if err == nil && f.lose(name, key(in)) {
+			var zero O
+			return zero, errCompletionLost
+		}
+		return out, err
+	}
+}
+
+// credit sends the planned cancellation request of a refund's workflow as its credit starts,
+// and lets the workflow act on it before the credit goes on (an activity that does not
+// heartbeat never learns of a cancellation).
+func (f *activityFaults) credit(fn func(context.Context, activities.CreditInput) (activities.CreditResult, error)) func(context.Context, activities.CreditInput) (activities.CreditResult, error) {
+	return func(ctx context.Context, in activities.CreditInput) (activities.CreditResult, error) {
+		f.mu.Lock()
+		cancel := f.cancelInCredit[in.RefundID]
+		delete(f.cancelInCredit, in.RefundID)
+		f.mu.Unlock()
+		if cancel {
+			f.tr.add("api: a cancellation request of %s is sent while its credit runs", workflows.RefundWorkflowID(in.RefundID))
+			f.cancel(workflows.RefundWorkflowID(in.RefundID))
+			time.Sleep(150 * time.Millisecond)
+		}
+		return fn(ctx, in)
+	}
+}
+
+type registry interface {
+	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
+}
+
+// register registers the real activities, wrapped, under the names the workflows call.
+func (f *activityFaults) register(r registry, a *activities.Activities, ra *activities.RefundActivities) {
+	// The real registrations first, so that an activity added to the workers later is there
+	// too; then the wrapped ones in their place.
+	worker.RegisterActivities(r, a)
+	ra.Register(r)
+	reg := func(name string, fn any) {
+		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name, DisableAlreadyRegisteredCheck: true})
+	}
+	reg(activities.RecordPaymentName, wrapErr(f, activities.RecordPaymentName,
+		func(in activities.RecordPaymentInput) string { return in.PaymentID + " " + string(in.Status) }, a.RecordPayment))
+	reg(activities.DebitName, wrapOut(f, activities.DebitName,
+		func(in activities.DebitInput) string { return in.TransferID }, a.Debit))
+	reg(activities.CheckDebitName, wrapOut(f, activities.CheckDebitName,
+		func(in activities.CheckDebitInput) string { return in.TransferID }, a.CheckDebit))
+	reg(activities.PublishPaymentEventName, wrapErr(f, activities.PublishPaymentEventName,
+		func(in activities.PublishPaymentEventInput) string { return in.EventID }, a.PublishPaymentEvent))
+	reg(activities.ReserveRefundName, wrapOut(f, activities.ReserveRefundName,
+		func(in activities.ReserveRefundInput) string { return in.Refund.ID }, ra.ReserveRefund))
+	reg(activities.CreditName, f.credit(wrapOut(f, activities.CreditName,
+		func(in activities.CreditInput) string { return in.RefundID + " " + lastPart(in.TransferID) }, ra.Credit)))
+	reg(activities.CheckCreditName, wrapOut(f, activities.CheckCreditName,
+		func(in activities.CheckCreditInput) string { return in.RefundID }, ra.CheckCredit))
+	reg(activities.SettleRefundName, wrapOut(f, activities.SettleRefundName,
+		func(in activities.SettleRefundInput) string { return in.RefundID + " " + string(in.Status) }, ra.SettleRefund))
+	reg(activities.PublishRefundEventName, wrapErr(f, activities.PublishRefundEventName,
+		func(in activities.PublishRefundEventInput) string { return in.Refund.ID + " " + in.Type }, ra.PublishRefundEvent))
+}
+
+// lastPart is the attempt number at the end of a transfer ID (the run tag before it differs
+// from run to run, so it cannot key a seeded draw).
+func lastPart(id string) string {
+	for i := len(id) - 1; i >= 0; i-- {
+		if id[i] == '_' {
+			return id[i+1:]
+		}
+	}
+	return id
+}
