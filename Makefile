@@ -57,3 +57,14 @@ $(WFCHECK):
 
 clean:
 	rm -rf $(BIN) var
+
+## sim: the saga simulator — seeded fault schedules through the real workflows and activities on
+##      Temporal's test environment, judged by the money-safety invariants (see docs/operations.md).
+##      make sim SEED=42 SCHEDULES=1 reproduces one schedule; SIM_DB=mysql runs it on MariaDB.
+SEED      ?=
+SCHEDULES ?= 1000
+SIM_DB    ?= sqlite
+SIM_FLAGS ?=
+.PHONY: sim
+sim:
+	$(GO) test -count=1 -timeout 60m -run '^TestSim$$' ./sim -args -sim.schedules=$(SCHEDULES) -sim.seed=$(SEED) -sim.db=$(SIM_DB) $(SIM_FLAGS)
