@@ -14,7 +14,7 @@ export PAYSAGA_TEMPORAL_BIN ?= $(TEMPORAL)
 
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: run test build lint fuzz bench temporal clean
+.PHONY: run test build lint fuzz bench chaos temporal clean
 
 ## run: build everything and start the all-in-one dev stack (Temporal + Web UI, API, worker, NH simulator)
 run: build $(TEMPORAL)
@@ -45,6 +45,13 @@ fuzz:
 bench: $(TEMPORAL)
 	$(GO) test -run='^$$' -bench=. -benchtime=2000x ./nhsim
 	$(GO) run ./bench $(BENCH_FLAGS)
+
+## chaos: the production shape under fire: separate migrate/api×2/worker×2/nhsim/Temporal (on a file) processes
+##        on MariaDB, Redis, RabbitMQ; payments while the bank errs and workers, an API, the broker and Temporal
+##        are killed; then payctl repairs and the money invariants are judged (600 payments, ~10 min;
+##        make chaos CHAOS_FLAGS="-payments 60" is the CI run; see docs/operations.md, "Chaos run")
+chaos: $(TEMPORAL)
+	$(GO) run ./chaos $(CHAOS_FLAGS)
 
 ## temporal: the Temporal CLI (dev server + Web UI), built once from the Go module proxy
 temporal: $(TEMPORAL)
