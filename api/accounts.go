@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -421,6 +422,13 @@ func (h *accountHandlers) balance(c *gin.Context) {
 	if err != nil {
 		Problem(c, err)
 		return
+	}
+	// How old the figure is (RFC 9111 Age, whole seconds): a refresh asked again within a few
+	// seconds is answered with the balance just fetched (balance.Config.RefreshEvery).
+	if age := h.Now().Sub(b.AsOf); !b.AsOf.IsZero() && age > 0 {
+		c.Header("Age", strconv.FormatInt(int64(age/time.Second), 10))
+	} else {
+		c.Header("Age", "0")
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, b)

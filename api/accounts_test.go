@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -149,7 +150,8 @@ func newAcctEnv(t *testing.T, issueDelay time.Duration) *acctEnv {
 	acts := &activities.AccountActivities{Store: db, Bank: client, Keys: keys, Events: events.NoBroker{}}
 	rdb, prefix := acctRedis(t)
 	bal, err := balance.New(balance.Config{Redis: rdb, Bank: client, Accounts: db, KeyPrefix: prefix,
-		Timeout: 500 * time.Millisecond, FailuresToOpen: 3, OpenFor: 300 * time.Millisecond})
+		Timeout: 500 * time.Millisecond, FailuresToOpen: 3, OpenFor: 300 * time.Millisecond,
+		RefreshEvery: -1}) // the refresh throttle has tests of its own (package balance)
 	require.NoError(t, err)
 	starter := &regStarter{acts: acts}
 	env := newTestEnv(t, func(d *api.Deps) {
@@ -573,6 +575,10 @@ func TestAccountBalance(t *testing.T) {
 	cached := e.balance(t, kim, a.ID, false)
 	require.Equal(t, first, cached, "answered at once from the cache")
 	require.Equal(t, 1, e.inquiries())
+	rec := e.call(t, kim, http.MethodGet, "/v1/accounts/"+a.ID+"/balance", "")
+	age, err := strconv.Atoi(rec.Header().Get("Age"))
+	require.NoError(t, err, "the answer says how old it is")
+	require.GreaterOrEqual(t, age, 0)
 
 	fresh := e.balance(t, kim, a.ID, true)
 	require.Equal(t, int64(50_000), fresh.Balance)
@@ -591,7 +597,7 @@ func TestAccountBalance(t *testing.T) {
 	e.sim.ClearFaults()
 	b := decodeAccount(t, e.register(t, kim, "b2", regBody(other, other.Birth, "")))
 	require.NoError(t, e.sim.SetFault(nh.APIInquireBalance, nhsim.Fault{Kind: nhsim.FaultDrop, Probability: 1}))
-	rec := e.call(t, kim, http.MethodGet, "/v1/accounts/"+b.ID+"/balance", "")
+	rec = e.call(t, kim, http.MethodGet, "/v1/accounts/"+b.ID+"/balance", "")
 	requireProblem(t, rec, http.StatusServiceUnavailable, paysaga.EUNAVAILABLE)
 	require.NotEmpty(t, rec.Header().Get("Retry-After"))
 	require.NotContains(t, rec.Body.String(), e.finAccount(t, b.ID))

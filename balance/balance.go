@@ -52,6 +52,7 @@ const (
 	DefaultFailuresToOpen = 5
 	DefaultOpenFor        = 30 * time.Second
 	DefaultKeyPrefix      = "paysaga:"
+	DefaultRefreshEvery   = 5 * time.Second
 )
 
 // Config builds a Service.
@@ -71,6 +72,11 @@ type Config struct {
 	// inquiry decides whether it closes again.
 	FailuresToOpen uint32
 	OpenFor        time.Duration
+	// RefreshEvery is how old a known balance must be before a refresh asks the bank again
+	// (DefaultRefreshEvery; negative: every refresh asks): a client asking refresh=true in a
+	// loop gets the known balance, with its AsOf, instead of a bank call each time. A money
+	// movement (Invalidate) is not throttled.
+	RefreshEvery time.Duration
 	// Now is the clock of AsOf; time.Now when nil.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -102,6 +108,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.OpenFor <= 0 {
 		cfg.OpenFor = DefaultOpenFor
+	}
+	if cfg.RefreshEvery == 0 {
+		cfg.RefreshEvery = DefaultRefreshEvery
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -152,6 +161,9 @@ func (s *Service) Get(ctx context.Context, acct *paysaga.Account, refresh bool) 
 		return Balance{}, paysaga.Errorf(paysaga.ECONFLICT, "the account is %s: its balance cannot be asked", acct.Status)
 	}
 	known, ok := s.read(ctx, acct.ID)
+	if refresh && ok && s.cfg.Now().Sub(known.AsOf) < s.cfg.RefreshEvery {
+		refresh = false // asked a moment ago: the known value is as good
+	}
 	if ok && !refresh && !known.Dirty {
 		return Balance{Balance: known.Balance, Available: known.Available, AsOf: known.AsOf}, nil
 	}
@@ -181,12 +193,40 @@ func (s *Service) Refresh(ctx context.Context, accountID string) (Balance, error
 // Invalidate marks the known balance as outdated without forgetting it: the next Get asks the
 // bank, and serves the old value (stale) if the bank does not answer.
 func (s *Service) Invalidate(ctx context.Context, accountID string) error {
-	known, ok := s.read(ctx, accountID)
-	if !ok {
-		return nil
+	return Invalidator{Redis: s.cfg.Redis, KeyPrefix: s.cfg.KeyPrefix}.Invalidate(ctx, accountID)
+}
+
+// Invalidator marks known balances outdated. It needs only Redis, so that whatever sees money
+// move (the event consumers, the worker's publisher) can use it without a bank client.
+type Invalidator struct {
+	Redis redis.UniversalClient
+	// KeyPrefix is the Service's (DefaultKeyPrefix when empty).
+	KeyPrefix string
+}
+
+// invalidateScript sets "dirty" in the cached balance (a JSON object written by write),
+// atomically and keeping its expiry; nothing known, nothing to do. The text is edited rather
+// than decoded: Lua's cjson would round won amounts above 14 digits.
+var invalidateScript = redis.NewScript(`
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+if string.find(raw, '"dirty":true', 1, true) then return 1 end
+if string.sub(raw, -1) ~= '}' then return redis.call('DEL', KEYS[1]) end
+redis.call('SET', KEYS[1], string.sub(raw, 1, -2) .. ',"dirty":true}', 'KEEPTTL')
+return 1
+`)
+
+// Invalidate marks the account's known balance outdated: the next Get asks the bank (and
+// serves the old value, stale, if the bank does not answer).
+func (i Invalidator) Invalidate(ctx context.Context, accountID string) error {
+	prefix := i.KeyPrefix
+	if prefix == "" {
+		prefix = DefaultKeyPrefix
 	}
-	known.Dirty = true
-	return s.write(ctx, accountID, known)
+	if err := invalidateScript.Run(ctx, i.Redis, []string{prefix + "balance:" + accountID}).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("invalidate balance of %s: %w", accountID, err)
+	}
+	return nil
 }
 
 // AfterMoneyMovement refreshes an account's balance after a payment or refund touched it, and

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,7 +78,8 @@ func newFixture(t *testing.T, mutate func(*balance.Config)) *fixture {
 	acct := &paysaga.Account{ID: paysaga.NewID(paysaga.PrefixAccount), Status: paysaga.AccountActive, FinAccount: fin}
 	rdb, prefix := testRedis(t)
 	cfg := balance.Config{Redis: rdb, Bank: client, Accounts: accounts{acct.ID: acct}, KeyPrefix: prefix,
-		Timeout: time.Second, FailuresToOpen: 3, OpenFor: 300 * time.Millisecond}
+		Timeout: time.Second, FailuresToOpen: 3, OpenFor: 300 * time.Millisecond,
+		RefreshEvery: -1} // every refresh asks the bank, unless a test says otherwise
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -232,4 +234,60 @@ func TestCircuitBreakerOpensAndCloses(t *testing.T) {
 		_, _ = f.svc.Get(ctx, f.acct, true)
 	}
 	require.Equal(t, "closed", f.svc.BreakerState())
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+// Issue 11, Low: ?refresh=true asks the bank at most once per RefreshEvery per account; within
+// it, the known balance is answered, with its AsOf.
+func TestRefreshThrottledPerAccount(t *testing.T) {
+	ctx := context.Background()
+	clk := &fakeClock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	f := newFixture(t, func(c *balance.Config) { c.RefreshEvery, c.Now = 5*time.Second, clk.Now })
+
+	first, err := f.svc.Get(ctx, f.acct, true)
+	require.NoError(t, err)
+	require.Equal(t, 1, f.inquiries())
+	f.spend(t, 20_000)
+	for range 10 {
+		clk.Advance(400 * time.Millisecond)
+		again, err := f.svc.Get(ctx, f.acct, true)
+		require.NoError(t, err)
+		require.Equal(t, first, again, "throttled: the known balance, as of its inquiry")
+	}
+	require.Equal(t, 1, f.inquiries(), "ten refreshes within 5 s ask the bank once")
+
+	clk.Advance(time.Second)
+	fresh, err := f.svc.Get(ctx, f.acct, true)
+	require.NoError(t, err)
+	require.Equal(t, int64(100_000), fresh.Balance)
+	require.Equal(t, clk.Now(), fresh.AsOf)
+	require.Equal(t, 2, f.inquiries())
+}
+
+// A money movement makes the known balance outdated, through the Invalidator that needs only
+// Redis (the event consumers have no bank client).
+func TestInvalidatorMakesTheNextReadAskTheBank(t *testing.T) {
+	ctx := context.Background()
+	clk := &fakeClock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	var prefix string
+	f := newFixture(t, func(c *balance.Config) { c.RefreshEvery, c.Now, prefix = 5*time.Second, clk.Now, c.KeyPrefix })
+	_, err := f.svc.Get(ctx, f.acct, false)
+	require.NoError(t, err)
+	f.spend(t, 20_000)
+	require.NoError(t, balance.Invalidator{Redis: f.rdb, KeyPrefix: prefix}.Invalidate(ctx, f.acct.ID))
+	b, err := f.svc.Get(ctx, f.acct, false)
+	require.NoError(t, err)
+	require.Equal(t, int64(100_000), b.Balance, "the movement is seen at once, throttle or not")
+	require.Equal(t, 2, f.inquiries())
+	b, err = f.svc.Get(ctx, f.acct, false)
+	require.NoError(t, err)
+	require.Equal(t, 2, f.inquiries(), "and cached again")
+	require.NoError(t, balance.Invalidator{Redis: f.rdb, KeyPrefix: prefix}.Invalidate(ctx, "acct_unknown"), "nothing known: nothing to do")
 }

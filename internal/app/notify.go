@@ -12,6 +12,7 @@ import (
 
 	"paysaga/alert"
 	"paysaga/api"
+	"paysaga/balance"
 	"paysaga/config"
 	"paysaga/events"
 	"paysaga/notify"
@@ -50,12 +51,14 @@ func NotificationDeps(cfg config.Config, hub *notify.Hub) api.NotificationDeps {
 }
 
 // NotifyingPublisher is the worker's publisher when there is no broker to consume from: it
-// notifies customers as it publishes, and alerts the team when a webhook is configured. With
-// a broker, pub is returned as it is, and the consumers do that work.
+// marks moved balances outdated and notifies customers as it publishes, and alerts the team
+// when a webhook is configured. With a broker, pub is returned as it is, and the consumers do
+// that work (NotificationHandler).
 func NotifyingPublisher(cfg config.Config, pub events.Publisher, rdb redis.UniversalClient, logger *slog.Logger) (events.Publisher, error) {
 	if cfg.AMQPURL != "" {
 		return pub, nil
 	}
+	pub = balancePublisher{Next: pub, Inv: balance.Invalidator{Redis: rdb}}
 	pub = notify.Publisher{Next: pub, Notifier: notify.NewNotifier(rdb, NotifyConfig(cfg))}
 	if cfg.AlertWebhookURL == "" {
 		return pub, nil
@@ -98,14 +101,13 @@ func Consumers(cfg config.Config, rdb redis.UniversalClient, logger *slog.Logger
 		o.AlertWebhookURL = cfg.AlertWebhookURL
 	}
 	broker := events.Config{URL: cfg.AMQPURL, Logger: logger}
-	notifier := notify.NewNotifier(rdb, NotifyConfig(cfg))
 	nc, err := events.NewConsumer(events.ConsumerConfig{
 		Config: broker, Queue: o.NotificationsQueue, QueueArgs: o.QueueArgs,
 		Patterns:    []string{"payment.*", "refund.*", "account.*"},
 		Concurrency: 1, // customers see their events in the order they were published
 		MaxAttempts: o.MaxAttempts, Backoff: o.Backoff, MaxBackoff: o.MaxBackoff,
 		Dedupe: events.RedisDedupe{Client: rdb, Prefix: "paysaga:dedupe:" + o.NotificationsQueue + ":"},
-	}, notifier.Handle)
+	}, NotificationHandler(cfg, rdb))
 	if err != nil {
 		return nil, err
 	}
