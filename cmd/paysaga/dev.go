@@ -135,7 +135,7 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 	defer cancel()
 	go app.Housekeeping(ctx, st.Parts.DB, logger, time.Hour)
 	errc := make(chan error, 1)
-	go func() { errc <- app.Serve(ctx, apiLn, st.API, logger) }()
+	go func() { errc <- app.ServeWith(ctx, apiLn, st.API, logger, app.ServeOptionsFor(st.Parts.Config)) }()
 
 	printBanner(out, apiLn.Addr().String(), o.uiPort, st.Temporal.FrontendHostPort(), st.SimURL())
 

@@ -85,7 +85,7 @@ func apiCmd() *cobra.Command {
 				return err
 			}
 			logger.Info("api listening", "addr", ln.Addr().String())
-			return app.Serve(ctx, ln, srv, logger)
+			return app.ServeWith(ctx, ln, srv, logger, app.ServeOptionsFor(cfg))
 		},
 	}
 }

@@ -135,12 +135,49 @@ func Readiness(db *store.DB, rdb redis.UniversalClient, tc client.Client) []api.
 	}
 }
 
-// Serve serves h on ln until ctx is done, then drains in-flight requests for up to 10 seconds.
+// ServeOptions bound how long a client may hold a connection: to send its request headers,
+// its whole request, to read the answer, and idle between two requests. The notification
+// stream lifts the read and write deadlines for itself (it bounds each of its writes instead).
+type ServeOptions struct {
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+}
+
+// DefaultServeOptions: a request is read within 30 s and answered within 2 minutes (well
+// above the longest wait of a synchronous answer, PAYSAGA_PAYMENT_SYNC_WAIT).
+var DefaultServeOptions = ServeOptions{
+	ReadHeaderTimeout: 10 * time.Second,
+	ReadTimeout:       30 * time.Second,
+	WriteTimeout:      2 * time.Minute,
+	IdleTimeout:       2 * time.Minute,
+}
+
+// ServeOptionsFor returns DefaultServeOptions with a write timeout that leaves a synchronous
+// answer its configured wait.
+func ServeOptionsFor(cfg config.Config) ServeOptions {
+	o := DefaultServeOptions
+	if need := cfg.PaymentSyncWait + time.Minute; o.WriteTimeout < need {
+		o.WriteTimeout = need
+	}
+	return o
+}
+
+// Serve serves h on ln with DefaultServeOptions (see ServeWith).
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
+	return ServeWith(ctx, ln, h, logger, DefaultServeOptions)
+}
+
+// ServeWith serves h on ln until ctx is done, then drains in-flight requests for up to 10
+// seconds.
+func ServeWith(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger, o ServeOptions) error {
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
+		ReadTimeout:       o.ReadTimeout,
+		WriteTimeout:      o.WriteTimeout,
+		IdleTimeout:       o.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
