@@ -74,4 +74,4 @@ SIM_DB    ?= sqlite
 SIM_FLAGS ?=
 .PHONY: sim
 sim:
-	$(GO) test -count=1 -timeout 60m -run '^TestSim$$' ./sim -args -sim.schedules=$(SCHEDULES) -sim.seed=$(SEED) -sim.db=$(SIM_DB) $(SIM_FLAGS)
+	$(GO) test -v -count=1 -timeout 60m -run '^TestSim$$' ./sim -args -sim.schedules=$(SCHEDULES) -sim.seed=$(SEED) -sim.db=$(SIM_DB) $(SIM_FLAGS)

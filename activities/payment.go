@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
@@ -41,9 +42,16 @@ func (a *Activities) log(ctx context.Context, paymentID string) *slog.Logger {
 
 // RecordPayment writes one step of a payment (see RecordPaymentInput) in one transaction.
 // Every part is idempotent. A state the rules forbid is a non-retryable ErrTypeStateConflict.
+//
+// The first step (Create set) creates nothing: the API wrote the payment's row before it
+// started the workflow, and that row — not the workflow's input, which anyone who reaches the
+// Temporal frontend can write — is the authority. The step checks that the row exists with the
+// input's customer, account, merchant and amount, and refuses (ErrTypeStateConflict, nothing
+// sent) otherwise. A workflow started by older code, whose first step created the row, finds
+// it and compares alike.
 func (a *Activities) RecordPayment(ctx context.Context, in RecordPaymentInput) error {
 	ch := store.PaymentChange{
-		Create:         in.Create,
+		Expect:         in.Create,
 		PaymentID:      in.PaymentID,
 		Status:         in.Status,
 		FailureCode:    in.FailureCode,
@@ -63,16 +71,32 @@ func (a *Activities) RecordPayment(ctx context.Context, in RecordPaymentInput) e
 // allocated IsTuno) before the request. Run again for the same transfer, it never sends
 // twice: it answers from the transfer row, and a row still SENT means the first run's outcome
 // is unknown (ErrTypeUnknownOutcome: resolve it with CheckDebit).
+//
+// It moves money only as the payment's row says (its account, of its customer, its amount),
+// only for the payment's own workflow ("payment:<id>"), and only while the row is PROCESSING
+// (the workflow's first step checked it against its input): anything else is a non-retryable
+// ErrTypeStateConflict with nothing sent.
 func (a *Activities) Debit(ctx context.Context, in DebitInput) (DebitResult, error) {
 	log := a.log(ctx, in.PaymentID)
+	if err := fromPaymentWorkflow(ctx, in.PaymentID); err != nil {
+		return DebitResult{}, err
+	}
 	p, err := a.Store.GetPayment(ctx, in.PaymentID)
 	if err != nil {
 		return DebitResult{}, storeError(err)
 	}
 	if tr, err := a.Store.GetTransfer(ctx, in.TransferID); err == nil {
+		if tr.PaymentID != p.ID || tr.Kind != paysaga.TransferDebit {
+			return DebitResult{}, temporal.NewNonRetryableApplicationError("transfer "+tr.ID+" is not a debit of this payment", ErrTypeStateConflict, nil)
+		}
 		return settledDebit(tr)
 	} else if paysaga.ErrorCode(err) != paysaga.ENOTFOUND {
 		return DebitResult{}, err
+	}
+	if p.Status != paysaga.PaymentProcessing {
+		log.Warn("debit refused: the payment is not PROCESSING", "status", p.Status)
+		return DebitResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("payment %s is %s, not PROCESSING: nothing is debited", p.ID, p.Status), ErrTypeStateConflict, nil)
 	}
 	acct, err := a.usableAccount(ctx, p)
 	if err != nil {
@@ -180,6 +204,24 @@ func (a *Activities) PublishPaymentEvent(ctx context.Context, in PublishPaymentE
 	if err := a.Events.Publish(ctx, events.Event{ID: in.EventID, Type: in.Type, OccurredAt: in.OccurredAt, Data: data}); err != nil {
 		a.log(ctx, in.Payment.ID).Warn("event not published", "event_id", in.EventID, "error", err)
 		return err
+	}
+	return nil
+}
+
+// PaymentWorkflowPrefix starts the ID of every payment's workflow: "payment:<payment id>"
+// (workflows.PaymentWorkflowID; a test keeps the two in step).
+const PaymentWorkflowPrefix = "payment:"
+
+// fromPaymentWorkflow refuses a call from any workflow but payment paymentID's own: a workflow
+// started under another ID (by someone who reached the Temporal frontend) moves no money. A
+// call outside any activity (a test, a tool in this process) has no workflow to check.
+func fromPaymentWorkflow(ctx context.Context, paymentID string) error {
+	if !activity.IsActivity(ctx) {
+		return nil
+	}
+	if id := activity.GetInfo(ctx).WorkflowExecution.ID; id != PaymentWorkflowPrefix+paymentID {
+		return temporal.NewNonRetryableApplicationError(
+			"payment "+paymentID+" is debited only by its own workflow, not by "+id, ErrTypeStateConflict, nil)
 	}
 	return nil
 }

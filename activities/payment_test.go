@@ -86,11 +86,14 @@ func newFixture(t *testing.T) *fixture {
 	}
 }
 
-// newPayment records a PROCESSING payment the way the workflow's first step does.
+// newPayment records a PROCESSING payment the way the API (the row, PENDING) and the
+// workflow's first step (checked against its input, PROCESSING) do.
 func (f *fixture) newPayment(t *testing.T, amount int64) *paysaga.Payment {
 	t.Helper()
 	p := &paysaga.Payment{ID: paysaga.NewID(paysaga.PrefixPayment), CustomerID: f.customerID, MerchantID: "usr_shop",
 		AccountID: f.accountID, Amount: amount, Description: "원두 1kg 그리고 아주 긴 설명이 붙은 주문 번호 12345", Status: paysaga.PaymentPending}
+	_, _, err := f.db.CreatePayment(context.Background(), p)
+	require.NoError(t, err)
 	require.NoError(t, f.acts.RecordPayment(context.Background(), activities.RecordPaymentInput{
 		Create: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing,
 		Events: []paysaga.PaymentEvent{{ID: "evt_" + p.ID + "_1", PaymentID: p.ID, Type: "payment.created", Status: paysaga.PaymentPending}},
@@ -261,9 +264,11 @@ func TestDebitRefusesAnotherCustomersAccount(t *testing.T) {
 	require.NoError(t, f.db.CreateUser(ctx, other))
 	p := &paysaga.Payment{ID: paysaga.NewID(paysaga.PrefixPayment), CustomerID: other.ID, MerchantID: "usr_shop",
 		AccountID: f.accountID, Amount: 1000, Status: paysaga.PaymentPending}
+	_, _, err := f.db.CreatePayment(ctx, p)
+	require.NoError(t, err)
 	require.NoError(t, f.acts.RecordPayment(ctx, activities.RecordPaymentInput{Create: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing}))
 
-	_, err := f.acts.Debit(ctx, activities.DebitInput{PaymentID: p.ID, TransferID: "trf_x_1"})
+	_, err = f.acts.Debit(ctx, activities.DebitInput{PaymentID: p.ID, TransferID: "trf_x_1"})
 	typ, _ := appErrType(t, err)
 	require.Equal(t, activities.ErrTypeAccountUnusable, typ)
 	_, err = f.db.GetTransfer(ctx, "trf_x_1")

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -17,9 +18,12 @@ import (
 	"paysaga/workflows"
 )
 
-// PaymentStore is what the payment handlers read and write directly: the payments themselves
-// are written by the workflow, never by the API.
+// PaymentStore is what the payment handlers read and write directly. The API writes a payment's
+// row, PENDING, before it starts the payment's workflow: the row is the authority the workflow's
+// steps check their input against (the Temporal frontend is not trusted), and the payment is
+// readable at its URL before any 2xx names it. Everything after is written by the workflow.
 type PaymentStore interface {
+	CreatePayment(ctx context.Context, p *paysaga.Payment) (*paysaga.Payment, bool, error)
 	GetPayment(ctx context.Context, id string) (*paysaga.Payment, error)
 	ListPayments(ctx context.Context, f store.PaymentFilter) (*store.PaymentPage, error)
 	ListPaymentEvents(ctx context.Context, paymentID string) ([]*paysaga.PaymentEvent, error)
@@ -161,8 +165,34 @@ func (h *paymentHandlers) create(c *gin.Context) {
 			in.CaptureBy = rec.CreatedAt.Add(time.Duration(req.CaptureWithin) * time.Second)
 		}
 	}
+	// The row first, idempotently on the payment's ID (a retry finds it): no workflow runs for
+	// a payment the API did not record, and no 2xx names a payment that cannot be read.
+	stored, _, err := h.Store.CreatePayment(ctx, &paysaga.Payment{
+		ID: in.PaymentID, CustomerID: in.CustomerID, MerchantID: in.MerchantID, AccountID: in.AccountID,
+		Amount: in.Amount, Currency: "KRW", Description: in.Description, Status: paysaga.PaymentPending,
+		CaptureMode: in.CaptureMode, CreatedAt: in.CreatedAt,
+	})
+	if err != nil {
+		if created && paysaga.ErrorCode(err) != paysaga.ECONFLICT {
+			// Nothing was recorded or started: the key is free again.
+			_ = h.Store.DeleteIdempotencyKey(context.WithoutCancel(ctx), scope, key)
+		}
+		Problem(c, err)
+		return
+	}
+	if stored.Status.Final() {
+		// A retry of a payment that has ended (its answer was not stored, or its key had
+		// expired): the row is the answer; nothing is started again.
+		h.answer(c, scope, key, stored)
+		return
+	}
 	p, err := h.Starter.StartPayment(ctx, in, h.SyncWait)
 	if err != nil {
+		if paysaga.ErrorCode(err) == paysaga.EUNAVAILABLE {
+			// The payment is recorded (PENDING) and may or may not be running: the same key
+			// joins it, never starts another.
+			err = WithRetryAfter(err, time.Second)
+		}
 		Problem(c, err)
 		return
 	}
@@ -170,9 +200,16 @@ func (h *paymentHandlers) create(c *gin.Context) {
 		h.processing(c, in)
 		return
 	}
+	h.answer(c, scope, key, p)
+}
+
+// answer answers with payment p, and stores the answer for the key when it is final.
+func (h *paymentHandlers) answer(c *gin.Context, scope, key string, p *paysaga.Payment) {
+	ctx := c.Request.Context()
 	status, body := paymentAnswer(c, p)
-	if p.Status == paysaga.PaymentSucceeded || p.Status == paysaga.PaymentFailed {
-		// Only a final outcome is replayed as is; anything else is asked again on a retry.
+	if p.Status.Final() {
+		// Only a final outcome is replayed as is; anything else is asked again on a retry
+		// (which re-reads the payment: see create).
 		if err := h.Store.CompleteIdempotencyKey(context.WithoutCancel(ctx), scope, key, status, body, p.ID); err != nil {
 			Logger(c).WarnContext(ctx, "store idempotent answer", "payment_id", p.ID, "error", err.Error())
 		}
@@ -226,16 +263,15 @@ func declineDetail(p *paysaga.Payment) string {
 	return p.FailureCode
 }
 
-// processing answers 202: the payment is running and its outcome is not known yet.
+// processing answers 202: the payment is running and its outcome is not known yet. It is
+// readable at its URL (the API recorded it before starting it); if it cannot be read now, the
+// answer is 503 and the client retries with the same key.
 func (h *paymentHandlers) processing(c *gin.Context, in workflows.PaymentInput) {
 	p, err := h.Store.GetPayment(c.Request.Context(), in.PaymentID)
 	if err != nil {
-		// Not recorded yet: the workflow's first step has not run. Say what we know.
-		p = &paysaga.Payment{
-			ID: in.PaymentID, CustomerID: in.CustomerID, MerchantID: in.MerchantID, AccountID: in.AccountID,
-			Amount: in.Amount, Currency: "KRW", Description: in.Description, CaptureMode: in.CaptureMode,
-			CreatedAt: in.CreatedAt, UpdatedAt: in.CreatedAt,
-		}
+		Problem(c, WithRetryAfter(errors.Join(paysaga.Errorf(paysaga.EUNAVAILABLE,
+			"the payment's state cannot be read now; retry with the same Idempotency-Key"), err), time.Second))
+		return
 	}
 	if !p.Status.Final() && p.Status != paysaga.PaymentUnknown && p.Status != paysaga.PaymentAuthorized {
 		p.Status = paysaga.PaymentProcessing

@@ -16,6 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 
 	"paysaga"
 	"paysaga/api"
@@ -134,12 +137,23 @@ func failWith(err error) func(context.Context, workflows.PaymentInput) (*paysaga
 	return func(context.Context, workflows.PaymentInput) (*paysaga.Payment, error) { return nil, err }
 }
 
-// recordAs answers like the real workflow does: the payment is first recorded in the store
-// (idempotently on its ID), then its stored state is the outcome.
+// recordAs answers like the real workflow does: it finds the payment the API recorded
+// (PENDING), moves it on to status, and answers with its stored state.
 func recordAs(db *store.DB, status paysaga.PaymentStatus) func(context.Context, workflows.PaymentInput) (*paysaga.Payment, error) {
 	return func(ctx context.Context, in workflows.PaymentInput) (*paysaga.Payment, error) {
-		p, _, err := db.CreatePayment(ctx, paymentFrom(in, status))
-		return p, err
+		p, err := db.GetPayment(ctx, in.PaymentID)
+		if err != nil {
+			return nil, err
+		}
+		for _, next := range []paysaga.PaymentStatus{paysaga.PaymentProcessing, status} {
+			if p.Status == status || !p.Status.CanTransition(next) {
+				continue
+			}
+			if p, err = db.UpdatePaymentStatus(ctx, in.PaymentID, next, store.PaymentStatusChange{}); err != nil {
+				return nil, err
+			}
+		}
+		return p, nil
 	}
 }
 
@@ -360,4 +374,42 @@ func problem(t *testing.T, rec *httptest.ResponseRecorder, status int, code stri
 	p := requireProblem(t, rec, status, code)
 	rec.Body = bytes.NewBuffer(saved)
 	return p
+}
+
+// deadTemporal is a Temporal client whose frontend never answers (the server was killed):
+// an Update-with-Start waits until its context runs out, exactly like a wait for a slow
+// workflow, and nothing can be described. It records the workflow IDs it was asked to start.
+type deadTemporal struct {
+	client.Client // nil: any other call panics, so the test shows what was used
+	mu            sync.Mutex
+	started       []string
+}
+
+type neverStarted struct{}
+
+func (neverStarted) Get(ctx context.Context) (client.WorkflowRun, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (u *deadTemporal) NewWithStartWorkflowOperation(o client.StartWorkflowOptions, _ any, _ ...any) client.WithStartWorkflowOperation {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.started = append(u.started, o.ID)
+	return neverStarted{}
+}
+
+func (u *deadTemporal) UpdateWithStartWorkflow(ctx context.Context, _ client.UpdateWithStartWorkflowOptions) (client.WorkflowUpdateHandle, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (u *deadTemporal) DescribeWorkflowExecution(context.Context, string, string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	return nil, serviceerror.NewUnavailable("connection refused")
+}
+
+func (u *deadTemporal) Started() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.started...)
 }

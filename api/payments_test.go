@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"paysaga"
+	"paysaga/activities"
 	"paysaga/api"
 	"paysaga/store"
 	"paysaga/store/storetest"
@@ -101,6 +102,13 @@ func TestCreatePaymentProcessing(t *testing.T) {
 	require.Equal(t, c.account.ID, a.Payment.AccountID)
 	require.Equal(t, int64(30000), a.Payment.Amount)
 	require.Equal(t, "KRW", a.Payment.Currency)
+
+	// 202 means "it exists": the poll URL answers at once (issue 11, item 6), before the
+	// workflow has recorded anything.
+	polled := decodePayment(t, env.get(t, c, a.PollURL))
+	require.Equal(t, id, polled.ID)
+	require.Equal(t, paysaga.PaymentPending, polled.Status)
+	require.Equal(t, int64(30000), polled.Amount)
 
 	calls := env.starter.Calls()
 	require.Len(t, calls, 1)
@@ -854,4 +862,43 @@ func TestPaymentEventsHideActorsAndReasonsFromCustomers(t *testing.T) {
 		_, got := history(who)
 		require.Equal(t, events, got, "%s sees the whole history", who.user.Role)
 	}
+}
+
+// Issue 11, item 6: seen with the Temporal server killed — POST /v1/payments answered 202 with a
+// poll URL for a payment whose workflow never started. A wait that runs out proves nothing: the
+// answer is 202 only for a workflow the server confirms, else 503 + Retry-After, with the
+// payment recorded (PENDING) under the key so that the retry joins it.
+func TestCreatePaymentWhenTemporalNeverAnswers(t *testing.T) {
+	env := newPayEnv(t, store.DriverSQLite)
+	temporal := &deadTemporal{}
+	env.srv = api.New(api.Deps{Auth: env.svc, Users: env.db, Logger: slog.New(slog.NewJSONHandler(env.logs, nil)),
+		Payments: api.PaymentDeps{Store: env.db, Starter: api.TemporalPayments{Client: temporal, Payments: env.db},
+			SyncWait: 200 * time.Millisecond}})
+	c := env.customer
+	body := payBody(t, c.account.ID, 4_000, env.merchant.ID())
+
+	rec := env.pay(t, c, "server-killed", body)
+	problem(t, rec, http.StatusServiceUnavailable, paysaga.EUNAVAILABLE)
+	require.Equal(t, "1", rec.Header().Get("Retry-After"))
+	require.Contains(t, rec.Body.String(), "retry with the same Idempotency-Key")
+	require.Empty(t, rec.Header().Get("Location"))
+
+	k := env.key(t, c.ID(), "server-killed")
+	require.False(t, k.Completed())
+	p := decodePayment(t, env.get(t, c, "/v1/payments/"+k.ResourceID))
+	require.Equal(t, paysaga.PaymentPending, p.Status, "recorded before the start was tried")
+
+	// The retry tries the same payment's workflow again, never another.
+	problem(t, env.pay(t, c, "server-killed", body), http.StatusServiceUnavailable, paysaga.EUNAVAILABLE)
+	require.Equal(t, []string{workflows.PaymentWorkflowID(k.ResourceID), workflows.PaymentWorkflowID(k.ResourceID)}, temporal.Started())
+	page, err := env.db.ListPayments(context.Background(), store.PaymentFilter{CustomerID: c.ID()})
+	require.NoError(t, err)
+	require.Len(t, page.Payments, 1)
+}
+
+// Issue 11, item 9: the activities check a workflow's input against the payment row and refuse
+// a debit from any workflow but "payment:<id>" — the ID the API starts it under.
+func TestPaymentWorkflowIDIsWhatDebitChecks(t *testing.T) {
+	id := paysaga.NewID(paysaga.PrefixPayment)
+	require.Equal(t, activities.PaymentWorkflowPrefix+id, workflows.PaymentWorkflowID(id))
 }

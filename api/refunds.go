@@ -156,6 +156,13 @@ func (h *refundHandlers) create(c *gin.Context) {
 			if rec.ResponseStatus < 400 || rec.ResponseStatus == http.StatusPaymentRequired {
 				return "/v1/refunds/" + rec.ResourceID
 			}
+			if rec.ResponseStatus == http.StatusConflict {
+				// A refused refund is readable at its URL, with its refusal (refused before
+				// that was so: no row, no Location).
+				if _, err := h.refunds.GetRefund(ctx, rec.ResourceID); err == nil {
+					return "/v1/refunds/" + rec.ResourceID
+				}
+			}
 			return ""
 		})
 	if handled {
@@ -177,8 +184,13 @@ func (h *refundHandlers) create(c *gin.Context) {
 	r, err := h.starter.StartRefund(ctx, in, h.SyncWait)
 	if paysaga.ErrorCode(err) == paysaga.ECONFLICT {
 		// Refused (more than is left to refund, a payment that cannot be refunded): nothing
-		// happened, and the same request gets the same answer.
+		// was reserved or sent, and the same request gets the same answer. The workflow
+		// recorded the refused refund (FAILED, failure code "refused"): it is readable at its
+		// URL, and the answer points there.
 		pd, _ := problemFor(c, err)
+		if stored, gerr := h.refunds.GetRefund(ctx, in.RefundID); gerr == nil {
+			c.Header("Location", "/v1/refunds/"+stored.ID)
+		}
 		body, _ := json.Marshal(pd)
 		if cerr := h.Store.CompleteIdempotencyKey(context.WithoutCancel(ctx), scope, key, pd.Status, body, in.RefundID); cerr != nil {
 			Logger(c).WarnContext(ctx, "store idempotent answer", "refund_id", in.RefundID, "error", cerr.Error())
@@ -187,6 +199,9 @@ func (h *refundHandlers) create(c *gin.Context) {
 		return
 	}
 	if err != nil {
+		if paysaga.ErrorCode(err) == paysaga.EUNAVAILABLE {
+			err = WithRetryAfter(err, time.Second)
+		}
 		Problem(c, err)
 		return
 	}
@@ -241,14 +256,17 @@ func refundAnswer(c *gin.Context, r *paysaga.Refund) (int, []byte) {
 	return pd.Status, b
 }
 
-// refundPending answers 202: the refund runs and its outcome is not known yet.
+// refundPending answers 202: the refund runs and its outcome is not known yet — but only once
+// its workflow has recorded it, so that the poll URL answers. Before that the answer is 503,
+// and the client retries with the same key (joining the same refund).
 func (h *refundHandlers) refundPending(c *gin.Context, in workflows.RefundInput, r *paysaga.Refund) {
-	if stored, err := h.refunds.GetRefund(c.Request.Context(), in.RefundID); err == nil {
-		r = stored
-	} else if r == nil {
-		r = &paysaga.Refund{ID: in.RefundID, PaymentID: in.PaymentID, Amount: in.Amount, Reason: in.Reason,
-			Status: paysaga.RefundPending, CreatedBy: in.Actor, CreatedAt: in.CreatedAt, UpdatedAt: in.CreatedAt}
+	stored, err := h.refunds.GetRefund(c.Request.Context(), in.RefundID)
+	if err != nil {
+		Problem(c, WithRetryAfter(errors.Join(paysaga.Errorf(paysaga.EUNAVAILABLE,
+			"the refund is not recorded yet; retry with the same Idempotency-Key"), err), time.Second))
+		return
 	}
+	r = stored
 	c.Header("Location", "/v1/refunds/"+r.ID)
 	c.Header("Retry-After", "1")
 	c.JSON(http.StatusAccepted, gin.H{"refund": r, "status": r.Status, "poll_url": "/v1/refunds/" + r.ID})
@@ -398,6 +416,11 @@ func (t TemporalPayments) StartRefund(ctx context.Context, in workflows.RefundIn
 	}
 	switch {
 	case stillRunning(ctx, waitCtx, err):
+		// As for payments: the wait running out is no proof that the workflow started.
+		if cerr := t.confirmStarted(ctx, id); cerr != nil {
+			return nil, fmt.Errorf("refund %s: %w", in.RefundID, errors.Join(
+				paysaga.Errorf(paysaga.EUNAVAILABLE, "the refund could not be confirmed as started; retry with the same Idempotency-Key"), cerr))
+		}
 		return nil, nil
 	case isClosed(err):
 		// The workflow finished already: the database has the refund, or the workflow's

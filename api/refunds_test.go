@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -122,7 +123,9 @@ func TestCreateRefundPending(t *testing.T) {
 	require.Len(t, env.refunds.RefundCalls(), 2)
 }
 
-// When the workflow has not recorded the refund yet, the 202 says what the request asked for.
+// Issue 11, item 6: 202 means "it exists". When the wait runs out before the workflow recorded
+// the refund, its URL would answer 404: the answer is 503 + Retry-After instead, the key keeps
+// the refund's ID, and the retry joins the same refund.
 func TestCreateRefundPendingNotRecorded(t *testing.T) {
 	env := newRefundEnv(t)
 	m := env.merchant
@@ -130,19 +133,28 @@ func TestCreateRefundPendingNotRecorded(t *testing.T) {
 	env.refunds.respondRefund(refundNotRecorded)
 
 	rec := env.refund(t, m, p.ID, "not-yet", refundBody(t, 2500))
+	problem(t, rec, http.StatusServiceUnavailable, paysaga.EUNAVAILABLE)
+	require.Equal(t, "1", rec.Header().Get("Retry-After"))
+	require.Contains(t, rec.Body.String(), "retry with the same Idempotency-Key")
+	require.Empty(t, rec.Header().Get("Location"))
+	k := env.refundKey(t, m.ID(), "not-yet")
+	require.False(t, k.Completed())
+	require.Zero(t, env.reserved(t, p.ID), "nothing was reserved by the handler itself")
+
+	// The retry, once the workflow has recorded it: 202, and its URL answers.
+	env.refunds.respondRefund(refundSettles(env.db, paysaga.RefundPending, "", ""))
+	rec = env.refund(t, m, p.ID, "not-yet", refundBody(t, 2500))
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 	var a refundPendingAnswer
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &a))
-	k := env.refundKey(t, m.ID(), "not-yet")
 	require.Equal(t, k.ResourceID, a.Refund.ID)
-	require.Equal(t, p.ID, a.Refund.PaymentID)
-	require.Equal(t, int64(2500), a.Refund.Amount)
-	require.Equal(t, "고객 변심", a.Refund.Reason)
-	require.Equal(t, m.ID(), a.Refund.CreatedBy)
 	require.Equal(t, paysaga.RefundPending, a.Status)
 	require.Equal(t, "/v1/refunds/"+a.Refund.ID, rec.Header().Get("Location"))
-	require.False(t, k.Completed())
-	require.Zero(t, env.reserved(t, p.ID), "nothing was reserved by the handler itself")
+	got := decodeRefund(t, env.get(t, m, a.PollURL))
+	require.Equal(t, k.ResourceID, got.ID)
+	calls := env.refunds.RefundCalls()
+	require.Len(t, calls, 2)
+	require.Equal(t, calls[0].In.RefundID, calls[1].In.RefundID, "the retry joins the same refund")
 }
 
 func TestCreateRefundDeclined(t *testing.T) {
@@ -210,7 +222,8 @@ func TestCreateRefundDeclined(t *testing.T) {
 }
 
 // A refund over what is left is refused by the store's reservation (through the workflow):
-// 409, nothing reserved or written, and the same request gets the same answer.
+// 409, nothing reserved, and the same request gets the same answer. The refused refund is
+// readable at its URL with its refusal (issue 11, item 6: it used to answer 404 forever).
 func TestCreateRefundExceedsWhatIsLeft(t *testing.T) {
 	env := newRefundEnv(t)
 	m := env.merchant
@@ -223,14 +236,20 @@ func TestCreateRefundExceedsWhatIsLeft(t *testing.T) {
 	rec := env.refund(t, m, p.ID, "too-much", body)
 	pd := problem(t, rec, http.StatusConflict, paysaga.ECONFLICT)
 	require.Contains(t, pd.Detail, "3000", "the answer says how much is left")
-	require.Empty(t, rec.Header().Get("Location"), "no refund was created")
 	require.Equal(t, "no-store", rec.Header().Get("Cache-Control"))
 
 	k := env.refundKey(t, m.ID(), "too-much")
 	require.True(t, k.Completed())
 	require.Equal(t, http.StatusConflict, k.ResponseStatus)
-	_, err := env.db.GetRefund(context.Background(), k.ResourceID)
-	require.Equal(t, paysaga.ENOTFOUND, paysaga.ErrorCode(err), "the refused refund does not exist")
+	require.Equal(t, "/v1/refunds/"+k.ResourceID, rec.Header().Get("Location"), "the refused refund has a URL")
+	for _, who := range []*party{m, env.customer, env.operator} {
+		refused := decodeRefund(t, env.get(t, who, "/v1/refunds/"+k.ResourceID))
+		require.Equal(t, paysaga.RefundFailed, refused.Status)
+		require.Equal(t, store.RefundRefused, refused.FailureCode)
+		require.Contains(t, refused.FailureMessage, "3000")
+		require.Equal(t, int64(4000), refused.Amount)
+		require.Equal(t, m.ID(), refused.CreatedBy)
+	}
 	after := env.paymentNow(t, p.ID)
 	require.Equal(t, paysaga.PaymentPartiallyRefunded, after.Status)
 	require.Equal(t, int64(7000), after.RefundedAmount)
@@ -239,7 +258,7 @@ func TestCreateRefundExceedsWhatIsLeft(t *testing.T) {
 	replay := env.refund(t, m, p.ID, "too-much", body)
 	require.Equal(t, http.StatusConflict, replay.Code)
 	require.Equal(t, "true", replay.Header().Get("Idempotent-Replayed"))
-	require.Empty(t, replay.Header().Get("Location"))
+	require.Equal(t, rec.Header().Get("Location"), replay.Header().Get("Location"))
 	require.Equal(t, rec.Body.String(), replay.Body.String())
 	require.Len(t, env.refunds.RefundCalls(), 2, "the replay never reaches the workflow")
 
@@ -778,4 +797,25 @@ func TestRefundsUnavailableWithoutRefundStarter(t *testing.T) {
 	}(), "only the seeded refund is reserved")
 	require.Empty(t, env.starter.Calls())
 	require.Equal(t, http.StatusOK, env.get(t, m, "/v1/payments/"+p.ID).Code, "payments still work")
+}
+
+// The refund side of TestCreatePaymentWhenTemporalNeverAnswers: no 202 for a refund whose
+// workflow the server does not confirm; 503 + Retry-After, nothing reserved, the key kept.
+func TestCreateRefundWhenTemporalNeverAnswers(t *testing.T) {
+	env := newRefundEnv(t)
+	temporal := &deadTemporal{}
+	env.srv = api.New(api.Deps{Auth: env.svc, Users: env.db, Logger: slog.New(slog.NewJSONHandler(env.logs, nil)),
+		Payments: api.PaymentDeps{Store: env.db, Starter: api.TemporalPayments{Client: temporal, Payments: env.db},
+			SyncWait: 200 * time.Millisecond, Keys: env.keys}})
+	m := env.merchant
+	p := env.seedPayment(t, env.customer, m, 10000, paysaga.PaymentSucceeded, time.Time{})
+
+	rec := env.refund(t, m, p.ID, "server-killed", refundBody(t, 2500))
+	problem(t, rec, http.StatusServiceUnavailable, paysaga.EUNAVAILABLE)
+	require.Equal(t, "1", rec.Header().Get("Retry-After"))
+	require.Empty(t, rec.Header().Get("Location"))
+	k := env.refundKey(t, m.ID(), "server-killed")
+	require.False(t, k.Completed())
+	require.Equal(t, []string{workflows.RefundWorkflowID(k.ResourceID)}, temporal.Started())
+	require.Zero(t, env.reserved(t, p.ID))
 }

@@ -56,6 +56,12 @@ func (t TemporalPayments) StartPayment(ctx context.Context, in workflows.Payment
 	}
 	switch {
 	case stillRunning(ctx, waitCtx, err):
+		// The wait ran out — but a start that never reached the server runs out the same way.
+		// 202 only for a workflow the server confirms; else the client retries with its key.
+		if cerr := t.confirmStarted(ctx, workflows.PaymentWorkflowID(in.PaymentID)); cerr != nil {
+			return nil, fmt.Errorf("payment %s: %w", in.PaymentID, errors.Join(
+				paysaga.Errorf(paysaga.EUNAVAILABLE, "the payment could not be confirmed as started; retry with the same Idempotency-Key"), cerr))
+		}
 		return nil, nil // still running: the client polls
 	case isClosed(err):
 		// The workflow already finished (a retry after the outcome was recorded): the store
@@ -86,4 +92,18 @@ func isClosed(err error) bool {
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	var notFound *serviceerror.NotFound
 	return errors.As(err, &already) || errors.As(err, &notFound)
+}
+
+// confirmWait bounds the call that confirms a workflow exists after a wait ran out.
+const confirmWait = 2 * time.Second
+
+// confirmStarted asks the server whether workflow id exists (running or closed). An error
+// means it could not be confirmed: not started, or the server cannot say.
+func (t TemporalPayments) confirmStarted(ctx context.Context, id string) error {
+	cctx, cancel := context.WithTimeout(ctx, confirmWait)
+	defer cancel()
+	if _, err := t.Client.DescribeWorkflowExecution(cctx, id, ""); err != nil {
+		return fmt.Errorf("describe workflow %s: %w", id, err)
+	}
+	return nil
 }

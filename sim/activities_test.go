@@ -75,9 +75,11 @@ func wrapOut[I, O any](f *activityFaults, name string, key func(I) string, fn fu
 	}
 }
 
-// credit sends the planned cancellation request of a refund's workflow as its credit starts,
-// and lets the workflow act on it before the credit goes on (an activity that does not
-// heartbeat never learns of a cancellation).
+// credit sends the planned cancellation request of a refund's workflow while its credit
+// runs: after the activity has read the refund (PENDING) and before the transfer row is written
+// and the request sent — when the activity reads the paying account, or at the latest as the
+// request leaves — and lets the workflow act on it before the credit goes on (an activity that
+// does not heartbeat never learns of a cancellation).
 func (f *activityFaults) credit(fn func(context.Context, activities.CreditInput) (activities.CreditResult, error)) func(context.Context, activities.CreditInput) (activities.CreditResult, error) {
 	return func(ctx context.Context, in activities.CreditInput) (activities.CreditResult, error) {
 		f.mu.Lock()
@@ -85,11 +87,29 @@ func (f *activityFaults) credit(fn func(context.Context, activities.CreditInput)
 		delete(f.cancelInCredit, in.RefundID)
 		f.mu.Unlock()
 		if cancel {
-			f.tr.add("api: a cancellation request of %s is sent while its credit runs", workflows.RefundWorkflowID(in.RefundID))
-			f.cancel(workflows.RefundWorkflowID(in.RefundID))
-			time.Sleep(150 * time.Millisecond)
+			id := workflows.RefundWorkflowID(in.RefundID)
+			ctx = context.WithValue(ctx, inFlightKey{}, &inFlightHook{fn: func() {
+				f.tr.add("api: a cancellation request of %s is sent while its credit runs", id)
+				f.cancel(id)
+				time.Sleep(150 * time.Millisecond)
+			}})
 		}
 		return fn(ctx, in)
+	}
+}
+
+// inFlightHook runs once, from the database or the bank call of the activity whose context
+// carries it.
+type inFlightHook struct {
+	once sync.Once
+	fn   func()
+}
+
+type inFlightKey struct{}
+
+func fireInFlight(ctx context.Context) {
+	if h, ok := ctx.Value(inFlightKey{}).(*inFlightHook); ok {
+		h.once.Do(h.fn)
 	}
 }
 

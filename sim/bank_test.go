@@ -121,6 +121,7 @@ func (n *bankNet) RoundTrip(req *http.Request) (*http.Response, error) {
 	n.calls[key]++
 	n.mu.Unlock()
 
+	fireInFlight(req.Context())
 	fault := n.decide(api, key, k)
 	if fault != faultNone {
 		n.mu.Lock()

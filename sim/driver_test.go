@@ -26,6 +26,10 @@ const (
 	operatorActor       = "sim-operator"
 	merchantActor       = "sim-merchant"
 	replayReasonDefault = "replayed by the simulator's operator"
+	// updateReplayCancel is the payment workflow's Update for the replay of a failed
+	// cancellation (workflows.UpdateReplayCancel, spelled out so that the simulator also builds
+	// against code from before it existed).
+	updateReplayCancel = "replay-cancel"
 )
 
 type driverInput struct {

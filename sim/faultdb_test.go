@@ -172,6 +172,9 @@ func (c *gateConn) QueryContext(ctx context.Context, query string, args []driver
 	if err := c.gate.check(); err != nil {
 		return nil, err
 	}
+	if strings.Contains(query, "accounts") {
+		fireInFlight(ctx)
+	}
 	if qc, ok := c.Conn.(driver.QueryerContext); ok {
 		return qc.QueryContext(ctx, query, args)
 	}

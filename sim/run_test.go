@@ -277,9 +277,17 @@ func (w *world) operatorPass(pass int, last bool) {
 		w.mu.Lock()
 		w.replays[rid]++
 		w.mu.Unlock()
+		cancellation := rid == cancellationRefundID(r.PaymentID)
+		if pid := workflows.PaymentWorkflowID(r.PaymentID); cancellation && w.isOpen(pid) {
+			// The payment workflow waits for the replay of its cancellation and runs it itself
+			// (payctl refund replay sends it this Update).
+			w.tr.add("operator: payctl refund replay %s (the cancellation of %s)", rid, r.PaymentID)
+			w.update(pid, updateReplayCancel, workflows.CaptureDecision{Actor: operatorActor, Reason: replayReasonDefault})
+			continue
+		}
 		w.tr.add("operator: payctl refund replay %s", rid)
 		w.env.SignalWorkflow(signalReplay, replayRequest{RefundID: rid, PaymentID: r.PaymentID, Amount: r.Amount,
-			Cancellation: rid == cancellationRefundID(r.PaymentID)})
+			Cancellation: cancellation})
 	}
 }
 

@@ -265,6 +265,10 @@ func (db *DB) ListPayments(ctx context.Context, f PaymentFilter) (*PaymentPage, 
 type PaymentChange struct {
 	// Create, when set, inserts the payment first (idempotently, see CreatePayment).
 	Create *paysaga.Payment
+	// Expect, when set, requires the payment to exist already with Expect's customer, account,
+	// merchant and amount (ECONFLICT otherwise, nothing written): the row the API wrote before
+	// it started the workflow is the authority a workflow's input is checked against.
+	Expect *paysaga.Payment
 	// PaymentID is the payment to change.
 	PaymentID string
 	// Status is where the payment moves (idempotent when already there).
@@ -300,6 +304,11 @@ func (db *DB) RecordPaymentChange(ctx context.Context, ch PaymentChange) (*paysa
 					return paysaga.Errorf(paysaga.EINVALID, "created payment and changed payment differ")
 				}
 				if _, _, err := createPayment(ctx, tx, now, ch.Create); err != nil {
+					return err
+				}
+			}
+			if ch.Expect != nil {
+				if err := expectPayment(ctx, tx, ch.PaymentID, ch.Expect); err != nil {
 					return err
 				}
 			}
@@ -365,4 +374,45 @@ func (db *DB) PayingAccountOf(ctx context.Context, paymentID string) (*PayingAcc
 	}
 	return &PayingAccount{AccountID: row.ID, BankCode: row.BankCode,
 		Number: SealedSecret{Ciphertext: row.NumberCiphertext, KeyID: row.NumberKeyID}}, nil
+}
+
+// expectPayment refuses (ECONFLICT) unless payment id exists with want's customer, account,
+// merchant and amount.
+func expectPayment(ctx context.Context, idb bun.IDB, id string, want *paysaga.Payment) error {
+	if want.ID != id {
+		return paysaga.Errorf(paysaga.EINVALID, "expected payment and changed payment differ")
+	}
+	p, err := getPayment(ctx, idb, id)
+	if paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
+		return paysaga.Errorf(paysaga.ECONFLICT, "payment %s was not recorded by the API: its workflow is not to be trusted", id)
+	}
+	if err != nil {
+		return err
+	}
+	if p.CustomerID != want.CustomerID || p.AccountID != want.AccountID || p.MerchantID != want.MerchantID || p.Amount != want.Amount {
+		return paysaga.Errorf(paysaga.ECONFLICT, "payment %s is recorded with another customer, account, merchant or amount than its workflow's input", id)
+	}
+	return nil
+}
+
+// ListStalePendingPayments returns up to limit payments still PENDING that were created before
+// before, oldest first: payments the API recorded whose workflow may never have started (the
+// client got 503 and did not retry). Housekeeping decides what becomes of them.
+func (db *DB) ListStalePendingPayments(ctx context.Context, before time.Time, limit int) ([]*paysaga.Payment, error) {
+	limit, err := pageLimit(limit)
+	if err != nil {
+		return nil, err
+	}
+	var rows []paymentRow
+	if err := db.bun.NewSelect().Model(&rows).
+		Where("status = ?", string(paysaga.PaymentPending)).
+		Where("created_at < ?", before.UTC().Truncate(time.Microsecond)).
+		Order("created_at ASC", "id ASC").Limit(int64(limit)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list stale pending payments: %w", err)
+	}
+	out := make([]*paysaga.Payment, len(rows))
+	for i := range rows {
+		out[i] = rows[i].payment()
+	}
+	return out, nil
 }

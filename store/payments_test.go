@@ -348,3 +348,81 @@ func TestPayingAccountOf(t *testing.T) {
 		})
 	}
 }
+
+// Issue 11, item 9: the workflow's first step checks its input against the row the API wrote,
+// and writes nothing when they disagree or when there is no row.
+func TestRecordPaymentChangeExpectsTheRecordedPayment(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, driver)
+			customer, account := seedPayer(t, db)
+			p := newTestPayment(customer, account, 15000, time.Time{})
+			ev := paysaga.PaymentEvent{ID: "evt_" + p.ID + "_1", PaymentID: p.ID, Type: "payment.created", Status: paysaga.PaymentPending}
+
+			_, err := db.RecordPaymentChange(ctx, store.PaymentChange{Expect: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing,
+				Events: []paysaga.PaymentEvent{ev}})
+			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err), "no row: nothing to trust")
+			_, err = db.GetPayment(ctx, p.ID)
+			require.Equal(t, paysaga.ENOTFOUND, paysaga.ErrorCode(err))
+
+			_, _, err = db.CreatePayment(ctx, p)
+			require.NoError(t, err)
+			for name, mutate := range map[string]func(q *paysaga.Payment){
+				"amount":   func(q *paysaga.Payment) { q.Amount = 99_000 },
+				"merchant": func(q *paysaga.Payment) { q.MerchantID = "usr_attacker" },
+				"account":  func(q *paysaga.Payment) { q.AccountID = "acct_other" },
+				"customer": func(q *paysaga.Payment) { q.CustomerID = "usr_other" },
+			} {
+				q := *p
+				mutate(&q)
+				_, err := db.RecordPaymentChange(ctx, store.PaymentChange{Expect: &q, PaymentID: p.ID, Status: paysaga.PaymentProcessing,
+					Events: []paysaga.PaymentEvent{ev}})
+				require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err), name)
+			}
+			got, err := db.GetPayment(ctx, p.ID)
+			require.NoError(t, err)
+			require.Equal(t, paysaga.PaymentPending, got.Status)
+			evs, err := db.ListPaymentEvents(ctx, p.ID)
+			require.NoError(t, err)
+			require.Empty(t, evs)
+
+			got, err = db.RecordPaymentChange(ctx, store.PaymentChange{Expect: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing,
+				Events: []paysaga.PaymentEvent{ev}})
+			require.NoError(t, err)
+			require.Equal(t, paysaga.PaymentProcessing, got.Status)
+		})
+	}
+}
+
+// A payment the API recorded whose workflow never started stays PENDING; housekeeping finds
+// those older than a bound.
+func TestListStalePendingPayments(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, driver)
+			customer, account := seedPayer(t, db)
+			now := time.Now().UTC()
+			old1 := newTestPayment(customer, account, 1000, now.Add(-2*time.Hour))
+			old2 := newTestPayment(customer, account, 2000, now.Add(-time.Hour))
+			fresh := newTestPayment(customer, account, 3000, now.Add(-time.Minute))
+			running := newTestPayment(customer, account, 4000, now.Add(-3*time.Hour))
+			for _, p := range []*paysaga.Payment{old1, old2, fresh, running} {
+				_, _, err := db.CreatePayment(ctx, p)
+				require.NoError(t, err)
+			}
+			_, err := db.UpdatePaymentStatus(ctx, running.ID, paysaga.PaymentProcessing, store.PaymentStatusChange{})
+			require.NoError(t, err)
+
+			stale, err := db.ListStalePendingPayments(ctx, now.Add(-10*time.Minute), 10)
+			require.NoError(t, err)
+			require.Equal(t, []string{old1.ID, old2.ID}, []string{stale[0].ID, stale[1].ID})
+			require.Len(t, stale, 2)
+			one, err := db.ListStalePendingPayments(ctx, now.Add(-10*time.Minute), 1)
+			require.NoError(t, err)
+			require.Len(t, one, 1)
+			require.Equal(t, old1.ID, one[0].ID)
+		})
+	}
+}

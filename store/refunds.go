@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -148,8 +149,12 @@ func (db *DB) ReserveRefund(ctx context.Context, r RefundReservation) (*paysaga.
 	if err := paysaga.ValidateAmount(ref.Amount); err != nil {
 		return nil, err
 	}
-	var out *paysaga.Refund
+	var (
+		out     *paysaga.Refund
+		refusal error
+	)
 	err := db.retry(ctx, func() error {
+		refusal = nil
 		return db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			now := db.Now()
 			events := r.Events
@@ -163,6 +168,11 @@ func (db *DB) ReserveRefund(ctx context.Context, r RefundReservation) (*paysaga.
 				return err
 			case existing.PaymentID != ref.PaymentID || existing.Amount != ref.Amount:
 				return paysaga.Errorf(paysaga.ECONFLICT, "refund %s exists with other details", ref.ID)
+			case existing.Status == paysaga.RefundFailed && existing.FailureCode == RefundRefused:
+				// Refused when it was asked for: the same answer again, and never a replay (it
+				// was not a refund that failed, it was a request that was not granted).
+				refusal = paysaga.Errorf(paysaga.ECONFLICT, "%s", existing.FailureMessage)
+				return nil
 			case !r.Replay || existing.Status == paysaga.RefundPending || existing.Status == paysaga.RefundUnknown:
 				out = existing
 				return nil
@@ -171,7 +181,18 @@ func (db *DB) ReserveRefund(ctx context.Context, r RefundReservation) (*paysaga.
 			}
 
 			if err := reserve(ctx, tx, now, ref.PaymentID, ref.Amount, r.Cancellation); err != nil {
-				return err
+				if existing != nil || r.Cancellation || paysaga.ErrorCode(err) != paysaga.ECONFLICT {
+					// A replay's refusal leaves the refund as it is; a cancellation's refund
+					// is the payment workflow's own, asked again under the same ID.
+					return err
+				}
+				// Nothing is reserved, but the refund the client was answered about is readable
+				// at its URL with why it was refused.
+				if err := recordRefusal(ctx, tx, now, ref, events, paysaga.ErrorMessage(err)); err != nil {
+					return err
+				}
+				refusal = err
+				return nil
 			}
 			if existing != nil {
 				// A replay: FAILED → PENDING, conditional so that two replays cannot both pass.
@@ -206,7 +227,45 @@ func (db *DB) ReserveRefund(ctx context.Context, r RefundReservation) (*paysaga.
 	if err != nil {
 		return nil, err
 	}
+	if refusal != nil {
+		return nil, refusal
+	}
 	return out, nil
+}
+
+// RefundRefused is the failure code of a refund that was refused when it was asked for (more
+// than is left to refund, a payment that cannot be refunded): FAILED from the start, nothing
+// reserved, nothing sent.
+const RefundRefused = "refused"
+
+// EventRefundRefused is the history event of a refused refund.
+const EventRefundRefused = "refund.refused"
+
+// recordRefusal writes a refused refund FAILED (failure code RefundRefused, the refusal as its
+// message) with its history: events as given, then a refund.refused event.
+func recordRefusal(ctx context.Context, tx bun.Tx, now time.Time, ref paysaga.Refund, events []paysaga.PaymentEvent, why string) error {
+	typed, err := insertRefund(ctx, tx, now, &ref)
+	if err != nil {
+		return err
+	}
+	if typed != nil {
+		events = typedInHistory(events, ref, typed)
+	}
+	why = truncateRunes(why, maxEventReason)
+	if _, err := tx.NewUpdate().Model((*refundRow)(nil)).
+		Set("status = ?", string(paysaga.RefundFailed)).
+		Set("failure_code = ?", RefundRefused).
+		Set("failure_message = ?", why).
+		Where("id = ?", ref.ID).Exec(ctx); err != nil {
+		return fmt.Errorf("record refused refund %s: %w", ref.ID, err)
+	}
+	events = append(append([]paysaga.PaymentEvent(nil), events...), paysaga.PaymentEvent{
+		ID:        paysaga.PrefixEvent + strings.TrimPrefix(ref.ID, paysaga.PrefixRefund) + "_refused",
+		PaymentID: ref.PaymentID, RefundID: ref.ID, Type: EventRefundRefused,
+		// A microsecond after the request's own events, which default to now: listed after them.
+		Actor: ref.CreatedBy, Reason: why, CreatedAt: now.Add(time.Microsecond),
+	})
+	return appendEvents(ctx, tx, now, ref.PaymentID, events)
 }
 
 // reserve adds amount to the payment's reserved refunds in one conditional statement, and

@@ -101,11 +101,16 @@ func TestRefundsReserveSettleAndRelease(t *testing.T) {
 
 			page, err := db.ListRefunds(ctx, store.RefundFilter{PaymentID: p.ID})
 			require.NoError(t, err)
-			require.Len(t, page.Refunds, 3)
+			require.Len(t, page.Refunds, 5, "three reserved, two refused")
 			failedOnly, err := db.ListRefunds(ctx, store.RefundFilter{Status: paysaga.RefundFailed, Since: time.Now().Add(-time.Hour)})
 			require.NoError(t, err)
-			require.Len(t, failedOnly.Refunds, 1)
-			require.Equal(t, r1.ID, failedOnly.Refunds[0].ID)
+			var failedIDs []string
+			for _, r := range failedOnly.Refunds {
+				if r.FailureCode != store.RefundRefused {
+					failedIDs = append(failedIDs, r.ID)
+				}
+			}
+			require.Equal(t, []string{r1.ID}, failedIDs)
 		})
 	}
 }
@@ -234,7 +239,101 @@ func TestConcurrentRefundsNeverExceedThePayment(t *testing.T) {
 			require.Zero(t, left)
 			page, err := db.ListRefunds(ctx, store.RefundFilter{PaymentID: p.ID, Limit: 100})
 			require.NoError(t, err)
-			require.Len(t, page.Refunds, 3, fmt.Sprintf("refused refunds leave no row: %v", page.Refunds))
+			require.Len(t, page.Refunds, n, "a refused refund is readable, with its refusal")
+			succeeded := 0
+			for _, r := range page.Refunds {
+				switch r.Status {
+				case paysaga.RefundSucceeded:
+					succeeded++
+				case paysaga.RefundFailed:
+					require.Equal(t, store.RefundRefused, r.FailureCode, fmt.Sprintf("%+v", r))
+				default:
+					t.Fatalf("refund %s is %s", r.ID, r.Status)
+				}
+			}
+			require.Equal(t, 3, succeeded)
 		})
 	}
+}
+
+// Issue 11, item 6: a refund refused when it was asked for (more than is left) is readable at
+// its URL with why: a FAILED row with failure code "refused" and a history event, nothing
+// reserved. Asked again it is refused again, and it is never replayed.
+func TestRefusedRefundIsRecorded(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, driver)
+			p := paidPayment(t, db, 10_000, paysaga.PaymentSucceeded)
+			_, err := db.ReserveRefund(ctx, store.RefundReservation{Refund: newRefund(p.ID, 8_000)})
+			require.NoError(t, err)
+
+			r := newRefund(p.ID, 5_000)
+			created := paysaga.PaymentEvent{ID: "evt_" + r.ID + "_01", PaymentID: p.ID, RefundID: r.ID, Type: "refund.created",
+				Actor: r.CreatedBy, Reason: r.Reason}
+			_, err = db.ReserveRefund(ctx, store.RefundReservation{Refund: r, Events: []paysaga.PaymentEvent{created}})
+			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err))
+			why := paysaga.ErrorMessage(err)
+			require.Contains(t, why, ": 2000 won")
+
+			got, err := db.GetRefund(ctx, r.ID)
+			require.NoError(t, err)
+			require.Equal(t, paysaga.RefundFailed, got.Status)
+			require.Equal(t, store.RefundRefused, got.FailureCode)
+			require.Equal(t, why, got.FailureMessage)
+			require.EqualValues(t, 5_000, got.Amount)
+			reserved, err := db.ReservedRefundAmount(ctx, p.ID)
+			require.NoError(t, err)
+			require.EqualValues(t, 8_000, reserved, "nothing reserved for the refused one")
+			evs, err := db.ListPaymentEvents(ctx, p.ID)
+			require.NoError(t, err)
+			var types []string
+			for _, e := range evs {
+				if e.RefundID == r.ID {
+					types = append(types, e.Type)
+				}
+			}
+			require.Equal(t, []string{"refund.created", store.EventRefundRefused}, types)
+
+			// Asked again (a retried step): the same refusal, one row, one history.
+			_, err = db.ReserveRefund(ctx, store.RefundReservation{Refund: r, Events: []paysaga.PaymentEvent{created}})
+			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err))
+			require.Equal(t, why, paysaga.ErrorMessage(err))
+			// Even once it would fit, a refused request stays refused, and is not replayed.
+			_, _, err = db.SettleRefund(ctx, store.RefundSettlement{RefundID: mustOnlyPending(t, db, p.ID), Status: paysaga.RefundFailed})
+			require.NoError(t, err)
+			_, err = db.ReserveRefund(ctx, store.RefundReservation{Refund: r})
+			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err))
+			_, err = db.ReserveRefund(ctx, store.RefundReservation{Refund: r, Replay: true})
+			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err))
+			reserved, _ = db.ReservedRefundAmount(ctx, p.ID)
+			require.Zero(t, reserved)
+			again, err := db.GetRefund(ctx, r.ID)
+			require.NoError(t, err)
+			require.Equal(t, got, again)
+
+			// A replay's refusal leaves the refund it replays as it was.
+			big := newRefund(p.ID, 7_000)
+			_, err = db.ReserveRefund(ctx, store.RefundReservation{Refund: big})
+			require.NoError(t, err)
+			_, _, err = db.SettleRefund(ctx, store.RefundSettlement{RefundID: big.ID, Status: paysaga.RefundFailed, FailureCode: "E1005", FailureMessage: "closed"})
+			require.NoError(t, err)
+			_, err = db.ReserveRefund(ctx, store.RefundReservation{Refund: newRefund(p.ID, 6_000)})
+			require.NoError(t, err)
+			_, err = db.ReserveRefund(ctx, store.RefundReservation{Refund: big, Replay: true})
+			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err))
+			stillFailed, err := db.GetRefund(ctx, big.ID)
+			require.NoError(t, err)
+			require.Equal(t, "E1005", stillFailed.FailureCode)
+		})
+	}
+}
+
+// mustOnlyPending returns the one PENDING refund of a payment.
+func mustOnlyPending(t *testing.T, db *store.DB, paymentID string) string {
+	t.Helper()
+	page, err := db.ListRefunds(context.Background(), store.RefundFilter{PaymentID: paymentID, Status: paysaga.RefundPending})
+	require.NoError(t, err)
+	require.Len(t, page.Refunds, 1)
+	return page.Refunds[0].ID
 }
