@@ -33,7 +33,7 @@ var Vars = []Var{
 	{Name: "PAYSAGA_DB_DSN", Default: "", Help: "database DSN, e.g. `paysaga:pw@tcp(mysql:3306)/paysaga?parseTime=true` or a SQLite file path", Secret: true, Services: []string{"api", "worker", "migrate"}},
 	{Name: "PAYSAGA_REDIS_ADDR", Default: "127.0.0.1:6379", Help: "Redis address (rate limits, balance cache, notifications)", Services: []string{"api", "worker"}},
 	{Name: "PAYSAGA_REDIS_PASSWORD", Default: "", Help: "Redis password", Secret: true},
-	{Name: "PAYSAGA_AMQP_URL", Default: "", Help: "RabbitMQ URL; empty = events recorded in the database only", Secret: true, Services: []string{"worker"}},
+	{Name: "PAYSAGA_AMQP_URL", Default: "", Help: "RabbitMQ URL; empty = events recorded in the database only", Secret: true},
 	{Name: "PAYSAGA_TEMPORAL_ADDRESS", Default: "127.0.0.1:7233", Help: "Temporal frontend host:port", Services: []string{"api", "worker"}},
 	{Name: "PAYSAGA_TEMPORAL_NAMESPACE", Default: "default", Help: "Temporal namespace", Services: []string{"api", "worker"}},
 	{Name: "PAYSAGA_JWT_SECRET", Default: "", Help: "HMAC key for access tokens, at least 32 bytes (required outside `dev`)", Secret: true, Services: []string{"api"}},

@@ -67,3 +67,16 @@ func TestTrustedProxies(t *testing.T) {
 	_, err = config.Load(env(map[string]string{"PAYSAGA_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"}))
 	require.ErrorContains(t, err, "PAYSAGA_TRUSTED_PROXIES")
 }
+
+// Issue 11, Low: the broker is optional, as documented ("empty = events recorded in the
+// database only"): a worker configured without one starts.
+func TestWorkerStartsWithoutABroker(t *testing.T) {
+	require.NoError(t, config.Require(env(map[string]string{
+		"PAYSAGA_DB_DSN":          "x",
+		"PAYSAGA_ACCOUNT_KEYS":    "x",
+		"PAYSAGA_NH_BASE_URL":     "x",
+		"PAYSAGA_NH_ISCD":         "x",
+		"PAYSAGA_NH_ACCESS_TOKEN": "x",
+	}), "worker"))
+	require.NotContains(t, config.Needed("worker"), "PAYSAGA_AMQP_URL")
+}

@@ -87,6 +87,36 @@ func NewRabbit(ctx context.Context, cfg Config) (*Rabbit, error) {
 	return r, nil
 }
 
+// OpenRabbit returns a publisher for cfg without connecting: the first Publish (or Connect)
+// does. A worker starts with it, so that a broker down at start-up delays events — the
+// publishing activities retry until it is back — rather than stopping payments.
+func OpenRabbit(cfg Config) (*Rabbit, error) {
+	if _, err := url.Parse(cfg.URL); err != nil || cfg.URL == "" {
+		return nil, fmt.Errorf("events: a valid AMQP URL is required")
+	}
+	return &Rabbit{cfg: cfg.withDefaults()}, nil
+}
+
+// Connect connects to the broker and declares the topology, trying again with growing pauses
+// (up to 15 s, each failure logged as a warning) until it succeeds or ctx ends.
+func (r *Rabbit) Connect(ctx context.Context) error {
+	wait := 500 * time.Millisecond
+	for {
+		_, err := r.channel(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.cfg.Logger.Warn("event broker unreachable; trying again", "error", err.Error(), "in", wait.String())
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+		wait = min(2*wait, 15*time.Second)
+	}
+}
+
 // Publish sends ev to the events exchange with ev.Type as the routing key, as a persistent
 // message whose message_id is ev.ID, and waits for the broker's confirm.
 func (r *Rabbit) Publish(ctx context.Context, ev Event) error {

@@ -284,3 +284,45 @@ func TestConcurrentPublishes(t *testing.T) {
 		return err == nil && q.Messages == n
 	}, 5*time.Second, 20*time.Millisecond, "every confirmed event is in the queue")
 }
+
+// Issue 11, Low: a worker whose broker is down when it starts keeps trying to reach it instead
+// of exiting; meanwhile publishing fails (the publishing activities retry) and nothing else
+// waits for the broker.
+func TestOpenRabbitKeepsTryingUntilTheBrokerIsUp(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	u, err := url.Parse(amqpURL())
+	require.NoError(t, err)
+	px := startProxy(t, u.Host)
+	px.down.Store(true)
+	viaProxy := *u
+	viaProxy.Host = px.ln.Addr().String()
+	cfg := testConfig(t, viaProxy.String())
+
+	pub, err := events.OpenRabbit(cfg)
+	require.NoError(t, err, "an unreachable broker is no reason not to start")
+	t.Cleanup(func() { _ = pub.Close() })
+	connected := make(chan error, 1)
+	go func() { connected <- pub.Connect(ctx) }()
+	select {
+	case err := <-connected:
+		t.Fatalf("Connect gave up while the broker was down: %v", err)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	require.Error(t, pub.Publish(ctx, events.Event{ID: "evt_down", Type: events.PaymentSucceeded}))
+
+	px.down.Store(false)
+	select {
+	case err := <-connected:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Connect did not connect once the broker was up")
+	}
+	ch := consumerChannel(t)
+	queue := declareTestQueue(t, ch, cfg, []string{"#"}, nil)
+	require.NoError(t, pub.Publish(ctx, events.Event{ID: "evt_up", Type: events.PaymentSucceeded}))
+	require.Equal(t, "evt_up", getOne(t, ch, queue).MessageId)
+
+	_, err = events.OpenRabbit(events.Config{URL: ""})
+	require.Error(t, err, "a URL is still required")
+}

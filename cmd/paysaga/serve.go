@@ -107,11 +107,14 @@ func workerCmd() *cobra.Command {
 			}
 			defer closeParts()
 			if cfg.AMQPURL != "" {
-				rabbit, err := events.NewRabbit(ctx, events.Config{URL: cfg.AMQPURL, Logger: logger})
+				// A broker down at start-up is waited for, not a reason to exit: payments go on,
+				// and their events are published (the activities retry) once it is reachable.
+				rabbit, err := events.OpenRabbit(events.Config{URL: cfg.AMQPURL, Logger: logger})
 				if err != nil {
 					return err
 				}
 				defer rabbit.Close()
+				go func() { _ = rabbit.Connect(ctx) }()
 				parts.Events = rabbit
 				// The worker process also runs the consumers: notifications, and alerts when a
 				// webhook is configured.
