@@ -44,7 +44,8 @@ func (c *chaos) count(what string) {
 }
 
 func (c *chaos) fail(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
+	// The first line: a process's log tail is in its log file.
+	msg := firstLine(fmt.Sprintf(format, args...))
 	c.say("chaos: %s", msg)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -103,11 +104,7 @@ func (c *chaos) workerKills(ctx context.Context) {
 		p.kill9()
 		c.count("worker SIGKILLs")
 		sleep(context.Background(), 2*time.Second+time.Duration(c.rng.Int64N(int64(3*time.Second))))
-		if err := p.start(); err != nil {
-			c.fail("restart %s: %v", p.name, err)
-			continue
-		}
-		if err := c.st.waitWorker(context.Background(), i%2, 2*time.Minute); err != nil {
+		if err := c.st.startWorker(context.Background(), i%2); err != nil {
 			c.fail("restart %s: %v", p.name, err)
 		}
 	}
@@ -115,7 +112,7 @@ func (c *chaos) workerKills(ctx context.Context) {
 
 func (c *chaos) outage(ctx context.Context, name string) {
 	d := c.st.o.unknownDeadline + 10*time.Second
-	c.say("chaos: %s for %s (every CheckOn… answers 500, 30% of answers lost)", name, d)
+	c.say("chaos: %s for %s (every CheckOn… answers 500, 30%% of answers lost)", name, d)
 	c.setFaults(ctx, inquiryOutage)
 	c.count("inquiry outages")
 	sleep(ctx, d)
@@ -184,10 +181,8 @@ func (c *chaos) calm(ctx context.Context) {
 	}
 	for i, p := range c.st.workers {
 		if !p.running() {
-			if err := p.start(); err != nil {
+			if err := c.st.startWorker(ctx, i); err != nil {
 				c.fail("restart %s: %v", p.name, err)
-			} else if err := c.st.waitWorker(ctx, i, 2*time.Minute); err != nil {
-				c.fail("%v", err)
 			}
 		}
 	}

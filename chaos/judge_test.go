@@ -131,6 +131,24 @@ func TestJudgeExcusesARefundRefusedBeforeItsReservation(t *testing.T) {
 	// anything and no refund row exists.
 	f.BadRuns = []wfRun{{ID: "refund:ref_refused", Type: "RefundWorkflow", Status: "FAILED"}}
 	require.Empty(t, failed(judge(f)))
+
+	// The API answered 409 with the refund's id; its row says FAILED, no event was published,
+	// nothing was credited.
+	f.Payments[0].Refunds = append(f.Payments[0].Refunds, &refundReq{Key: "r2", Amount: largeRefundBase + 2, ID: "ref_2", HTTP: 409})
+	f.Final["pay_1"].Refunds = append(f.Final["pay_1"].Refunds, finalRefund{ID: "ref_2", PaymentID: "pay_1", Amount: largeRefundBase + 2, Status: "FAILED"})
+	f.BadRuns = []wfRun{{ID: "refund:ref_2", Type: "RefundWorkflow", Status: "FAILED"}}
+	require.Empty(t, failed(judge(f)))
+
+	// Had the bank credited that amount, the failed run would be a broken invariant.
+	f.Transfers = append(f.Transfers, nhsim.Transfer{API: "ReceivedTransferFinAccount", To: bankA, Amount: largeRefundBase + 2})
+	require.Contains(t, failed(judge(f)), "no workflow failed once money may have moved")
+}
+
+func TestJudgeFindsAWorkflowStillRunning(t *testing.T) {
+	f := cleanRun()
+	// The store says final, but the workflow waits for an operator and never published.
+	f.OpenRuns = []wfRun{{ID: "payment:pay_1", Type: "PaymentWorkflow", Status: "Running"}}
+	require.Equal(t, []string{"every payment and refund final after drain + payctl"}, failed(judge(f)))
 }
 
 func TestWindowCoversARequestThatOverlapsIt(t *testing.T) {

@@ -246,7 +246,7 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 	all := op.settle(ctx, o.drain)
 	say("operator: resolving with payctl what waits for one, from the bank's record")
 	op.repair(ctx, all)
-	say("  payctl: %d resolved, %d refused (settled meanwhile), %d refund replays, %d errors", op.Resolved, op.Refused, op.Replayed, len(op.Errors))
+	say("  payctl: %d stuck listed, %d resolved, %d refused (settled meanwhile), %d refund replays, %d errors", op.Stuck, op.Resolved, op.Refused, op.Replayed, len(op.Errors))
 	all = op.settle(ctx, 2*time.Minute)
 	if op.Resolved+op.Replayed > 0 {
 		// A second round: a replay or a resolution can leave more to repair.
@@ -278,6 +278,9 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 	f.Transfers = bankAfter[len(bankBefore):]
 	if f.Listed, err = op.listed(ctx); err != nil {
 		return false, err
+	}
+	if f.OpenRuns, err = op.openRuns(ctx); err != nil {
+		return false, fmt.Errorf("Temporal visibility: %w", err)
 	}
 	var byStatus map[string]int
 	if f.BadRuns, byStatus, err = op.badRuns(ctx); err != nil {
@@ -430,7 +433,7 @@ func (r *report) print(w io.Writer, ok bool) {
 			p("  %-28s %d", k, rs[k])
 		}
 	}
-	p("operator (payctl): %d resolved, %d refused (already settled), %d refund replays", r.op.Resolved, r.op.Refused, r.op.Replayed)
+	p("operator (payctl): %d listed by payments stuck, %d resolved, %d refused (already settled), %d refund replays", r.op.Stuck, r.op.Resolved, r.op.Refused, r.op.Replayed)
 	for _, e := range r.op.Errors {
 		p("  PAYCTL ERROR: %s", e)
 	}

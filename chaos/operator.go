@@ -20,8 +20,8 @@ type operator struct {
 	w   *workload
 	say func(format string, args ...any)
 
-	Resolved, Replayed, Refused int
-	Errors                      []string
+	Resolved, Replayed, Refused, Stuck int
+	Errors                             []string
 }
 
 // payctl runs bin/payctl with the engine's configuration; its output is also in payctl.log.
@@ -196,18 +196,57 @@ func (o *operator) verdictFromBank(ctx context.Context, paymentID string, amount
 	return "failed", fmt.Sprintf("chaos: the bank executed none of %s", strings.Join(asked, ", ")), nil
 }
 
-// repair resolves the UNKNOWN payments and refunds, and replays the refunds of cancellations
-// that failed (their payment left AUTHORIZED), with payctl.
+// stuckRow is a line of `payctl -o json payments stuck`.
+type stuckRow struct {
+	PaymentID      string `json:"payment_id"`
+	PaymentStatus  string `json:"payment_status"`
+	DBStatus       string `json:"db_status"`
+	NeedsAttention bool   `json:"needs_attention"`
+}
+
+// stuck asks payctl, as an operator would, which payment workflows wait for one.
+func (o *operator) stuck() ([]stuckRow, error) {
+	out, code := o.payctl("-o", "json", "payments", "stuck", "--older-than", "0s", "--limit", "1000")
+	if code != 0 {
+		return nil, fmt.Errorf("payctl payments stuck: exit %d", code)
+	}
+	var rows []stuckRow
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		return nil, fmt.Errorf("payctl payments stuck: %w", err)
+	}
+	return rows, nil
+}
+
+// repair resolves the payments that wait for an operator (the API says UNKNOWN, or payctl
+// lists them as stuck) and the UNKNOWN refunds, and replays the refunds of cancellations that
+// failed (their payment left AUTHORIZED), with payctl, deciding from the bank's record.
 func (o *operator) repair(ctx context.Context, all map[string]*finalPayment) {
+	resolve := map[string]bool{}
+	for id, fp := range all {
+		if fp.Status == "UNKNOWN" {
+			resolve[id] = true
+		}
+	}
+	rows, err := o.stuck()
+	if err != nil {
+		o.Errors = append(o.Errors, err.Error())
+	}
+	for _, r := range rows {
+		o.Stuck++
+		if r.PaymentStatus != "AUTHORIZED" {
+			resolve[r.PaymentID] = true
+		}
+	}
+	for id := range resolve {
+		as, reason, err := o.verdictFromBank(ctx, id, 0)
+		if err != nil {
+			o.Errors = append(o.Errors, err.Error())
+			continue
+		}
+		o.run("payments", "resolve", id, "--as", as, "--reason", reason, "--actor", "chaos")
+	}
 	for id, fp := range all {
 		switch fp.Status {
-		case "UNKNOWN":
-			as, reason, err := o.verdictFromBank(ctx, id, 0)
-			if err != nil {
-				o.Errors = append(o.Errors, err.Error())
-				continue
-			}
-			o.run("payments", "resolve", id, "--as", as, "--reason", reason, "--actor", "chaos")
 		case "AUTHORIZED":
 			// Its cancellation's refund failed: the payment waits for an operator's replay.
 			ref := "ref_" + strings.TrimPrefix(id, "pay_")
@@ -279,6 +318,28 @@ func (o *operator) listed(ctx context.Context) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// openRuns lists the payment and refund workflows still running.
+func (o *operator) openRuns(ctx context.Context) ([]wfRun, error) {
+	var out []wfRun
+	var token []byte
+	for {
+		resp, err := o.st.tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace:     "default",
+			Query:         `ExecutionStatus = "Running" AND (WorkflowType = "PaymentWorkflow" OR WorkflowType = "RefundWorkflow")`,
+			NextPageToken: token,
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range resp.GetExecutions() {
+			out = append(out, wfRun{ID: e.GetExecution().GetWorkflowId(), Type: e.GetType().GetName(), Status: "Running"})
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			return out, nil
+		}
+	}
 }
 
 // badRuns lists the payment and refund workflow runs that closed other than completed.

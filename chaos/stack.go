@@ -260,6 +260,34 @@ func (s *stack) waitWorker(ctx context.Context, i int, d time.Duration) error {
 	}
 }
 
+// startWorker starts worker i again, as a process supervisor would (systemd, Kubernetes): a
+// worker that exits at once — it refuses to start while the broker is down — is started again
+// every two seconds, for up to two minutes.
+func (s *stack) startWorker(ctx context.Context, i int) error {
+	p := s.workers[i]
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		err := p.start()
+		if err == nil {
+			if err = s.waitWorker(ctx, i, 2*time.Minute); err == nil {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		s.say("  %s did not start (%s); starting it again in 2s", p.name, firstLine(err.Error()))
+		sleep(ctx, 2*time.Second)
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
 // restartTemporal starts the dev server again on the same database file and port.
 func (s *stack) restartTemporal(ctx context.Context) error {
 	if err := s.temporal.start(); err != nil {
