@@ -9,10 +9,12 @@ package activities
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
 )
@@ -99,6 +101,34 @@ type DebitResult struct {
 type CheckDebitInput struct {
 	PaymentID  string `json:"payment_id"`
 	TransferID string `json:"transfer_id"`
+	// SendableFor is how long after the transfer was recorded the attempt that recorded it may
+	// still send it (its start-to-close timeout, plus a margin for clocks and the network):
+	// until then the bank's "not executed" is not yet an answer, and the check asks again then.
+	// Zero (histories from before it) trusts the bank's answer at once.
+	SendableFor time.Duration `json:"sendable_for,omitempty"`
+}
+
+// ErrTypeStillSendable: the bank said "not executed" while the attempt that recorded the
+// transfer could still send it. Retryable: the check asks again once that has passed.
+const ErrTypeStillSendable = "StillSendable"
+
+// errStillSendable is the retryable answer of such a check, retried when the attempt's time is
+// up.
+func errStillSendable(transferID string, until, now time.Time) error {
+	return temporal.NewApplicationErrorWithOptions(
+		fmt.Sprintf("transfer %s not executed yet, but its attempt may still send it until %s: asking again then",
+			transferID, until.UTC().Format(time.RFC3339)),
+		ErrTypeStillSendable, temporal.ApplicationErrorOptions{NextRetryDelay: until.Sub(now) + 10*time.Millisecond})
+}
+
+// stillSendable reports until when a transfer recorded at created may still be sent by the
+// attempt that recorded it, and whether that is after now.
+func stillSendable(created time.Time, sendableFor time.Duration, now time.Time) (time.Time, bool) {
+	if sendableFor <= 0 {
+		return time.Time{}, false
+	}
+	until := created.Add(sendableFor)
+	return until, now.Before(until)
 }
 
 // CheckDebitResult is what the bank says became of the transfer.

@@ -184,6 +184,10 @@ func (a *Activities) CheckDebit(ctx context.Context, in CheckDebitInput) (CheckD
 		log.Info("lost debit answer resolved: executed", "rpcd", rpcd)
 		return CheckDebitResult{Executed: true, Rpcd: rpcd, Rsms: rsms}, nil
 	case res.NotExecuted():
+		if until, ok := stillSendable(tr.CreatedAt, in.SendableFor, a.now()); ok {
+			log.Info("bank says not executed, but the attempt could still send the debit; asking again later")
+			return CheckDebitResult{}, errStillSendable(tr.ID, until, a.now())
+		}
 		if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferNotExecuted}); err != nil {
 			return CheckDebitResult{}, fmt.Errorf("record debit %s not executed: %w", tr.ID, err)
 		}

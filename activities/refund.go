@@ -87,6 +87,8 @@ type CreditResult struct {
 // CheckCreditInput names a refund some of whose credits have an unknown outcome.
 type CheckCreditInput struct {
 	RefundID string `json:"refund_id"`
+	// SendableFor: see CheckDebitInput.
+	SendableFor time.Duration `json:"sendable_for,omitempty"`
 }
 
 // CheckCreditResult is what the bank says became of the refund's credits: Executed when one of
@@ -233,7 +235,16 @@ func (a *RefundActivities) Credit(ctx context.Context, in CreditInput) (CreditRe
 	if err != nil {
 		return CreditResult{}, err
 	}
-	tr, created, err := a.Store.CreateTransfer(ctx, &paysaga.Transfer{
+	// A cancelled refund sends nothing: the workflow learns of a cancellation through the
+	// heartbeat and waits for this activity to end before it gives the reservation back.
+	if activity.IsActivity(ctx) {
+		activity.RecordHeartbeat(ctx)
+	}
+	if err := ctx.Err(); err != nil {
+		return CreditResult{}, err
+	}
+	// Written only while the refund is PENDING, under the lock its FAILED settlement takes.
+	tr, created, err := a.Store.CreateRefundTransfer(ctx, &paysaga.Transfer{
 		ID: in.TransferID, PaymentID: p.ID, RefundID: r.ID, Kind: dest.transfer, Amount: r.Amount,
 		Tsymd: ref.Tsymd, IsTuno: ref.IsTuno, State: paysaga.TransferSent,
 	})
@@ -243,6 +254,11 @@ func (a *RefundActivities) Credit(ctx context.Context, in CreditInput) (CreditRe
 	if !created {
 		return settledCredit(tr)
 	}
+	// From here the credit is on its way: a cancellation no longer interrupts it (an
+	// interrupted call is an unknown outcome, not a cancelled one). The activity's deadline
+	// still bounds the call, so it can no longer execute once that has passed.
+	ctx, cancel := sendContext(ctx)
+	defer cancel()
 
 	text := passbookText("환불 " + p.Description)
 	var res *nh.TransferResult
@@ -330,6 +346,11 @@ func (a *RefundActivities) CheckCredit(ctx context.Context, in CheckCreditInput)
 			log.Info("lost credit answer resolved: executed", "transfer_id", tr.ID, "rpcd", rpcd)
 			return CheckCreditResult{Executed: true, TransferID: tr.ID, Rpcd: rpcd, Rsms: rsms}, nil
 		case res.NotExecuted():
+			if until, ok := stillSendable(tr.CreatedAt, in.SendableFor, a.now()); ok {
+				log.Info("bank says not executed, but the attempt could still send the credit; asking again later", "transfer_id", tr.ID)
+				pending = errStillSendable(tr.ID, until, a.now())
+				continue
+			}
 			if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferNotExecuted}); err != nil {
 				return CheckCreditResult{}, fmt.Errorf("record credit %s not executed: %w", tr.ID, err)
 			}
@@ -355,29 +376,18 @@ func (a *RefundActivities) SettleRefund(ctx context.Context, in SettleRefundInpu
 			return paysaga.Refund{}, err
 		}
 	}
-	if in.Status == paysaga.RefundFailed {
-		transfers, err := a.Store.ListTransfersByRefund(ctx, in.RefundID)
-		if err != nil {
-			return paysaga.Refund{}, err
-		}
-		for _, tr := range transfers {
-			switch tr.State {
-			case paysaga.TransferSucceeded:
-				return paysaga.Refund{}, temporal.NewNonRetryableApplicationError(
-					"credit "+tr.ID+" of refund "+in.RefundID+" executed: the refund cannot fail", ErrTypeCreditExecuted, nil)
-			case paysaga.TransferSent, paysaga.TransferUnknown:
-				return paysaga.Refund{}, temporal.NewNonRetryableApplicationError(
-					"credit "+tr.ID+" of refund "+in.RefundID+" has an unknown outcome", ErrTypeUnknownOutcome, nil)
-			}
-		}
-	}
 	r, _, err := a.Store.SettleRefund(ctx, store.RefundSettlement{
 		RefundID: in.RefundID, Status: in.Status, FailureCode: in.FailureCode, FailureMessage: in.FailureMessage, Events: in.Events,
 	})
-	if paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
+	switch {
+	case paysaga.ErrorCode(err) == paysaga.ENOTFOUND:
 		// Never reserved (a compensation after a reservation that did not happen): nothing to
 		// settle, which the empty refund says.
 		return paysaga.Refund{}, nil
+	case errors.Is(err, store.ErrCreditExecuted):
+		return paysaga.Refund{}, temporal.NewNonRetryableApplicationError(paysaga.ErrorMessage(err), ErrTypeCreditExecuted, nil)
+	case errors.Is(err, store.ErrCreditInDoubt):
+		return paysaga.Refund{}, temporal.NewNonRetryableApplicationError(paysaga.ErrorMessage(err), ErrTypeUnknownOutcome, nil)
 	}
 	if err != nil {
 		return paysaga.Refund{}, storeError(err)

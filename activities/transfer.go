@@ -60,3 +60,15 @@ func markTransfer(ctx context.Context, db *store.DB, log *slog.Logger, id string
 		log.Warn("transfer state not recorded", "state", state, "error", err)
 	}
 }
+
+// sendContext is ctx without its cancellation but with its deadline: a money-moving call that
+// has been recorded goes out whole or not at all (a cancelled call would be an unknown
+// outcome), and still never after the activity's deadline, past which the workflow may ask the
+// bank and act on its answer.
+func sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	out := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(out, dl)
+	}
+	return out, func() {}
+}

@@ -30,18 +30,18 @@ import (
 
 // Patterns are the routing keys an alert queue is bound to.
 var Patterns = []string{
-	events.PaymentFailed, events.PaymentUnknown,
-	events.RefundFailed, "refund.unknown",
-	"*.compensation_failed",
+	events.PaymentFailed, events.PaymentUnknown, events.PaymentCancelFailed,
+	events.RefundFailed, events.RefundUnknown,
+	"*.stalled", "*.compensation_failed",
 }
 
 // Wanted reports whether an event of this type raises an alert.
 func Wanted(eventType string) bool {
 	switch eventType {
-	case events.PaymentFailed, events.PaymentUnknown, events.RefundFailed, "refund.unknown":
+	case events.PaymentFailed, events.PaymentUnknown, events.PaymentCancelFailed, events.RefundFailed, events.RefundUnknown:
 		return true
 	}
-	return strings.HasSuffix(eventType, ".compensation_failed")
+	return strings.HasSuffix(eventType, ".compensation_failed") || strings.HasSuffix(eventType, ".stalled")
 }
 
 // Payload is an incoming-webhook message: text for notifications and clients without blocks,
@@ -88,7 +88,11 @@ var headlines = map[string]string{
 	events.PaymentFailed:  "Payment failed",
 	events.PaymentUnknown: "Payment outcome UNKNOWN — needs an operator",
 	events.RefundFailed:   "Refund failed",
-	"refund.unknown":      "Refund outcome UNKNOWN — needs an operator",
+	events.RefundUnknown:  "Refund outcome UNKNOWN — needs an operator",
+
+	events.PaymentCancelFailed: "Cancellation refund failed — the customer is still debited; replay it",
+	"payment.stalled":          "Payment store writes failing — retrying, needs attention",
+	"refund.stalled":           "Refund store writes failing — retrying, needs attention",
 }
 
 // Message builds the alert for ev.

@@ -17,13 +17,17 @@ import (
 
 // Routing keys of the events the engine publishes.
 const (
-	PaymentSucceeded  = "payment.succeeded"
-	PaymentFailed     = "payment.failed"
-	PaymentUnknown    = "payment.unknown"
-	PaymentCanceled   = "payment.canceled"
-	RefundSucceeded   = "refund.succeeded"
-	RefundFailed      = "refund.failed"
-	AccountRegistered = "account.registered"
+	PaymentSucceeded = "payment.succeeded"
+	PaymentFailed    = "payment.failed"
+	PaymentUnknown   = "payment.unknown"
+	PaymentCanceled  = "payment.canceled"
+	RefundSucceeded  = "refund.succeeded"
+	RefundFailed     = "refund.failed"
+	RefundUnknown    = "refund.unknown"
+	// PaymentCancelFailed: a manual-capture payment's cancellation refund failed; the customer
+	// is still debited until an operator replays it.
+	PaymentCancelFailed = "payment.cancel_failed"
+	AccountRegistered   = "account.registered"
 )
 
 // Event is one thing that happened.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -454,6 +455,12 @@ func (db *DB) SettleRefund(ctx context.Context, s RefundSettlement) (*paysaga.Re
 			if err := lockPayment(ctx, tx, db.dialect, r.PaymentID); err != nil {
 				return err
 			}
+			if s.Status == paysaga.RefundFailed {
+				// Under the lock CreateRefundTransfer takes: no credit can start meanwhile.
+				if err := creditsAllowFailure(ctx, tx, s.RefundID); err != nil {
+					return err
+				}
+			}
 			res, err := tx.NewUpdate().Model((*refundRow)(nil)).
 				Set("status = ?", string(s.Status)).
 				Set("failure_code = ?", s.FailureCode).
@@ -520,6 +527,33 @@ func (db *DB) SettleRefund(ctx context.Context, s RefundSettlement) (*paysaga.Re
 		return nil, nil, err
 	}
 	return ref, pay, nil
+}
+
+// ErrCreditExecuted and ErrCreditInDoubt are why SettleRefund refuses to settle a refund
+// FAILED: a credit of it executed (the refund succeeded), or one may have (ask the bank first).
+var (
+	ErrCreditExecuted = errors.New("a credit of the refund executed")
+	ErrCreditInDoubt  = errors.New("a credit of the refund has an unknown outcome")
+)
+
+// creditsAllowFailure refuses (ECONFLICT, wrapping ErrCreditExecuted or ErrCreditInDoubt) when
+// a credit of the refund executed or may have: its reservation must not be given back.
+func creditsAllowFailure(ctx context.Context, idb bun.IDB, refundID string) error {
+	var rows []transferRow
+	if err := idb.NewSelect().Model(&rows).Where("refund_id = ?", refundID).Scan(ctx); err != nil {
+		return fmt.Errorf("credits of refund %s: %w", refundID, err)
+	}
+	for _, tr := range rows {
+		switch paysaga.TransferState(tr.State) {
+		case paysaga.TransferSucceeded:
+			return errors.Join(ErrCreditExecuted,
+				paysaga.Errorf(paysaga.ECONFLICT, "credit %s of refund %s executed: the refund cannot fail", tr.ID, refundID))
+		case paysaga.TransferSent, paysaga.TransferUnknown:
+			return errors.Join(ErrCreditInDoubt,
+				paysaga.Errorf(paysaga.ECONFLICT, "credit %s of refund %s has an unknown outcome", tr.ID, refundID))
+		}
+	}
+	return nil
 }
 
 // lockPayment takes the payment's row lock for the rest of the transaction. SQLite's

@@ -40,6 +40,69 @@ func (r *transferRow) transfer() *paysaga.Transfer {
 // which tells the caller what became of it). Another transfer with the same (Tsymd, IsTuno) is
 // ECONFLICT: an IsTuno is never used twice. An empty state is SENT; zero times are now.
 func (db *DB) CreateTransfer(ctx context.Context, t *paysaga.Transfer) (stored *paysaga.Transfer, created bool, err error) {
+	return createTransfer(ctx, db.bun, db.Now(), t)
+}
+
+// CreateRefundTransfer records a credit of a refund before it is sent (see CreateTransfer), but
+// only while the refund is PENDING and none of its other credits may have moved money, under
+// the payment's row lock — the lock SettleRefund takes to give a reservation back. So a
+// refund settled FAILED (its amount free for another refund) never gets a credit afterwards,
+// and a refund with a credit in flight is never settled FAILED: the two cannot interleave.
+// Refused: ECONFLICT. An existing transfer with this ID is returned with created false.
+func (db *DB) CreateRefundTransfer(ctx context.Context, t *paysaga.Transfer) (stored *paysaga.Transfer, created bool, err error) {
+	if t.RefundID == "" {
+		return nil, false, paysaga.Errorf(paysaga.EINVALID, "a refund's transfer needs its refund")
+	}
+	err = db.retry(ctx, func() error {
+		return db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			if existing, gerr := getTransfer(ctx, tx, t.ID); gerr == nil {
+				stored, created = existing, false
+				return nil
+			} else if paysaga.ErrorCode(gerr) != paysaga.ENOTFOUND {
+				return gerr
+			}
+			if err := lockPayment(ctx, tx, db.dialect, t.PaymentID); err != nil {
+				return err
+			}
+			r, err := getRefund(ctx, tx, t.RefundID)
+			if err != nil {
+				return err
+			}
+			if r.PaymentID != t.PaymentID || r.Amount != t.Amount {
+				return paysaga.Errorf(paysaga.ECONFLICT, "refund %s has other details than its transfer %s", r.ID, t.ID)
+			}
+			if r.Status != paysaga.RefundPending {
+				return paysaga.Errorf(paysaga.ECONFLICT, "refund %s is %s, not PENDING: no credit is sent", r.ID, r.Status)
+			}
+			if err := noCreditInDoubt(ctx, tx, r.ID); err != nil {
+				return err
+			}
+			stored, created, err = createTransfer(ctx, tx, db.Now(), t)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return stored, created, nil
+}
+
+// noCreditInDoubt is ECONFLICT when a credit of the refund executed or may have (SENT,
+// UNKNOWN, SUCCEEDED).
+func noCreditInDoubt(ctx context.Context, idb bun.IDB, refundID string) error {
+	var rows []transferRow
+	if err := idb.NewSelect().Model(&rows).Where("refund_id = ?", refundID).
+		Where("state IN (?)", bun.In([]string{string(paysaga.TransferSent), string(paysaga.TransferUnknown), string(paysaga.TransferSucceeded)})).
+		Scan(ctx); err != nil {
+		return fmt.Errorf("credits of refund %s: %w", refundID, err)
+	}
+	if len(rows) > 0 {
+		return paysaga.Errorf(paysaga.ECONFLICT, "credit %s of refund %s is %s", rows[0].ID, refundID, rows[0].State)
+	}
+	return nil
+}
+
+func createTransfer(ctx context.Context, idb bun.IDB, now time.Time, t *paysaga.Transfer) (stored *paysaga.Transfer, created bool, err error) {
 	if t.ID == "" || t.PaymentID == "" || t.Kind == "" {
 		return nil, false, paysaga.Errorf(paysaga.EINVALID, "a transfer needs an id, a payment and a kind")
 	}
@@ -49,7 +112,6 @@ func (db *DB) CreateTransfer(ctx context.Context, t *paysaga.Transfer) (stored *
 	if err := paysaga.ValidateAmount(t.Amount); err != nil {
 		return nil, false, err
 	}
-	now := db.Now()
 	row := &transferRow{
 		ID: t.ID, PaymentID: t.PaymentID, RefundID: t.RefundID, Kind: string(t.Kind), Amount: t.Amount,
 		Tsymd: t.Tsymd, IsTuno: t.IsTuno, State: string(t.State), Rpcd: t.Rpcd, Rsms: t.Rsms,
@@ -66,11 +128,11 @@ func (db *DB) CreateTransfer(ctx context.Context, t *paysaga.Transfer) (stored *
 		row.UpdatedAt = row.CreatedAt
 	}
 	row.UpdatedAt = row.UpdatedAt.UTC().Truncate(time.Microsecond)
-	if _, err := db.bun.NewInsert().Model(row).Exec(ctx); err != nil {
+	if _, err := idb.NewInsert().Model(row).Exec(ctx); err != nil {
 		if !IsDuplicate(err) {
 			return nil, false, fmt.Errorf("create transfer %s: %w", t.ID, err)
 		}
-		existing, gerr := getTransfer(ctx, db.bun, t.ID)
+		existing, gerr := getTransfer(ctx, idb, t.ID)
 		if paysaga.ErrorCode(gerr) == paysaga.ENOTFOUND {
 			return nil, false, paysaga.Errorf(paysaga.ECONFLICT, "IsTuno %s of %s is already used", t.IsTuno, t.Tsymd)
 		}

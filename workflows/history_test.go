@@ -35,9 +35,10 @@ var record = flag.Bool("record", false, "write the histories of the dev-server s
 // recordConfig is the configuration the histories are recorded (and replayed) with: short
 // deadlines, so that the unknown-outcome scenario takes seconds.
 var recordConfig = workflows.PaymentConfig{
-	BankCallTimeout:  10 * time.Second,
+	BankCallTimeout:  2 * time.Second,
 	DebitDeadline:    30 * time.Second,
-	UnknownDeadline:  3 * time.Second,
+	UnknownDeadline:  4 * time.Second,
+	SendMargin:       500 * time.Millisecond,
 	MaxDebitAttempts: 3,
 	RetryDelay:       500 * time.Millisecond,
 }
@@ -197,8 +198,13 @@ func runScenario(t *testing.T, c client.Client, sc scenario) *historypb.History 
 		PaymentID: paysaga.NewID(paysaga.PrefixPayment), CustomerID: u.ID, MerchantID: "usr_shop", AccountID: acct.ID,
 		Amount: sc.amount, Description: "원두 1kg", CaptureMode: paysaga.CaptureAutomatic, CreatedAt: time.Now().UTC(),
 	}
+	// As the API does it: the payment's row first (the authority the steps check the input
+	// against), then Update-with-Start, waiting on the outcome.
+	_, _, err = db.CreatePayment(ctx, &paysaga.Payment{ID: in.PaymentID, CustomerID: in.CustomerID, MerchantID: in.MerchantID,
+		AccountID: in.AccountID, Amount: in.Amount, Description: in.Description, CaptureMode: in.CaptureMode,
+		Status: paysaga.PaymentPending, CreatedAt: in.CreatedAt})
+	require.NoError(t, err)
 	id := workflows.PaymentWorkflowID(in.PaymentID)
-	// As the API does it: Update-with-Start, waiting on the outcome.
 	op := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID: id, TaskQueue: workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -35,7 +36,15 @@ const (
 	// Refused unless the payment waits for a decision.
 	UpdateCapture = "capture"
 	UpdateCancel  = "cancel"
+	// UpdateReplayCancel is an operator's replay of a cancellation whose refund failed
+	// (CaptureDecision in: the operator and why; paysaga.Payment out, once the replayed refund
+	// has ended). Refused unless the payment waits for one. payctl refund replay sends it.
+	UpdateReplayCancel = "replay-cancel"
 )
+
+// cancelReplayChange versions a failed cancellation: before it the run ended with the payment
+// AUTHORIZED and nobody could replay its refund; now it waits for UpdateReplayCancel.
+const cancelReplayChange = "cancel-replay"
 
 // manualCaptureChange versions the manual-capture path: histories recorded before it, where
 // a manual-capture payment failed at once, replay on DefaultVersion.
@@ -105,6 +114,8 @@ const (
 	EventAuthorized   = "payment.authorized"    // debited, waiting for capture
 	EventCanceled     = "payment.canceled"      // canceled and refunded
 	EventCancelFailed = "payment.cancel_failed" // the cancellation's refund failed; an operator replays it
+	// EventStalled: the payment's store writes keep failing (it keeps retrying); an alert.
+	EventStalled = "payment.stalled"
 )
 
 // History event types (payment_events.type). The outcome ones are also the routing keys of
@@ -140,6 +151,13 @@ type PaymentConfig struct {
 	// CaptureDeadline is how long an AUTHORIZED manual-capture payment waits for its capture
 	// before it is canceled and refunded (unless the payment says otherwise, CaptureBy).
 	CaptureDeadline time.Duration
+	// StoreAttentionAfter is how long store writes may keep failing before the run says it
+	// needs attention (NeedsAttention, an alert event); it keeps retrying regardless.
+	StoreAttentionAfter time.Duration
+	// SendMargin is added to BankCallTimeout before the bank's "not executed" for a transfer
+	// whose answer was lost is trusted: until then the attempt that recorded it may still send
+	// it (clocks of different workers, a request the bank receives late).
+	SendMargin time.Duration
 }
 
 // DefaultPaymentConfig returns the deadlines used when none are configured.
@@ -151,6 +169,9 @@ func DefaultPaymentConfig() PaymentConfig {
 		MaxDebitAttempts: 3,
 		RetryDelay:       2 * time.Second,
 		CaptureDeadline:  7 * 24 * time.Hour,
+
+		StoreAttentionAfter: defaultStoreAttentionAfter,
+		SendMargin:          5 * time.Second,
 	}
 }
 
@@ -173,6 +194,12 @@ func (c PaymentConfig) withDefaults() PaymentConfig {
 	}
 	if c.CaptureDeadline <= 0 {
 		c.CaptureDeadline = d.CaptureDeadline
+	}
+	if c.SendMargin <= 0 {
+		c.SendMargin = d.SendMargin
+	}
+	if c.StoreAttentionAfter <= 0 {
+		c.StoreAttentionAfter = d.StoreAttentionAfter
 	}
 	return c
 }
@@ -209,11 +236,15 @@ func (w *Payments) PaymentWorkflow(ctx workflow.Context, in PaymentInput) (paysa
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	workflow.Go(ctx, s.publishLoop)
 
-	if err := s.run(ctx); err != nil {
+	err := s.run(ctx)
+	for errors.Is(err, errStoreRefused) {
+		err = s.repair(ctx)
+	}
+	if err != nil {
 		return s.p, err
 	}
 	// Every outcome event is out and every update has been answered before the run ends.
-	err := workflow.Await(ctx, func() bool { return len(s.outbox) == 0 && workflow.AllHandlersFinished(ctx) })
+	err = workflow.Await(ctx, func() bool { return len(s.outbox) == 0 && workflow.AllHandlersFinished(ctx) })
 	return s.p, err
 }
 
@@ -228,6 +259,10 @@ type paymentRun struct {
 	awaitCapture   bool             // AUTHORIZED and waiting for the merchant
 	decision       *CaptureDecision // the merchant's capture or cancel, once accepted
 	attempts       int              // transfers tried
+	mayHaveMoved   bool             // a debit was sent, or may have been
+	transferID     string           // the last transfer tried
+	replayCancel   *CaptureDecision // an operator's replay of a failed cancellation, once accepted
+	awaitReplay    bool             // the cancellation's refund failed; waiting for its replay
 	eventSeq       int              // history events written
 	outbox         []activities.PublishPaymentEventInput
 }
@@ -289,6 +324,20 @@ func (s *paymentRun) setHandlers(ctx workflow.Context) error {
 	); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateReplayCancel,
+		func(ctx workflow.Context, d CaptureDecision) (paysaga.Payment, error) {
+			s.replayCancel = &d
+			err := workflow.Await(ctx, func() bool { return !s.awaitReplay || s.replayCancel != &d })
+			if err == nil && s.replayCancel == &d {
+				// The replay ended: CANCELED, or AUTHORIZED again waiting for another replay.
+				err = workflow.Await(ctx, func() bool { return s.p.Status == paysaga.PaymentCanceled || s.awaitReplay })
+			}
+			return s.p, err
+		},
+		workflow.UpdateHandlerOptions{Validator: s.validateReplayCancel},
+	); err != nil {
+		return err
+	}
 	for _, u := range []struct {
 		name   string
 		cancel bool
@@ -315,8 +364,37 @@ func (s *paymentRun) validateDecision(_ workflow.Context, d CaptureDecision) err
 		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("payment %s is %s and not waiting for a capture or a cancellation", s.p.ID, s.p.Status), paysaga.ECONFLICT, nil)
 	}
-	if strings.TrimSpace(d.Actor) == "" {
-		return temporal.NewNonRetryableApplicationError("a capture or cancellation needs an actor", paysaga.EINVALID, nil)
+	return checkActor(d.Actor, d.Reason, false)
+}
+
+// validateReplayCancel refuses a replay unless the cancellation's refund failed and the
+// payment waits for its replay.
+func (s *paymentRun) validateReplayCancel(_ workflow.Context, d CaptureDecision) error {
+	if !s.awaitReplay || s.replayCancel != nil {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("payment %s is %s and its cancellation is not waiting for a replay", s.p.ID, s.p.Status), paysaga.ECONFLICT, nil)
+	}
+	return checkActor(d.Actor, d.Reason, false)
+}
+
+// Column limits of what operators and merchants type (payment_events.actor, refunds.reason):
+// checked before a verdict is accepted, so that no input can make a later write fail.
+const (
+	maxActorLen  = 64
+	maxReasonLen = 500
+)
+
+// checkActor refuses an actor or a reason the store could not keep.
+func checkActor(actor, reason string, reasonRequired bool) error {
+	switch {
+	case strings.TrimSpace(actor) == "":
+		return temporal.NewNonRetryableApplicationError("an actor is required", paysaga.EINVALID, nil)
+	case reasonRequired && strings.TrimSpace(reason) == "":
+		return temporal.NewNonRetryableApplicationError("a reason is required", paysaga.EINVALID, nil)
+	case utf8.RuneCountInString(actor) > maxActorLen:
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("the actor is longer than %d characters", maxActorLen), paysaga.EINVALID, nil)
+	case utf8.RuneCountInString(reason) > maxReasonLen:
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("the reason is longer than %d characters", maxReasonLen), paysaga.EINVALID, nil)
 	}
 	return nil
 }
@@ -332,10 +410,7 @@ func (s *paymentRun) validateResolution(_ workflow.Context, r Resolution) error 
 		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("resolution must be %q or %q", ResolveSucceeded, ResolveFailed), paysaga.EINVALID, nil)
 	}
-	if strings.TrimSpace(r.Reason) == "" || strings.TrimSpace(r.Actor) == "" {
-		return temporal.NewNonRetryableApplicationError("a resolution needs a reason and an actor", paysaga.EINVALID, nil)
-	}
-	return nil
+	return checkActor(r.Actor, r.Reason, true)
 }
 
 // run is the saga itself.
@@ -435,19 +510,32 @@ func (s *paymentRun) awaitCaptureDecision(ctx workflow.Context) error {
 	if rin.Reason == "" {
 		rin.Reason = "payment canceled"
 	}
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:            RefundWorkflowID(rin.RefundID),
-		TaskQueue:             TaskQueue,
-		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		TypedSearchAttributes: SearchAttributesForRefund(rin),
-	})
-	var r paysaga.Refund
-	err = workflow.ExecuteChildWorkflow(cctx, RefundWorkflowName, rin).Get(ctx, &r)
-	if err != nil || r.Status != paysaga.RefundSucceeded {
+	for {
+		r, err := s.cancellationRefund(ctx, rin)
+		if err == nil && r.Status == paysaga.RefundSucceeded {
+			break
+		}
 		workflow.GetLogger(ctx).Error("cancellation refund did not succeed; needs an operator", "payment_id", s.p.ID, "refund_id", rin.RefundID)
 		ev := s.event(ctx, EventCancelFailed, paysaga.PaymentAuthorized)
 		ev.RefundID, ev.Actor, ev.Reason = rin.RefundID, d.Actor, "the refund of the cancellation failed: replay it"
-		return s.record(ctx, step{status: paysaga.PaymentAuthorized, needsAttention: true, events: []paysaga.PaymentEvent{ev}})
+		if err := s.record(ctx, step{status: paysaga.PaymentAuthorized, needsAttention: true, events: []paysaga.PaymentEvent{ev}}); err != nil {
+			return err
+		}
+		if workflow.GetVersion(ctx, cancelReplayChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			return nil // recorded before: the run ended here, the customer still debited
+		}
+		// The customer is debited and the merchant canceled: the run stays open until the
+		// refund is paid. An operator replays it (payctl refund replay → UpdateReplayCancel).
+		s.announce(ev)
+		s.awaitReplay, s.replayCancel = true, nil
+		if err := workflow.Await(ctx, func() bool { return s.replayCancel != nil }); err != nil {
+			return err
+		}
+		s.awaitReplay = false
+		rin.Replay, rin.Actor, rin.CreatedAt = true, s.replayCancel.Actor, workflow.Now(ctx)
+		if s.replayCancel.Reason != "" {
+			rin.Reason = s.replayCancel.Reason
+		}
 	}
 	ev := s.event(ctx, EventCanceled, paysaga.PaymentCanceled)
 	ev.RefundID, ev.Actor, ev.Reason = rin.RefundID, d.Actor, rin.Reason
@@ -457,6 +545,20 @@ func (s *paymentRun) awaitCaptureDecision(ctx workflow.Context) error {
 	s.p.RefundedAmount = s.p.Amount
 	s.announce(ev)
 	return nil
+}
+
+// cancellationRefund runs the refund of a cancellation (or its replay) as a child workflow
+// and returns the refund as it ended.
+func (s *paymentRun) cancellationRefund(ctx workflow.Context, rin RefundInput) (paysaga.Refund, error) {
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            RefundWorkflowID(rin.RefundID),
+		TaskQueue:             TaskQueue,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		TypedSearchAttributes: SearchAttributesForRefund(rin),
+	})
+	var r paysaga.Refund
+	err := workflow.ExecuteChildWorkflow(cctx, RefundWorkflowName, rin).Get(ctx, &r)
+	return r, err
 }
 
 // awaitResolution waits, as long as it takes, for an operator to say what became of an
@@ -519,6 +621,7 @@ func (s *paymentRun) debit(ctx workflow.Context) (debitOutcome, error) {
 	for {
 		s.attempts++
 		tid := transferID(s.p.ID, s.attempts)
+		s.mayHaveMoved, s.transferID = true, tid
 		var res activities.DebitResult
 		err := workflow.ExecuteActivity(s.debitOptions(ctx), activities.DebitName,
 			activities.DebitInput{PaymentID: s.p.ID, TransferID: tid}).Get(ctx, &res)
@@ -547,7 +650,7 @@ func (s *paymentRun) debit(ctx workflow.Context) (debitOutcome, error) {
 			}
 			var chk activities.CheckDebitResult
 			err := workflow.ExecuteActivity(s.checkOptions(ctx), activities.CheckDebitName,
-				activities.CheckDebitInput{PaymentID: s.p.ID, TransferID: tid}).Get(ctx, &chk)
+				activities.CheckDebitInput{PaymentID: s.p.ID, TransferID: tid, SendableFor: s.cfg.BankCallTimeout + s.cfg.SendMargin}).Get(ctx, &chk)
 			if err != nil {
 				if errType(err) == activities.ErrTypeDeclined {
 					errors.As(err, &appErr)
@@ -652,18 +755,13 @@ func (s *paymentRun) record(ctx workflow.Context, st step) error {
 		p.Status = paysaga.PaymentPending
 		in.Create = &p
 	}
-	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout:    10 * time.Second,
-		ScheduleToCloseTimeout: time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        200 * time.Millisecond,
-			BackoffCoefficient:     2,
-			MaximumInterval:        30 * time.Second,
-			NonRetryableErrorTypes: []string{activities.ErrTypeStateConflict},
-		},
-	})
-	if err := workflow.ExecuteLocalActivity(lctx, activities.RecordPaymentName, in).Get(ctx, nil); err != nil {
-		return fmt.Errorf("record payment %s %s: %w", s.p.ID, st.status, err)
+	err := persist(ctx, s.cfg, []string{activities.ErrTypeStateConflict}, s.storeStalled, activities.RecordPaymentName, in, nil)
+	if err != nil {
+		if !s.mayHaveMoved || errors.Is(err, errGiveUp) || temporal.IsCanceledError(err) {
+			// Nothing was sent (or a history from before store-retry-forever): the run may fail.
+			return fmt.Errorf("record payment %s %s: %w", s.p.ID, st.status, err)
+		}
+		return s.storeRefused(ctx, st, err)
 	}
 	changed := s.p.Status != st.status || s.needsAttention != st.needsAttention
 	s.p.Status = st.status
@@ -760,4 +858,49 @@ func transferID(paymentID string, attempt int) string {
 // sorting in the order the events were written.
 func eventID(paymentID string, seq int) string {
 	return fmt.Sprintf("%s%s_%03d", paysaga.PrefixEvent, strings.TrimPrefix(paymentID, paysaga.PrefixPayment), seq)
+}
+
+// errStoreRefused ends the saga's normal course: the store refused to record a step after
+// money may have moved, and the payment waits for an operator (see storeRefused, repair).
+var errStoreRefused = errors.New("the store refused a payment step")
+
+// storeStalled is called once when the payment's store writes have kept failing for
+// StoreAttentionAfter: the run says it needs attention and an alert goes out, while it keeps
+// retrying. The next status it records clears the flag.
+func (s *paymentRun) storeStalled(ctx workflow.Context) {
+	s.needsAttention = true
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchNeedsAttention.ValueSet(true)); err != nil {
+		workflow.GetLogger(ctx).Error("needs-attention flag not set", "payment_id", s.p.ID, "error", err)
+	}
+	ev := s.event(ctx, EventStalled, s.p.Status)
+	ev.Reason = "the payment's store writes keep failing; still retrying"
+	s.announce(ev)
+}
+
+// storeRefused turns a step the store refused (a conflict: the row is not what the saga
+// expects) after money may have moved into an UNKNOWN payment waiting for an operator, instead
+// of a failed run that nobody would repair.
+func (s *paymentRun) storeRefused(ctx workflow.Context, st step, err error) error {
+	workflow.GetLogger(ctx).Error("the store refused a payment step after money may have moved; needs an operator",
+		"payment_id", s.p.ID, "status", st.status, "error", err)
+	s.p.Status = paysaga.PaymentUnknown
+	s.p.UpdatedAt = workflow.Now(ctx)
+	s.needsAttention = true
+	if uerr := workflow.UpsertTypedSearchAttributes(ctx,
+		SearchPaymentStatus.ValueSet(string(paysaga.PaymentUnknown)), SearchNeedsAttention.ValueSet(true)); uerr != nil {
+		return uerr
+	}
+	ev := s.event(ctx, EventUnknown, paysaga.PaymentUnknown)
+	ev.Reason = fmt.Sprintf("the store refused to record the payment as %s; an operator must check the bank and resolve it", st.status)
+	s.announce(ev)
+	return errStoreRefused
+}
+
+// repair waits for an operator's verdict on a payment whose step the store refused, and
+// records it; the verdict is final (succeeded: SUCCEEDED, even for a manual capture — the
+// operator decided; failed: FAILED). Refused again: it waits for another verdict.
+func (s *paymentRun) repair(ctx workflow.Context) error {
+	s.resolution = nil
+	s.awaitCapture, s.decision = false, nil
+	return s.awaitResolution(ctx, s.transferID, false)
 }

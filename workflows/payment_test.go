@@ -50,6 +50,8 @@ type fakeSteps struct {
 	checks    []string
 	checkFn   func(n int, in activities.CheckDebitInput) (activities.CheckDebitResult, error)
 	records   []activities.RecordPaymentInput
+	recordN   int
+	recordFn  func(n int, in activities.RecordPaymentInput) error // fails a write when it returns an error
 	publishFn func(n int) error
 	publishN  int
 	published []activities.PublishPaymentEventInput
@@ -61,6 +63,12 @@ type fakeSteps struct {
 func (f *fakeSteps) record(_ context.Context, in activities.RecordPaymentInput) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.recordN++
+	if f.recordFn != nil {
+		if err := f.recordFn(f.recordN, in); err != nil {
+			return err
+		}
+	}
 	f.records = append(f.records, in)
 	return nil
 }

@@ -30,6 +30,24 @@ const UpdateResolveRefund = UpdateResolve
 // the latter can be resolved too.
 const refundResolveChange = "refund-resolve"
 
+// creditWaitsChange versions a cancellation during a credit: the run waits for the credit in
+// flight to end before it compensates.
+const creditWaitsChange = "credit-waits-for-cancellation"
+
+// refundUnknownEventChange versions the refund.unknown event (an alert): before it a refund
+// left UNKNOWN published nothing.
+const refundUnknownEventChange = "refund-unknown-event"
+
+// refundOpenUnknownChange versions a refund left UNKNOWN by its compensation: the run stays
+// open (asking the bank, open to an operator) instead of ending.
+const refundOpenUnknownChange = "refund-open-while-unknown"
+
+// refundStoreFinal are the settle errors retrying cannot help; the saga acts on each.
+var refundStoreFinal = []string{
+	activities.ErrTypeStateConflict, activities.ErrTypeRefundRefused,
+	activities.ErrTypeUnknownOutcome, activities.ErrTypeCreditExecuted,
+}
+
 // RefundWorkflowID is the workflow ID of a refund: only the opaque refund id. An operator's
 // replay is a new run under the same ID.
 func RefundWorkflowID(refundID string) string { return "refund:" + refundID }
@@ -42,6 +60,10 @@ const (
 	EventRefundSucceeded = "refund.succeeded"
 	EventRefundFailed    = "refund.failed"
 	EventRefundUnknown   = "refund.unknown"
+	// EventRefundStalled: the refund's store writes keep failing (it keeps retrying); an alert.
+	EventRefundStalled = "refund.stalled"
+	// EventRefundCompensationFailed: giving a refund's reservation back failed; an alert.
+	EventRefundCompensationFailed = "refund.compensation_failed"
 )
 
 // Failure codes a refund gets when the bank gave no Rpcd of its own (refunds.failure_code, at
@@ -122,6 +144,25 @@ func (w *Payments) RefundWorkflow(ctx workflow.Context, in RefundInput) (paysaga
 	workflow.Go(dctx, s.publishLoop)
 
 	err := s.run(ctx)
+	for {
+		if errors.Is(err, errStoreRefused) {
+			// The store refused to settle after a credit was sent: an operator decides.
+			err = s.repair(dctx)
+			continue
+		}
+		if s.r.Status == paysaga.RefundUnknown && s.keepOpenWhileUnknown(dctx) {
+			// Left UNKNOWN by the compensation (a cancellation, a failed check): the money may
+			// have left, so the run stays open, asking the bank and open to an operator.
+			err = s.waitUnknown(dctx)
+			if errors.Is(err, errCreditFailed) {
+				if rerr := s.release(dctx); rerr != nil {
+					err = rerr
+				}
+			}
+			continue
+		}
+		break
+	}
 	if errors.Is(err, errCreditFailed) {
 		err = nil
 	}
@@ -147,6 +188,7 @@ type refundRun struct {
 	attempts       int
 	awaiting       bool        // UNKNOWN and open to an operator's verdict
 	resolution     *Resolution // the operator's verdict, once accepted
+	mayHaveMoved   bool        // a credit was sent, or may have been
 	eventSeq       int
 	outbox         []activities.PublishRefundEventInput
 }
@@ -219,10 +261,7 @@ func (s *refundRun) validateResolution(_ workflow.Context, r Resolution) error {
 		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("resolution must be %q or %q", ResolveSucceeded, ResolveFailed), paysaga.EINVALID, nil)
 	}
-	if strings.TrimSpace(r.Reason) == "" || strings.TrimSpace(r.Actor) == "" {
-		return temporal.NewNonRetryableApplicationError("a resolution needs a reason and an actor", paysaga.EINVALID, nil)
-	}
-	return nil
+	return checkActor(r.Actor, r.Reason, true)
 }
 
 // run is the saga. On an error (a cancellation included) the registered compensations run in
@@ -230,7 +269,7 @@ func (s *refundRun) validateResolution(_ workflow.Context, r Resolution) error {
 func (s *refundRun) run(ctx workflow.Context) (err error) {
 	var compensations []func(workflow.Context) error
 	defer func() {
-		if err == nil {
+		if err == nil || errors.Is(err, errStoreRefused) {
 			return
 		}
 		if s.failure.status == "" {
@@ -244,7 +283,12 @@ func (s *refundRun) run(ctx workflow.Context) (err error) {
 		for i := len(compensations) - 1; i >= 0; i-- {
 			if cerr := compensations[i](dctx); cerr != nil {
 				workflow.GetLogger(ctx).Error("refund compensation failed", "refund_id", s.r.ID, "error", cerr)
+				if errors.Is(cerr, errStoreRefused) {
+					err = cerr
+					continue
+				}
 				err = errors.Join(err, cerr)
+				s.compensationFailed(dctx, cerr)
 			}
 		}
 	}()
@@ -315,11 +359,15 @@ type creditOutcome struct {
 // answer was lost is never sent again: CheckCredit asks the bank.
 func (s *refundRun) credit(ctx workflow.Context) (creditOutcome, error) {
 	logger := workflow.GetLogger(ctx)
+	// Before creditWaitsChange a cancellation abandoned the credit in flight. The marker costs
+	// two history events per refund (the marker and the TemporalChangeVersion upsert).
+	waits := workflow.GetVersion(ctx, creditWaitsChange, workflow.DefaultVersion, 1) == 1
 	for {
 		s.attempts++
 		tid := refundTransferID(s.r.ID, s.tag, s.attempts)
+		s.mayHaveMoved = true
 		var res activities.CreditResult
-		err := workflow.ExecuteActivity(s.creditOptions(ctx), activities.CreditName,
+		err := workflow.ExecuteActivity(s.creditOptions(ctx, waits), activities.CreditName,
 			activities.CreditInput{RefundID: s.r.ID, TransferID: tid}).Get(ctx, &res)
 		if err == nil {
 			return creditOutcome{status: paysaga.RefundSucceeded, rpcd: res.Rpcd, rsms: res.Rsms}, nil
@@ -381,7 +429,7 @@ func refundDeclined(appErr *temporal.ApplicationError) creditOutcome {
 func (s *refundRun) check(ctx workflow.Context) (activities.CheckCreditResult, error) {
 	var chk activities.CheckCreditResult
 	err := workflow.ExecuteActivity(s.checkOptions(ctx), activities.CheckCreditName,
-		activities.CheckCreditInput{RefundID: s.r.ID}).Get(ctx, &chk)
+		activities.CheckCreditInput{RefundID: s.r.ID, SendableFor: s.cfg.BankCallTimeout + s.cfg.SendMargin}).Get(ctx, &chk)
 	return chk, err
 }
 
@@ -393,6 +441,11 @@ func (s *refundRun) awaitUnknown(ctx workflow.Context) error {
 	if err := s.settle(ctx, creditOutcome{status: paysaga.RefundUnknown}); err != nil {
 		return err
 	}
+	return s.waitUnknown(ctx)
+}
+
+// waitUnknown is awaitUnknown once the refund is recorded UNKNOWN.
+func (s *refundRun) waitUnknown(ctx workflow.Context) error {
 	s.awaiting = true
 	defer func() { s.awaiting = false }()
 	workflow.GetLogger(ctx).Warn("refund outcome unknown; asking the bank, or waiting for an operator", "refund_id", s.r.ID)
@@ -415,7 +468,7 @@ func (s *refundRun) awaitUnknown(ctx workflow.Context) error {
 		// The same commands as s.check, unless a verdict cancels the activity.
 		cctx, cancelCheck := workflow.WithCancel(ctx)
 		fut := workflow.ExecuteActivity(s.checkOptions(cctx), activities.CheckCreditName,
-			activities.CheckCreditInput{RefundID: s.r.ID})
+			activities.CheckCreditInput{RefundID: s.r.ID, SendableFor: s.cfg.BankCallTimeout + s.cfg.SendMargin})
 		if err := workflow.Await(ctx, func() bool { return fut.IsReady() || s.resolution != nil }); err != nil {
 			cancelCheck()
 			return err
@@ -521,12 +574,17 @@ func (s *refundRun) settle(ctx workflow.Context, out creditOutcome) error {
 		ev.Actor, ev.Reason = out.actor, out.reason
 	}
 	var r paysaga.Refund
-	err := workflow.ExecuteLocalActivity(s.localOptions(ctx), activities.SettleRefundName, activities.SettleRefundInput{
+	// Settling happens whatever: a cancellation of the run does not stop it.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	err := persist(dctx, s.cfg, refundStoreFinal, s.storeStalled, activities.SettleRefundName, activities.SettleRefundInput{
 		RefundID: s.r.ID, Status: out.status, FailureCode: out.failureCode, FailureMessage: out.failureMessage,
 		ResolveTransfers: out.transfers, Events: []paysaga.PaymentEvent{ev},
-	}).Get(ctx, &r)
+	}, &r)
 	if err != nil {
 		s.eventSeq = seq // the event was not written; its ID is free for the next attempt
+		if s.mayHaveMoved && errType(err) == activities.ErrTypeStateConflict && !errors.Is(err, errGiveUp) {
+			return s.storeRefused(ctx, out, err)
+		}
 		return err
 	}
 	if r.ID == "" {
@@ -535,7 +593,9 @@ func (s *refundRun) settle(ctx workflow.Context, out creditOutcome) error {
 	s.r = r
 	s.settled = true
 	s.needsAttention = out.status == paysaga.RefundUnknown
-	if out.status != paysaga.RefundUnknown {
+	if out.status != paysaga.RefundUnknown ||
+		workflow.GetVersion(ctx, refundUnknownEventChange, workflow.DefaultVersion, 1) == 1 {
+		// refund.unknown too (an alert: the money may have left), since refundUnknownEventChange.
 		s.outbox = append(s.outbox, activities.PublishRefundEventInput{EventID: ev.ID, Type: typ, Refund: s.r, OccurredAt: ev.CreatedAt})
 	}
 	return workflow.UpsertTypedSearchAttributes(ctx,
@@ -598,10 +658,15 @@ func (s *refundRun) localOptions(ctx workflow.Context) workflow.Context {
 	})
 }
 
-func (s *refundRun) creditOptions(ctx workflow.Context) workflow.Context {
+// creditOptions: with waitForCancellation a cancellation of the run does not abandon a credit in
+// flight — the run waits for it to end, so that what the compensation sees (the transfer row)
+// is final; a credit executing after the reservation was given back would let a second refund
+// exceed the payment (the store refuses that too: CreateRefundTransfer, SettleRefund).
+func (s *refundRun) creditOptions(ctx workflow.Context, waitForCancellation bool) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    s.cfg.BankCallTimeout,
 		ScheduleToCloseTimeout: s.cfg.DebitDeadline,
+		WaitForCancellation:    waitForCancellation,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
@@ -634,4 +699,57 @@ func (s *refundRun) checkOptions(ctx workflow.Context) workflow.Context {
 // retried activity finds the row it wrote before.
 func refundTransferID(refundID, tag string, attempt int) string {
 	return fmt.Sprintf("%s%s_%s_%d", paysaga.PrefixTransfer, strings.TrimPrefix(refundID, paysaga.PrefixRefund), tag, attempt)
+}
+
+// keepOpenWhileUnknown reports whether a refund left UNKNOWN after the saga's course keeps its
+// run open (since refundOpenUnknownChange; before it the run ended).
+func (s *refundRun) keepOpenWhileUnknown(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, refundOpenUnknownChange, workflow.DefaultVersion, 1) == 1
+}
+
+// storeStalled: see paymentRun.storeStalled.
+func (s *refundRun) storeStalled(ctx workflow.Context) {
+	s.needsAttention = true
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchNeedsAttention.ValueSet(true)); err != nil {
+		workflow.GetLogger(ctx).Error("needs-attention flag not set", "refund_id", s.r.ID, "error", err)
+	}
+	ev := s.event(ctx, EventRefundStalled)
+	s.outbox = append(s.outbox, activities.PublishRefundEventInput{EventID: ev.ID, Type: ev.Type, Refund: s.r, OccurredAt: ev.CreatedAt})
+}
+
+// compensationFailed announces a compensation that could not finish (an alert).
+func (s *refundRun) compensationFailed(ctx workflow.Context, err error) {
+	ev := s.event(ctx, EventRefundCompensationFailed)
+	s.needsAttention = true
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchNeedsAttention.ValueSet(true))
+	s.outbox = append(s.outbox, activities.PublishRefundEventInput{EventID: ev.ID, Type: ev.Type, Refund: s.r, OccurredAt: ev.CreatedAt})
+}
+
+// storeRefused turns a settlement the store refused, after a credit may have been sent, into
+// an UNKNOWN refund waiting for an operator (see paymentRun.storeRefused).
+func (s *refundRun) storeRefused(ctx workflow.Context, out creditOutcome, err error) error {
+	workflow.GetLogger(ctx).Error("the store refused to settle a refund after a credit may have been sent; needs an operator",
+		"refund_id", s.r.ID, "status", out.status, "error", err)
+	s.r.Status = paysaga.RefundUnknown
+	s.r.UpdatedAt = workflow.Now(ctx)
+	s.needsAttention, s.settled = true, true
+	if uerr := workflow.UpsertTypedSearchAttributes(ctx,
+		SearchPaymentStatus.ValueSet(string(paysaga.RefundUnknown)), SearchNeedsAttention.ValueSet(true)); uerr != nil {
+		return uerr
+	}
+	ev := s.event(ctx, EventRefundUnknown)
+	ev.Reason = fmt.Sprintf("the store refused to record the refund as %s; an operator must check the bank and resolve it", out.status)
+	s.outbox = append(s.outbox, activities.PublishRefundEventInput{EventID: ev.ID, Type: ev.Type, Refund: s.r, OccurredAt: ev.CreatedAt})
+	return errStoreRefused
+}
+
+// repair waits for an operator's verdict on a refund whose settlement the store refused, and
+// settles it so; refused again, it waits for another.
+func (s *refundRun) repair(ctx workflow.Context) error {
+	s.awaiting, s.resolution = true, nil
+	defer func() { s.awaiting = false }()
+	if err := workflow.Await(ctx, func() bool { return s.resolution != nil }); err != nil {
+		return err
+	}
+	return s.resolve(ctx, func() {})
 }

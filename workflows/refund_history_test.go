@@ -168,8 +168,9 @@ func writeHistory(t *testing.T, name string, hist *historypb.History) {
 // refundHistoryEvents is the size of a successful refund's history: started 1, first workflow
 // task 3, outcome update accepted 1, reserve marker 1, credit activity 3 and the workflow task
 // it wakes 3, settle marker 1, search attributes 1, outcome update completed 1, publish marker
-// 1, completed 1.
-const refundHistoryEvents = 17
+// 1, completed 1; and 2 for the credit-waits-for-cancellation version marker (the marker and its
+// TemporalChangeVersion upsert) — the price of waiting for a credit in flight when cancelled.
+const refundHistoryEvents = 19
 
 // TestRefundScenariosOnDevServer runs refunds and manual-capture payments on a real dev
 // server with real activities, SQLite and the simulator, checks the money at the bank and in
@@ -334,6 +335,10 @@ func TestRefundScenariosOnDevServer(t *testing.T) {
 			if decision == "deadline" {
 				in.CaptureBy = in.CreatedAt.Add(time.Second)
 			}
+			_, _, err := r.db.CreatePayment(cctx, &paysaga.Payment{ID: in.PaymentID, CustomerID: in.CustomerID, MerchantID: in.MerchantID,
+				AccountID: in.AccountID, Amount: in.Amount, Description: in.Description, CaptureMode: in.CaptureMode,
+				Status: paysaga.PaymentPending, CreatedAt: in.CreatedAt})
+			require.NoError(t, err)
 			id := workflows.PaymentWorkflowID(in.PaymentID)
 			op := r.c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 				ID: id, TaskQueue: workflows.TaskQueue,

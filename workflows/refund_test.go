@@ -40,6 +40,8 @@ type fakeRefundSteps struct {
 	checkFn   func(n int) (activities.CheckCreditResult, error)
 	unsettled bool // a credit with an unknown outcome exists: FAILED is refused until checked
 	settles   []activities.SettleRefundInput
+	settleN   int
+	settleFn  func(n int, in activities.SettleRefundInput) error // fails a settlement when it returns an error
 	published []activities.PublishRefundEventInput
 	status    paysaga.RefundStatus
 }
@@ -82,6 +84,12 @@ func (f *fakeRefundSteps) check(_ context.Context, _ activities.CheckCreditInput
 func (f *fakeRefundSteps) settle(_ context.Context, in activities.SettleRefundInput) (paysaga.Refund, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.settleN++
+	if f.settleFn != nil {
+		if err := f.settleFn(f.settleN, in); err != nil {
+			return paysaga.Refund{}, err
+		}
+	}
 	if in.ResolveTransfers != "" {
 		f.unsettled = false // an operator's verdict settles the credit in doubt
 	}
@@ -413,7 +421,7 @@ func TestRefundUnknownIsResolvedByAnOperator(t *testing.T) {
 			require.Equal(t, tc.event, last.Events[0].Type)
 			require.Equal(t, "usr_operator", last.Events[0].Actor)
 			require.Equal(t, "credit checked on the NH statement", last.Events[0].Reason)
-			require.Equal(t, []string{tc.event}, steps.publishedTypes(), "published as the bank's outcomes are")
+			require.Equal(t, []string{EventRefundUnknown, tc.event}, steps.publishedTypes(), "refund.unknown (an alert), then the outcome")
 		})
 	}
 }
@@ -438,5 +446,5 @@ func TestRefundUnknownSettlesOnTheBanksLaterAnswer(t *testing.T) {
 	require.Equal(t, 3, steps.checks)
 	require.Equal(t, []paysaga.RefundStatus{paysaga.RefundUnknown, paysaga.RefundSucceeded}, steps.settledStatuses())
 	require.Empty(t, steps.settles[1].ResolveTransfers)
-	require.Equal(t, []string{EventRefundSucceeded}, steps.publishedTypes())
+	require.Equal(t, []string{EventRefundUnknown, EventRefundSucceeded}, steps.publishedTypes(), "refund.unknown (an alert), then the outcome")
 }

@@ -1,0 +1,71 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"paysaga"
+	"paysaga/store"
+	"paysaga/store/storetest"
+)
+
+// A refund's credit and its FAILED settlement (which frees its amount for another refund) can
+// never interleave (issue 11, item 4): with a credit in flight the reservation is not given
+// back, and once given back no credit of that refund is recorded, let alone sent. Before, the
+// check ran outside the settlement's transaction, and a cancelled refund could be settled
+// FAILED while its credit still went out.
+func TestRefundCreditAndFailedSettlementCannotInterleave(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, driver)
+			p := paidPayment(t, db, 10_000, paysaga.PaymentSucceeded)
+
+			r1 := newRefund(p.ID, 10_000)
+			_, err := db.ReserveRefund(ctx, store.RefundReservation{Refund: r1})
+			require.NoError(t, err)
+			tr := &paysaga.Transfer{ID: "trf_c_1", PaymentID: p.ID, RefundID: r1.ID, Kind: paysaga.TransferCreditFinAccount,
+				Amount: 10_000, Tsymd: "20261202", IsTuno: "20261202000000000001"}
+			_, created, err := db.CreateRefundTransfer(ctx, tr)
+			require.NoError(t, err)
+			require.True(t, created)
+
+			// The credit is at the bank (SENT): the reservation stays.
+			_, _, err = db.SettleRefund(ctx, store.RefundSettlement{RefundID: r1.ID, Status: paysaga.RefundFailed})
+			require.True(t, errors.Is(err, store.ErrCreditInDoubt), "%v", err)
+			reserved, err := db.ReservedRefundAmount(ctx, p.ID)
+			require.NoError(t, err)
+			require.EqualValues(t, 10_000, reserved)
+			// Nor can a second credit of the same refund be recorded meanwhile.
+			tr2 := *tr
+			tr2.ID, tr2.IsTuno = "trf_c_2", "20261202000000000002"
+			_, _, err = db.CreateRefundTransfer(ctx, &tr2)
+			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err))
+
+			// It executed: a FAILED settlement is refused as such.
+			_, err = db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: "00000"})
+			require.NoError(t, err)
+			_, _, err = db.SettleRefund(ctx, store.RefundSettlement{RefundID: r1.ID, Status: paysaga.RefundFailed})
+			require.True(t, errors.Is(err, store.ErrCreditExecuted), "%v", err)
+			_, _, err = db.SettleRefund(ctx, store.RefundSettlement{RefundID: r1.ID, Status: paysaga.RefundSucceeded})
+			require.NoError(t, err)
+
+			// A refund settled FAILED gets no credit afterwards (a late, cancelled activity).
+			p2 := paidPayment(t, db, 5_000, paysaga.PaymentSucceeded)
+			r2 := newRefund(p2.ID, 5_000)
+			_, err = db.ReserveRefund(ctx, store.RefundReservation{Refund: r2})
+			require.NoError(t, err)
+			_, _, err = db.SettleRefund(ctx, store.RefundSettlement{RefundID: r2.ID, Status: paysaga.RefundFailed})
+			require.NoError(t, err)
+			late := &paysaga.Transfer{ID: "trf_c_3", PaymentID: p2.ID, RefundID: r2.ID, Kind: paysaga.TransferCreditFinAccount,
+				Amount: 5_000, Tsymd: "20261202", IsTuno: "20261202000000000003"}
+			_, _, err = db.CreateRefundTransfer(ctx, late)
+			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err), "%v", err)
+			_, err = db.GetTransfer(ctx, late.ID)
+			require.Equal(t, paysaga.ENOTFOUND, paysaga.ErrorCode(err), "nothing recorded, so nothing sent")
+		})
+	}
+}
