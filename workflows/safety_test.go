@@ -123,7 +123,9 @@ func TestPaymentStoreRefusalBeforeTheDebitFailsWithoutSending(t *testing.T) {
 // Item 2: what an operator types is checked against the store's columns before it is accepted.
 func TestResolutionRefusesWhatTheStoreCannotKeep(t *testing.T) {
 	steps := &fakeSteps{
-		debitFn: func(int, activities.DebitInput) (activities.DebitResult, error) { return activities.DebitResult{}, lostAnswer() },
+		debitFn: func(int, activities.DebitInput) (activities.DebitResult, error) {
+			return activities.DebitResult{}, lostAnswer()
+		},
 		checkFn: func(int, activities.CheckDebitInput) (activities.CheckDebitResult, error) {
 			return activities.CheckDebitResult{}, errors.New("bank unreachable")
 		},
