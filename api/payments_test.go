@@ -902,3 +902,78 @@ func TestPaymentWorkflowIDIsWhatDebitChecks(t *testing.T) {
 	id := paysaga.NewID(paysaga.PrefixPayment)
 	require.Equal(t, activities.PaymentWorkflowPrefix+id, workflows.PaymentWorkflowID(id))
 }
+
+// Issue 11, item 5: a retry after the Idempotency-Key's time is up joins the payment the key
+// created — never a new payment (a second debit). The key is not purged while its payment
+// exists, and the answer of a payment that was still running is read afresh.
+func TestRetryAfterTheKeyExpiredJoinsTheSamePayment(t *testing.T) {
+	ctx := context.Background()
+	env := newPayEnv(t, store.DriverSQLite)
+	c := env.customer
+	body := payBody(t, c.account.ID, 25_000, env.merchant.ID())
+	expire := func(key string) {
+		t.Helper()
+		_, err := env.db.Bun().NewUpdate().Table("idempotency_keys").Set("expires_at = ?", time.Now().Add(-time.Hour).UTC()).
+			Where("scope = ? AND idem_key = ?", paymentKeyScope(c.ID()), key).Exec(ctx)
+		require.NoError(t, err)
+		_, err = env.db.PurgeExpiredIdempotencyKeys(ctx) // the worker's hourly housekeeping
+		require.NoError(t, err)
+	}
+
+	// Still running when the client gave up (202): nothing final was stored for the key.
+	env.starter.respond(stillRunning)
+	rec := env.pay(t, c, "order-77", body)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	var a processingAnswer
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &a))
+	id := a.Payment.ID
+	expire("order-77")
+
+	env.starter.respond(recordAs(env.db, paysaga.PaymentSucceeded))
+	p := decodePayment(t, env.pay(t, c, "order-77", body))
+	require.Equal(t, id, p.ID, "the same payment, not a new one")
+	calls := env.starter.Calls()
+	require.Len(t, calls, 2)
+	require.Equal(t, id, calls[1].In.PaymentID, "the retry joins the same workflow")
+	page, err := env.db.ListPayments(ctx, store.PaymentFilter{CustomerID: c.ID()})
+	require.NoError(t, err)
+	require.Len(t, page.Payments, 1)
+
+	// Its answer is now stored; long after, the same key still answers with it.
+	expire("order-77")
+	replay := env.pay(t, c, "order-77", body)
+	require.Equal(t, http.StatusOK, replay.Code, replay.Body.String())
+	require.Equal(t, "true", replay.Header().Get("Idempotent-Replayed"))
+	require.Equal(t, id, decodePayment(t, replay).ID)
+	require.Len(t, env.starter.Calls(), 2)
+}
+
+// A key whose answer was never stored (the client went away before the outcome) is answered
+// from the payment's row once the payment has ended: nothing is started again.
+func TestRetryOfAnEndedPaymentIsAnsweredFromItsRow(t *testing.T) {
+	ctx := context.Background()
+	env := newPayEnv(t, store.DriverSQLite)
+	c := env.customer
+	body := payBody(t, c.account.ID, 9_000, env.merchant.ID())
+	env.starter.respond(stillRunning)
+	rec := env.pay(t, c, "order-88", body)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	var a processingAnswer
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &a))
+	// The workflow ends meanwhile, declined by the bank.
+	_, err := env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: a.Payment.ID, Status: paysaga.PaymentProcessing})
+	require.NoError(t, err)
+	_, err = env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: a.Payment.ID, Status: paysaga.PaymentFailed,
+		FailureCode: "E0012", FailureMessage: "잔액 부족"})
+	require.NoError(t, err)
+
+	env.starter.respond(failWith(errors.New("must not be asked")))
+	retry := env.pay(t, c, "order-88", body)
+	require.Equal(t, http.StatusPaymentRequired, retry.Code, retry.Body.String())
+	var d declined
+	require.NoError(t, json.Unmarshal(retry.Body.Bytes(), &d))
+	require.Equal(t, "E0012", d.BankCode)
+	require.Equal(t, a.Payment.ID, d.Payment.ID)
+	require.Len(t, env.starter.Calls(), 1, "an ended payment is not started again")
+	require.True(t, env.key(t, c.ID(), "order-88").Completed())
+}

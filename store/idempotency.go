@@ -43,7 +43,8 @@ const (
 
 // ClaimIdempotencyKey inserts the key in state pending, or returns the record already there.
 // created tells which: of concurrent claims of one key exactly one is created. An expired
-// record counts as absent and is replaced. The caller compares RequestHash itself.
+// record counts as absent and is replaced — unless the payment or refund it created exists:
+// then it lives again and is returned. The caller compares RequestHash itself.
 func (db *DB) ClaimIdempotencyKey(ctx context.Context, scope, key, requestHash string, ttl time.Duration) (rec *IdempotencyRecord, created bool, err error) {
 	return db.ClaimIdempotencyKeyFor(ctx, scope, key, requestHash, "", ttl)
 }
@@ -70,7 +71,17 @@ func (db *DB) ClaimIdempotencyKeyFor(ctx context.Context, scope, key, requestHas
 
 func (db *DB) claimIdempotencyKey(ctx context.Context, scope, key, requestHash, resourceID string, ttl time.Duration) (*IdempotencyRecord, bool, error) {
 	now := db.Now()
-	// A key whose time is up is absent: delete it so the insert below can take its place. A
+	// A key whose time is up is absent — unless what it created exists: one key, one payment
+	// (or refund), forever. Such a key lives again (its time starts afresh) and answers as it
+	// did; it is never given a new resource (that would be a second payment, a second debit).
+	if _, err := db.bun.NewUpdate().Model((*IdempotencyRecord)(nil)).
+		Set("expires_at = ?", now.Add(ttl).Truncate(time.Microsecond)).
+		Where("scope = ? AND idem_key = ? AND expires_at <= ?", scope, key, now).
+		Where("(" + createdResourceExists + ")").
+		Exec(ctx); err != nil {
+		return nil, false, fmt.Errorf("claim idempotency key: revive: %w", err)
+	}
+	// Any other expired key is absent: delete it so the insert below can take its place. A
 	// live key is never deleted here, so the insert decides the one winner.
 	if _, err := db.bun.NewDelete().Model((*IdempotencyRecord)(nil)).
 		Where("scope = ? AND idem_key = ? AND expires_at <= ?", scope, key, now).
@@ -162,10 +173,21 @@ func (db *DB) DeleteIdempotencyKey(ctx context.Context, scope, key string) error
 	return nil
 }
 
-// PurgeExpiredIdempotencyKeys deletes the keys whose time is up and returns how many.
+// createdResourceExists is true for an idempotency_keys row whose resource is a payment or a
+// refund that exists. Such a key is never purged nor re-minted: a retry, however late, names
+// the payment it created (issue 11, item 5) — whether its answer was stored (final) or not
+// (202, UNKNOWN: the handler re-reads the payment).
+// (Uncorrelated subqueries: bun aliases the table in some statements and dialects, not others.)
+const createdResourceExists = `resource_id <> '' AND (
+	resource_id IN (SELECT id FROM payments) OR resource_id IN (SELECT id FROM refunds))`
+
+// PurgeExpiredIdempotencyKeys deletes the keys whose time is up and returns how many. A key
+// whose payment or refund exists is kept, whatever its age (see createdResourceExists): the
+// table keeps one small row per payment, the price of "one key, one payment, forever".
 func (db *DB) PurgeExpiredIdempotencyKeys(ctx context.Context) (int64, error) {
 	res, err := db.bun.NewDelete().Model((*IdempotencyRecord)(nil)).
-		Where("expires_at <= ?", db.Now()).Exec(ctx)
+		Where("expires_at <= ?", db.Now()).
+		Where("NOT (" + createdResourceExists + ")").Exec(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("purge idempotency keys: %w", err)
 	}

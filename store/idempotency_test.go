@@ -133,3 +133,57 @@ func TestClaimIdempotencyKeyForSharesTheWinnersResource(t *testing.T) {
 		})
 	}
 }
+
+// Issue 11, item 5: a key whose payment exists is never re-minted nor purged. A retry after its
+// time is up — its answer stored or not (202, UNKNOWN) — finds the same key and so the same
+// payment; a key that created nothing expires as before.
+func TestIdempotencyKeyOfAnExistingPaymentOutlivesItsTTL(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			clk := newClock()
+			db := storetest.Open(t, driver).WithClock(clk.Now)
+			const ttl = 24 * time.Hour
+			customer, account := seedPayer(t, db)
+			pending := newTestPayment(customer, account, 1000, time.Time{})
+			done := newTestPayment(customer, account, 2000, time.Time{})
+			for _, p := range []*paysaga.Payment{pending, done} {
+				_, _, err := db.CreatePayment(ctx, p)
+				require.NoError(t, err)
+			}
+			scope := "payments:" + customer
+			_, created, err := db.ClaimIdempotencyKeyFor(ctx, scope, "k-pending", "h1", pending.ID, ttl)
+			require.NoError(t, err)
+			require.True(t, created)
+			_, _, err = db.ClaimIdempotencyKeyFor(ctx, scope, "k-done", "h2", done.ID, ttl)
+			require.NoError(t, err)
+			require.NoError(t, db.CompleteIdempotencyKey(ctx, scope, "k-done", 200, []byte(`{"id":"`+done.ID+`"}`), done.ID))
+			_, _, err = db.ClaimIdempotencyKeyFor(ctx, scope, "k-nothing", "h3", paysaga.NewID(paysaga.PrefixPayment), ttl)
+			require.NoError(t, err)
+
+			clk.Advance(30 * 24 * time.Hour)
+			purged, err := db.PurgeExpiredIdempotencyKeys(ctx)
+			require.NoError(t, err)
+			require.EqualValues(t, 1, purged, "only the key that created nothing")
+
+			rec, created, err := db.ClaimIdempotencyKeyFor(ctx, scope, "k-pending", "h1", paysaga.NewID(paysaga.PrefixPayment), ttl)
+			require.NoError(t, err)
+			require.False(t, created, "never re-minted")
+			require.Equal(t, pending.ID, rec.ResourceID)
+			require.False(t, rec.Completed())
+			require.True(t, rec.ExpiresAt.Equal(clk.Now().Add(ttl)), "its time starts afresh")
+
+			rec, created, err = db.ClaimIdempotencyKeyFor(ctx, scope, "k-done", "h2", paysaga.NewID(paysaga.PrefixPayment), ttl)
+			require.NoError(t, err)
+			require.False(t, created)
+			require.Equal(t, done.ID, rec.ResourceID)
+			require.True(t, rec.Completed())
+			require.Equal(t, `{"id":"`+done.ID+`"}`, string(rec.ResponseBody))
+
+			fresh, created, err := db.ClaimIdempotencyKeyFor(ctx, scope, "k-nothing", "h3", "pay_new", ttl)
+			require.NoError(t, err)
+			require.True(t, created, "a key that created nothing starts afresh")
+			require.Equal(t, "pay_new", fresh.ResourceID)
+		})
+	}
+}
