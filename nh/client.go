@@ -110,12 +110,14 @@ func (c *Client) log(ctx context.Context, api string, ref Ref, r *response, err 
 		return
 	}
 	outcome := Classify(err)
+	// A failed call is logged once, by its caller, which knows what it means and at which
+	// level (a declined debit is an answer, a transport error is retried, a malformed request
+	// is our bug): the activities log every bank answer with the payment or refund it belongs
+	// to, the balance service its failed inquiries. Here it is only a DEBUG line; the call
+	// that succeeded is INFO.
 	level := slog.LevelInfo
-	switch outcome {
-	case OutcomeUnknown:
-		level = slog.LevelWarn
-	case OutcomeTransient, OutcomeInvalid:
-		level = slog.LevelError
+	if err != nil {
+		level = slog.LevelDebug
 	}
 	args := []any{"nh_api", api, "tsymd", ref.Tsymd, "is_tuno", ref.IsTuno, "outcome", outcome.String(), "elapsed", elapsed}
 	var d *DeclinedError

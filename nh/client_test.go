@@ -272,3 +272,33 @@ func TestSecretsStayOut(t *testing.T) {
 	require.Contains(t, logs.String(), "nh_api=DrawingTransfer")
 	require.Contains(t, logs.String(), "rpcd=E1005")
 }
+
+// Issue 11, Low: a failed call is logged once, by the caller that knows what it means (the
+// activity, with the payment it belongs to, at the level its outcome deserves); the client's
+// own line for it is DEBUG. A declined or retried call is never an ERROR here.
+func TestFailedCallsAreNotLoggedAsErrorsByTheClient(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	for _, answer := range []func(w http.ResponseWriter){
+		func(w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError) },                 // retried
+		func(w http.ResponseWriter) { io.WriteString(w, `{"Header":{"Rpcd":"E1005","Rsms":"없음"}}`) },  // declined
+		func(w http.ResponseWriter) { io.WriteString(w, `{"Header":{"Rpcd":"A0017","Rsms":"처리중"}}`) }, // in progress
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { answer(w) }))
+		c := newClient(t, srv.URL, func(cfg *nh.Config) { cfg.Logger = logger })
+		_, err := c.InquireBalance(context.Background(), "00820100000000000000000001")
+		require.Error(t, err)
+		srv.Close()
+	}
+	require.Empty(t, logs.String(), "nothing at INFO or above from the client for a failed call")
+
+	var debug bytes.Buffer
+	logger = slog.New(slog.NewTextHandler(&debug, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }))
+	defer srv.Close()
+	c := newClient(t, srv.URL, func(cfg *nh.Config) { cfg.Logger = logger })
+	_, err := c.InquireBalance(context.Background(), "00820100000000000000000001")
+	require.Error(t, err)
+	require.Contains(t, debug.String(), "level=DEBUG msg=\"nh call\"")
+	require.Equal(t, 1, strings.Count(debug.String(), "nh call"), "once")
+}

@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 
 	"paysaga/api"
 	"paysaga/auth"
@@ -65,7 +64,7 @@ func DialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 	opts := client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal")),
+		Logger:    TemporalLogger(logger.With("component", "temporal")),
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {

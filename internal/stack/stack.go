@@ -22,7 +22,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 	sdkworker "go.temporal.io/sdk/worker"
 
@@ -102,7 +101,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		LogLevel:     "warn",
 		ClientOptions: &client.Options{
 			Namespace: "default",
-			Logger:    tlog.NewStructuredLogger(o.Logger.With("component", "temporal")),
+			Logger:    app.TemporalLogger(o.Logger.With("component", "temporal")),
 		},
 		ExtraArgs: searchAttributeArgs(),
 		Stdout:    o.TemporalLog,
