@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
 	"paysaga/api"
@@ -203,6 +206,11 @@ func (s *session) replayRefund(ctx context.Context, db *store.DB, starter api.Te
 		res.Result, res.Detail = replayError, err.Error()
 		return res
 	}
+	if p.Status == paysaga.PaymentAuthorized {
+		// The refund of a canceled manual-capture payment: its payment's workflow waits for the
+		// replay and runs it (then cancels the payment).
+		return s.replayCancellation(ctx, db, starter, p, res, o)
+	}
 	in := workflows.RefundInput{
 		RefundID: r.ID, PaymentID: r.PaymentID, CustomerID: p.CustomerID, MerchantID: p.MerchantID,
 		Amount: r.Amount, Reason: r.Reason, Actor: o.actor, Replay: true, CreatedAt: r.CreatedAt,
@@ -339,4 +347,54 @@ func (s *session) resolveRefund(ctx context.Context, id string, r workflows.Reso
 	}
 	fmt.Fprintf(s.env.Stdout, "refund %s resolved: %s (by %s: %s)\n", id, ref.Status, r.Actor, r.Reason)
 	return nil
+}
+
+// replayCancellation replays the failed refund of a cancellation through the payment's
+// workflow (UpdateReplayCancel), which stays open for it, and reports the refund as it ended.
+func (s *session) replayCancellation(ctx context.Context, db *store.DB, starter api.TemporalPayments, p *paysaga.Payment,
+	res refundReplayResult, o refundReplayOptions) refundReplayResult {
+	wctx, cancel := context.WithTimeout(ctx, o.wait)
+	defer cancel()
+	h, err := starter.Client.UpdateWorkflow(wctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.PaymentWorkflowID(p.ID),
+		UpdateName:   workflows.UpdateReplayCancel,
+		UpdateID:     "replay-cancel-" + paysaga.NewID(""),
+		Args:         []any{workflows.CaptureDecision{Actor: o.actor, Reason: "refund replayed by an operator"}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	var got paysaga.Payment
+	if err == nil {
+		err = h.Get(wctx, &got)
+	}
+	var appErr *temporal.ApplicationError
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &appErr) && (appErr.Type() == paysaga.ECONFLICT || appErr.Type() == paysaga.EINVALID):
+		res.Result, res.Detail = replayRefused, appErr.Message()
+		return res
+	case errors.As(err, &notFound):
+		res.Result, res.Detail = replayRefused, "the payment's workflow is closed: its cancellation cannot be replayed from here"
+		return res
+	case wctx.Err() != nil:
+		res.Result, res.Status, res.Detail = replayPending, string(paysaga.RefundPending), "still running; check it again later"
+		return res
+	case err != nil:
+		res.Result, res.Detail = replayError, err.Error()
+		return res
+	}
+	r, err := db.GetRefund(ctx, res.RefundID)
+	if err != nil {
+		res.Result, res.Detail = replayError, err.Error()
+		return res
+	}
+	res.Status = string(r.Status)
+	switch {
+	case got.Status == paysaga.PaymentCanceled || r.Status == paysaga.RefundSucceeded:
+		res.Result = replaySucceeded
+	case r.Status == paysaga.RefundFailed:
+		res.Result, res.Detail = replayFailed, strings.TrimSpace(r.FailureCode+" "+r.FailureMessage)
+	default:
+		res.Result = replayPending
+	}
+	return res
 }
