@@ -61,10 +61,9 @@ func NewRedis(cfg config.Config) *redis.Client {
 // DialTemporal connects to the Temporal frontend, retrying for a while: in compose the worker
 // may start before the cluster is ready.
 func DialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
-	opts := client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    TemporalLogger(logger.With("component", "temporal")),
+	opts, err := TemporalClientOptions(cfg, logger)
+	if err != nil {
+		return nil, err
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -81,6 +80,16 @@ func DialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+// TemporalClientOptions are the options of every Temporal client of the engine — the API's,
+// the worker's and payctl's — so that they connect, encode and observe alike.
+func TemporalClientOptions(cfg config.Config, logger *slog.Logger) (client.Options, error) {
+	return client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    TemporalLogger(logger.With("component", "temporal")),
+	}, nil
 }
 
 // NewBank returns the NH client; IsTuno numbers come from the database, so a number is never

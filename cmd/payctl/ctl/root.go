@@ -20,7 +20,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 
 	"paysaga/config"
 	"paysaga/internal/app"
@@ -244,11 +243,11 @@ func (s *session) client(ctx context.Context) (client.Client, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	c, err := client.DialContext(dctx, client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(s.logger().With("component", "temporal")),
-	})
+	opts, err := app.TemporalClientOptions(cfg, s.logger())
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.DialContext(dctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
 	}
