@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -243,4 +244,70 @@ func TestPaymentsAreInvisibleToOtherCustomers(t *testing.T) {
 	require.Equal(t, http.StatusUnprocessableEntity, steal.Status)
 	n, _ := debits(acct)
 	require.Equal(t, 1, n)
+}
+
+// Issue 11, item 6: a 202 names a payment that is readable at its URL at once — recorded by the
+// API before its workflow started, even while no worker runs it yet.
+func TestPaymentAcceptedIsReadableAtOnce(t *testing.T) {
+	c, m := newUser(t, paysaga.RoleCustomer), newUser(t, paysaga.RoleMerchant)
+	acct := seedAccount(t, c, 100_000)
+	env.StopWorker()
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			require.NoError(t, env.StartWorker())
+		}
+	})
+
+	a := pay(t, c, acct, m, 12_000, "accepted-1")
+	require.Equal(t, http.StatusAccepted, a.Status, "%s", a.Raw)
+	poll := a.str("poll_url")
+	require.NotEmpty(t, poll)
+	got := call(t, "GET", poll, c.Token, nil)
+	require.Equal(t, http.StatusOK, got.Status, "the poll URL answers right after the 202: %s", got.Raw)
+	require.Equal(t, "PENDING", got.str("status"))
+	require.EqualValues(t, 12_000, got.Body["amount"])
+
+	restarted = true
+	require.NoError(t, env.StartWorker())
+	waitStatus(t, c, got.str("id"), paysaga.PaymentSucceeded)
+	n, total := debits(acct)
+	require.Equal(t, 1, n)
+	require.EqualValues(t, 12_000, total)
+}
+
+// Issue 11, item 5: one Idempotency-Key, one payment, forever. A retry after the key's time is
+// up (and the hourly purge) answers with the original payment — whether its answer was stored
+// or the client never heard the outcome — and the customer is debited once.
+func TestPaymentRetryAfterTheKeyExpiredIsTheSamePayment(t *testing.T) {
+	ctx := context.Background()
+	c, m := newUser(t, paysaga.RoleCustomer), newUser(t, paysaga.RoleMerchant)
+	acct := seedAccount(t, c, 100_000)
+	a := pay(t, c, acct, m, 8_000, "expires-1")
+	require.Equal(t, http.StatusOK, a.Status, "%s", a.Raw)
+	id := a.str("id")
+
+	for _, state := range []string{"completed", "pending"} {
+		// A day and more later: the key's time is up, and the housekeeping ran. "pending" is a
+		// key whose answer was never stored (the client got 202, or the payment was UNKNOWN).
+		q := env.Parts.DB.Bun().NewUpdate().Table("idempotency_keys").
+			Set("expires_at = ?", time.Now().Add(-time.Hour).UTC()).
+			Where("scope = ? AND idem_key = ?", "payments:"+c.ID, "expires-1")
+		if state == "pending" {
+			q = q.Set("state = ?", state)
+		}
+		_, err := q.Exec(ctx)
+		require.NoError(t, err)
+		_, err = env.Parts.DB.PurgeExpiredIdempotencyKeys(ctx)
+		require.NoError(t, err)
+
+		again := pay(t, c, acct, m, 8_000, "expires-1")
+		require.Equal(t, http.StatusOK, again.Status, "%s: %s", state, again.Raw)
+		require.Equal(t, id, again.str("id"), "%s: the original payment, not a new one", state)
+	}
+	n, total := debits(acct)
+	require.Equal(t, 1, n, "one debit")
+	require.EqualValues(t, 8_000, total)
+	list := call(t, "GET", "/v1/payments", c.Token, nil)
+	require.Len(t, list.Body["data"], 1)
 }

@@ -117,6 +117,14 @@ func TestRefundsConcurrentNeverExceedThePayment(t *testing.T) {
 		case http.StatusConflict:
 			require.Equal(t, "conflict", a.str("code"))
 			require.Contains(t, a.str("detail"), "exceeds what is left to refund")
+			// Issue 11, item 6: the refused refund is readable where the answer points.
+			loc := a.Header.Get("Location")
+			require.NotEmpty(t, loc, "%s", a.Raw)
+			r := call(t, "GET", loc, m.Token, nil)
+			require.Equal(t, http.StatusOK, r.Status, "%s", r.Raw)
+			require.Equal(t, "FAILED", r.str("status"))
+			require.Equal(t, "refused", r.str("failure_code"))
+			require.Contains(t, r.str("failure_message"), "exceeds what is left to refund")
 			refused++
 		default:
 			t.Fatalf("unexpected answer %d %s", a.Status, a.Raw)
@@ -131,9 +139,16 @@ func TestRefundsConcurrentNeverExceedThePayment(t *testing.T) {
 	require.Equal(t, 3, k, "three credits at the bank")
 	require.EqualValues(t, 90_000, total)
 	require.EqualValues(t, 200_000-100_000+90_000, env.Sim.Balance("011", acct.Acn.Acno))
-	list := call(t, "GET", "/v1/payments/"+id+"/refunds", c.Token, nil)
+	list := call(t, "GET", "/v1/payments/"+id+"/refunds?limit=100", c.Token, nil)
 	require.Equal(t, http.StatusOK, list.Status)
-	require.Len(t, list.Body["data"], 3, "refused refunds leave nothing behind")
+	require.Len(t, list.Body["data"], n, "every answered refund is readable, the refused ones FAILED")
+	var listed int
+	for _, r := range list.Body["data"].([]any) {
+		if r.(map[string]any)["status"] == "SUCCEEDED" {
+			listed++
+		}
+	}
+	require.Equal(t, 3, listed)
 
 	// The rest, exactly, still fits; then nothing does.
 	last := refund(t, m, id, 10_000, "concurrent-rest")
@@ -261,4 +276,61 @@ func TestManualCaptureCaptured(t *testing.T) {
 	waitStatus(t, c, id, paysaga.PaymentSucceeded)
 	k, _ := credits(acct)
 	require.Zero(t, k)
+}
+
+// Issue 11, item 1: a refund goes back to the account that paid — a merchant cannot type in
+// another (403, nothing written). An operator can, for support, and the bank is asked whose
+// account it is: a stranger's is not paid, the paying customer's account at another bank is;
+// the history says which account (masked) and which operator.
+func TestRefundToATypedInAccount(t *testing.T) {
+	c, m, _, p := paid(t, 100_000, 30_000, nil)
+	id := p.str("id")
+	typedIn := func(who user, key string, amount int64, acct nhsim.Account) answer {
+		t.Helper()
+		return call(t, "POST", "/v1/payments/"+id+"/refunds", who.Token, map[string]any{
+			"amount": amount, "reason": "계좌 해지", "destination": map[string]any{"bank_code": acct.Bncd, "account_number": acct.Acno},
+		}, "Idempotency-Key", key)
+	}
+	open := func(holder string) nhsim.Account {
+		t.Helper()
+		a, err := env.Sim.CreateAccount(nhsim.Account{Bncd: "004", Holder: holder, Birth: "19800101"})
+		require.NoError(t, err)
+		return a
+	}
+	merchantsOwn, strangers, customersOther := open("카페 주인"), open("박지훈"), open("김고객")
+
+	a := typedIn(m, "to-the-shop", 30_000, merchantsOwn)
+	require.Equal(t, http.StatusForbidden, a.Status, "%s", a.Raw)
+	require.Equal(t, "forbidden", a.str("code"))
+	list := call(t, "GET", "/v1/payments/"+id+"/refunds", m.Token, nil)
+	require.Empty(t, list.Body["data"], "nothing was written")
+
+	// A holder name in the request is not taken: the field does not exist.
+	withName := call(t, "POST", "/v1/payments/"+id+"/refunds", m.Token, map[string]any{"amount": 1_000,
+		"destination": map[string]any{"bank_code": "004", "account_number": strangers.Acno, "holder_name": "김고객"}}, "Idempotency-Key", "named")
+	require.Contains(t, []int{http.StatusForbidden, http.StatusUnprocessableEntity}, withName.Status, "%s", withName.Raw)
+
+	op := newUser(t, paysaga.RoleOperator)
+	a = typedIn(op, "to-a-stranger", 10_000, strangers)
+	require.Contains(t, []int{http.StatusPaymentRequired, http.StatusAccepted}, a.Status, "%s", a.Raw)
+	r := waitRefund(t, op, refundID(a))
+	require.Equal(t, "FAILED", r.str("status"), "%s", r.Raw)
+	require.Zero(t, env.Sim.Balance("004", strangers.Acno), "nothing for the stranger")
+
+	a = typedIn(op, "to-the-customers-other-bank", 10_000, customersOther)
+	require.Contains(t, []int{http.StatusOK, http.StatusAccepted}, a.Status, "%s", a.Raw)
+	r = waitRefund(t, op, refundID(a))
+	require.Equal(t, "SUCCEEDED", r.str("status"), "%s", r.Raw)
+	require.EqualValues(t, 10_000, env.Sim.Balance("004", customersOther.Acno))
+	require.Zero(t, env.Sim.Balance("004", merchantsOwn.Acno))
+
+	masked := paysaga.MaskAccountNumber(customersOther.Acno)
+	h := call(t, "GET", "/v1/payments/"+id+"/events", m.Token, nil)
+	require.Equal(t, http.StatusOK, h.Status)
+	require.Contains(t, string(h.Raw), "typed-in account "+masked)
+	require.Contains(t, string(h.Raw), op.ID, "the operator who chose it")
+	require.NotContains(t, string(h.Raw), customersOther.Acno)
+	mine := call(t, "GET", "/v1/payments/"+id+"/events", c.Token, nil)
+	require.Equal(t, http.StatusOK, mine.Status)
+	require.NotContains(t, string(mine.Raw), op.ID, "the customer does not see operator ids")
 }
