@@ -5,6 +5,11 @@ TEMPORAL    := $(BIN)/temporal
 WFCHECK     := $(BIN)/workflowcheck
 TEMPORAL_CLI_VERSION  := v1.5.1
 WORKFLOWCHECK_VERSION := v0.6.0
+# The Temporal server version, declared once: the test cluster (make test-cluster), docker-compose.yml
+# and the Helm values name this same version (deploy/ tests check they agree).
+TEMPORAL_SERVER_VERSION := v1.29.1
+TEMPORAL_SERVER   := $(BIN)/temporal-server
+TEMPORAL_SQL_TOOL := $(BIN)/temporal-sql-tool
 
 # Addresses of the services the tests talk to; the CI machine runs them on their standard ports.
 export PAYSAGA_TEST_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/test?parseTime=true
@@ -75,3 +80,17 @@ SIM_FLAGS ?=
 .PHONY: sim
 sim:
 	$(GO) test -v -count=1 -timeout 60m -run '^TestSim$$' ./sim -args -sim.schedules=$(SCHEDULES) -sim.seed=$(SEED) -sim.db=$(SIM_DB) $(SIM_FLAGS)
+
+## temporal-server: the Temporal server and its SQL schema tool, built once from the Go module proxy
+##                  (about 9 minutes the first time)
+.PHONY: temporal-server
+temporal-server: $(TEMPORAL_SERVER) $(TEMPORAL_SQL_TOOL)
+$(TEMPORAL_SERVER):
+	@echo "building the Temporal server $(TEMPORAL_SERVER_VERSION) (about 9 minutes the first time)…"
+	@mkdir -p $(BIN)/.temporal-server
+	GOBIN=$(BIN)/.temporal-server $(GO) install go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION)
+	mv $(BIN)/.temporal-server/server $@
+$(TEMPORAL_SQL_TOOL):
+	@mkdir -p $(BIN)/.temporal-server
+	GOBIN=$(BIN)/.temporal-server $(GO) install go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION)
+	mv $(BIN)/.temporal-server/sql $@
