@@ -90,8 +90,9 @@ func TestPayctlStuckPaymentIsFoundAndResolved(t *testing.T) {
 	require.Contains(t, r.Stdout, "resolved: SUCCEEDED")
 	waitStatus(t, c, id, paysaga.PaymentSucceeded)
 
-	// The customer's history says who resolved it and why.
-	h := call(t, "GET", "/v1/payments/"+id+"/events", c.Token, nil)
+	// The history says who resolved it and why — to the merchant (and operators); the customer
+	// sees what happened, not the operator nor the note (issue 11, Low).
+	h := call(t, "GET", "/v1/payments/"+id+"/events", m.Token, nil)
 	require.Equal(t, http.StatusOK, h.Status, "%s", h.Raw)
 	events, _ := h.Body["data"].([]any)
 	var resolved map[string]any
@@ -314,6 +315,10 @@ func TestPayctlWebUIFiltersPaymentsOnTheDevStack(t *testing.T) {
 	require.NoError(t, st.Parts.DB.CreateAccount(ctx, acct, store.SealedAccountNumber{Ciphertext: []byte("x"), KeyID: "k", Hash: "h"}))
 	in := workflows.PaymentInput{PaymentID: paysaga.NewID(paysaga.PrefixPayment), CustomerID: u.ID, MerchantID: "usr_shop",
 		AccountID: acct.ID, Amount: 4_321, CreatedAt: time.Now().UTC()}
+	// As the API does: the payment's row first, the authority the workflow's steps obey.
+	_, _, err = st.Parts.DB.CreatePayment(ctx, &paysaga.Payment{ID: in.PaymentID, CustomerID: in.CustomerID,
+		MerchantID: in.MerchantID, AccountID: in.AccountID, Amount: in.Amount, Status: paysaga.PaymentPending, CreatedAt: in.CreatedAt})
+	require.NoError(t, err)
 	run, err := st.Parts.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: workflows.PaymentWorkflowID(in.PaymentID), TaskQueue: workflows.TaskQueue,
 		TypedSearchAttributes: workflows.SearchAttributesForStart(in),
