@@ -48,8 +48,12 @@ func (a *Activities) log(ctx context.Context, paymentID string) *slog.Logger {
 // Temporal frontend can write — is the authority. The step checks that the row exists with the
 // input's customer, account, merchant and amount, and refuses (ErrTypeStateConflict, nothing
 // sent) otherwise. A workflow started by older code, whose first step created the row, finds
-// it and compares alike.
+// it and compares alike. Only the payment's own workflow writes it: a workflow started under
+// another ID with a real payment's details cannot move that payment's status.
 func (a *Activities) RecordPayment(ctx context.Context, in RecordPaymentInput) error {
+	if err := fromPaymentWorkflow(ctx, in.PaymentID); err != nil {
+		return err
+	}
 	ch := store.PaymentChange{
 		Expect:         in.Create,
 		PaymentID:      in.PaymentID,

@@ -147,3 +147,34 @@ func runDebit(t *testing.T, f *fixture, workflowID string, in activities.DebitIn
 	require.NoError(t, env.GetWorkflowResult(&res))
 	return res, nil
 }
+
+// A workflow started under another ID with a real payment's exact details (the attacker read
+// them somewhere) cannot write that payment: not its status, not its history.
+func TestRecordPaymentOnlyFromThePaymentsOwnWorkflow(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	p := f.newPayment(t, 5_000) // PROCESSING, its own workflow debiting
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterActivityWithOptions(f.acts.RecordPayment, activity.RegisterOptions{Name: activities.RecordPaymentName})
+	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in activities.RecordPaymentInput) error {
+		ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 10 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
+		return workflow.ExecuteLocalActivity(ctx, activities.RecordPaymentName, in).Get(ctx, nil)
+	}, workflow.RegisterOptions{Name: "RecordProbe"})
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "payment:" + paysaga.NewID(paysaga.PrefixPayment)})
+	env.ExecuteWorkflow("RecordProbe", activities.RecordPaymentInput{PaymentID: p.ID, Status: paysaga.PaymentFailed,
+		FailureCode: "E9999", Events: []paysaga.PaymentEvent{{ID: "evt_forged", PaymentID: p.ID, Type: "payment.failed"}}})
+	require.True(t, env.IsWorkflowCompleted())
+	typ, _ := appErrType(t, env.GetWorkflowError())
+	require.Equal(t, activities.ErrTypeStateConflict, typ)
+
+	stored, err := f.db.GetPayment(ctx, p.ID)
+	require.NoError(t, err)
+	require.Equal(t, paysaga.PaymentProcessing, stored.Status)
+	evs, err := f.db.ListPaymentEvents(ctx, p.ID)
+	require.NoError(t, err)
+	for _, e := range evs {
+		require.NotEqual(t, "evt_forged", e.ID)
+	}
+}
