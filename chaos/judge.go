@@ -66,7 +66,12 @@ func (v *verdict) problem(format string, args ...any) {
 	}
 }
 
-var debitedStatuses = map[string]bool{"SUCCEEDED": true, "PARTIALLY_REFUNDED": true, "REFUNDED": true, "CANCELED": true}
+// debitedStatuses are the statuses of a payment whose debit executed; finalStatuses those after
+// which nothing more happens without a refund.
+var (
+	debitedStatuses = map[string]bool{"AUTHORIZED": true, "SUCCEEDED": true, "PARTIALLY_REFUNDED": true, "REFUNDED": true, "CANCELED": true}
+	finalStatuses   = map[string]bool{"SUCCEEDED": true, "PARTIALLY_REFUNDED": true, "REFUNDED": true, "CANCELED": true, "FAILED": true}
+)
 
 func isCredit(api string) bool { return strings.HasPrefix(api, "ReceivedTransfer") }
 
@@ -252,7 +257,7 @@ func (f *facts) judgeSettled() verdict {
 			v.problem("payment #%d (key %s) never got a definitive answer", p.Seq, p.Key)
 		case p.ID != "" && f.Final[p.ID] == nil:
 			v.problem("payment %s could not be read at the end", p.ID)
-		case p.ID != "" && !debitedStatuses[f.Final[p.ID].Status] && f.Final[p.ID].Status != "FAILED":
+		case p.ID != "" && !finalStatuses[f.Final[p.ID].Status]:
 			v.problem("payment %s is still %s", p.ID, f.Final[p.ID].Status)
 		}
 		for _, r := range p.Refunds {

@@ -106,6 +106,15 @@ func TestJudgeFindsEachBrokenInvariant(t *testing.T) {
 			f.Final["pay_2"].Status = "UNKNOWN"
 			f.Events["pay_2"] = map[string]bool{}
 		}, []string{"every payment and refund final after drain + payctl"}},
+		{"a debited payment left AUTHORIZED", func(f *facts) {
+			// The debit of pay_3 stands and its cancellation never credited: the money
+			// checks agree with the engine; only its not being final is wrong.
+			f.Final["pay_3"].Status, f.Final["pay_3"].Refunds, f.Final["pay_3"].RefundedAmount = "AUTHORIZED", nil, 0
+			f.Transfers = f.Transfers[:3]
+			f.Balances[bankB] -= paymentBase + 3
+			delete(f.Events, "pay_3")
+			delete(f.Events, "ref_3")
+		}, []string{"every payment and refund final after drain + payctl"}},
 		{"a key answered with two payments", func(f *facts) {
 			f.Payments[0].IDs["pay_1b"] = 1
 		}, []string{"one idempotency key, one payment", "every 2xx id readable at its URL"}},

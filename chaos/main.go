@@ -244,14 +244,20 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 	drainStart := time.Now()
 	say("draining (up to %s)", o.drain)
 	all := op.settle(ctx, o.drain)
-	say("operator: resolving with payctl what waits for one, from the bank's record")
-	op.repair(ctx, all)
-	say("  payctl: %d stuck listed, %d resolved, %d refused (settled meanwhile), %d refund replays, %d errors", op.Stuck, op.Resolved, op.Refused, op.Replayed, len(op.Errors))
-	all = op.settle(ctx, 2*time.Minute)
-	if op.Resolved+op.Replayed > 0 {
-		// A second round: a replay or a resolution can leave more to repair.
-		op.repair(ctx, all)
-		all = op.settle(ctx, time.Minute)
+	// Rounds of repairs: a resolution or a replay can leave more to do (a manual-capture
+	// payment resolved as debited waits for its merchant's capture).
+	for round := 1; round <= 3 && ctx.Err() == nil; round++ {
+		say("operator, round %d: resolving with payctl what waits for one, from the bank's record", round)
+		acted := op.repair(ctx, all)
+		say("  payctl so far: %d stuck listed, %d resolved, %d refused (settled meanwhile), %d refund replays, %d errors", op.Stuck, op.Resolved, op.Refused, op.Replayed, len(op.Errors))
+		if n := w.decideAuthorized(ctx, all); n > 0 {
+			say("  merchants captured or canceled %d payments still AUTHORIZED", n)
+			acted += n
+		}
+		if acted == 0 {
+			break
+		}
+		all = op.settle(ctx, 2*time.Minute)
 	}
 	drain := time.Since(drainStart)
 	if ctx.Err() != nil {
@@ -436,6 +442,9 @@ func (r *report) print(w io.Writer, ok bool) {
 	p("operator (payctl): %d listed by payments stuck, %d resolved, %d refused (already settled), %d refund replays", r.op.Stuck, r.op.Resolved, r.op.Refused, r.op.Replayed)
 	for _, e := range r.op.Errors {
 		p("  PAYCTL ERROR: %s", e)
+	}
+	for _, n := range r.op.Notes {
+		p("  note: %s", n)
 	}
 	var debits, credits int
 	var debited, credited int64

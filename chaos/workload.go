@@ -502,6 +502,37 @@ func (w *workload) awaitRefund(ctx context.Context, r *refundReq, token string) 
 	}
 }
 
+// decideAuthorized has the merchants capture or cancel (as planned; cancel when the plan was to
+// let the deadline pass) the manual-capture payments still AUTHORIZED after the drive: one
+// resolved by an operator as debited waits for its capture like any other. A payment whose
+// cancellation's refund failed is left to the operator's replay.
+func (w *workload) decideAuthorized(ctx context.Context, all map[string]*finalPayment) (n int) {
+	for _, p := range w.payments {
+		fp := all[p.ID]
+		if fp == nil || fp.Status != "AUTHORIZED" {
+			continue
+		}
+		failedCancel := false
+		for _, r := range fp.Refunds {
+			failedCancel = failedCancel || r.ID == "ref_"+strings.TrimPrefix(p.ID, "pay_") && r.Status == "FAILED"
+		}
+		if failedCancel {
+			continue
+		}
+		decision := p.Decision
+		if decision != "capture" {
+			decision = "cancel"
+		}
+		a, _ := w.api.send(ctx, 0, http.MethodPost, "/v1/payments/"+p.ID+"/"+decision, w.merchants[p.Merch].Token,
+			map[string]string{"reason": "chaos " + decision + " after the drive"}, w.o.giveUp)
+		p.mu.Lock()
+		p.Decided = a.Status
+		p.mu.Unlock()
+		n++
+	}
+	return n
+}
+
 // resend sends again, once the chaos is over, every payment and refund request that never got
 // a definitive answer — with the same key, as a client would.
 func (w *workload) resend(ctx context.Context) (n int) {
