@@ -63,7 +63,8 @@ type bankNet struct {
 	// counts down the hangs a schedule may still have (they cost real time).
 	hangFor time.Duration
 	hangs   atomic.Int32
-	// lateBy draws how long (simulated) a late request takes to reach the bank.
+	// lateMax bounds how long (simulated) a late request takes to reach the bank: at most the
+	// activity's start-to-close timeout, the deadline of the attempt that sent it.
 	lateMax     time.Duration
 	inquiryDown atomic.Bool
 	// later runs f after d of simulated time (RegisterDelayedCallback).

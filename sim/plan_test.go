@@ -211,6 +211,18 @@ func drawPlan(seed uint64) *plan {
 		p.OperatorPasses = append(p.OperatorPasses, t)
 	}
 	p.OperatorPasses = append(p.OperatorPasses, p.Horizon-2*time.Hour)
+
+	// Drawn by hash, after every rng draw, so that the schedules of older seeds (the
+	// regression seeds) stay what they were.
+	for i := range p.Payments {
+		pp := &p.Payments[i]
+		if pp.Manual && pp.Decision == "" && hash(seed, "deadline-race", pp.ID)%2 == 0 {
+			// The merchant captures within two seconds of the capture deadline: the Update and
+			// the deadline race.
+			pp.Decision = "capture"
+			pp.DecideAt = pp.At + captureDeadline + time.Duration(hash(seed, "deadline-offset", pp.ID)%4000)*time.Millisecond - 2*time.Second
+		}
+	}
 	return p
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"time"
 
@@ -239,7 +238,7 @@ func (w *world) operatorPass(pass int, last bool) {
 				as = workflows.ResolveSucceeded
 			}
 		}
-		w.update(id, workflows.UpdateResolve, workflows.Resolution{As: as, Reason: "the bank's record says " + as, Actor: operatorActor})
+		w.resolve(id, workflows.UpdateResolve, as)
 	}
 	for _, rid := range w.refundIDs() {
 		id := workflows.RefundWorkflowID(rid)
@@ -261,7 +260,7 @@ func (w *world) operatorPass(pass int, last bool) {
 					as = workflows.ResolveSucceeded
 				}
 			}
-			w.update(id, workflows.UpdateResolveRefund, workflows.Resolution{As: as, Reason: "the bank's record says " + as, Actor: operatorActor})
+			w.resolve(id, workflows.UpdateResolveRefund, as)
 			continue
 		}
 		r, err := w.admin.GetRefund(ctx, rid)
@@ -286,17 +285,21 @@ func (w *world) operatorPass(pass int, last bool) {
 			continue
 		}
 		w.tr.add("operator: payctl refund replay %s", rid)
-		w.env.SignalWorkflow(signalReplay, replayRequest{RefundID: rid, PaymentID: r.PaymentID, Amount: r.Amount,
-			Cancellation: cancellation})
+		rr := replayRequest{RefundID: rid, PaymentID: r.PaymentID, Amount: r.Amount, Cancellation: cancellation}
+		w.env.SignalWorkflow(signalReplay, rr)
+		if hash(w.plan.Seed, "double-replay", rid, pass)%5 == 0 {
+			w.tr.add("operator: a second operator replays %s at the same time", rid)
+			w.env.SignalWorkflow(signalReplay, rr)
+		}
 	}
 }
 
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// resolve sends an operator's verdict; sometimes a second operator sends the same verdict at
+// the same moment (one of them must be refused or answered alike, never applied twice).
+func (w *world) resolve(workflowID, update, as string) {
+	w.update(workflowID, update, workflows.Resolution{As: as, Reason: "the bank's record says " + as, Actor: operatorActor})
+	if hash(w.plan.Seed, "two-operators", workflowID, w.since())%5 == 0 {
+		w.tr.add("operator: a second operator resolves %s at the same moment", workflowID)
+		w.update(workflowID, update, workflows.Resolution{As: as, Reason: "the bank's record says " + as, Actor: operatorActor + "-2"})
 	}
-	sort.Strings(keys)
-	return keys
 }

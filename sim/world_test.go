@@ -200,7 +200,7 @@ func newWorld(opts *options, p *plan) (w *world, err error) {
 	w.pub = &publisher{}
 	w.net = &bankNet{
 		handler: w.bank.Handler(), seed: p.Seed, rates: p.Bank, hangFor: bankCallTimeout + 200*time.Millisecond,
-		lateMax: nhTimeout, later: func(d time.Duration, f func()) { w.env.RegisterDelayedCallback(f, d) }, tr: w.tr,
+		lateMax: bankCallTimeout, later: func(d time.Duration, f func()) { w.env.RegisterDelayedCallback(f, d) }, tr: w.tr,
 		calls: map[string]int{}, count: map[bankFault]int{},
 	}
 	w.net.hangs.Store(int32(p.Hangs))
