@@ -165,6 +165,7 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 
 	st := &stack{o: o, root: root, sup: &supervisor{dir: o.runDir, say: say}, say: say}
 	keep := o.keep
+	judged := false // the database and vhost are kept when an invariant broke
 	// Every process the run started is stopped, whatever happens (Ctrl-C included: ctx ends,
 	// the phases return, and this runs).
 	defer func() {
@@ -172,7 +173,7 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 			err = fmt.Errorf("panic: %v", r)
 		}
 		say("stopping every process")
-		st.cleanup(keep || !ok)
+		st.cleanup(keep || (judged && !ok))
 		say("logs: %s", o.runDir)
 	}()
 
@@ -307,6 +308,7 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 	}
 	f.Windows = ch.windows
 	verdicts := judge(f)
+	judged = true
 	var stats map[string]any
 	_ = w.admin(ctx, http.MethodGet, "/admin/stats", nil, &stats)
 

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -358,6 +359,9 @@ func (s *stack) cleanup(keep bool) {
 	}
 }
 
+// freePorts returns n ports free now, drawn below Linux's ephemeral range (32768–60999): the
+// processes are started with them a moment later, and a port from the ephemeral range may be
+// taken meanwhile by any outgoing connection on a busy machine.
 func freePorts(n int) ([]int, error) {
 	var out []int
 	var lns []net.Listener
@@ -366,13 +370,17 @@ func freePorts(n int) ([]int, error) {
 			_ = ln.Close()
 		}
 	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 1000 {
+			return nil, errors.New("no free port between 20000 and 32000")
+		}
+		port := 20000 + mrand.IntN(12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			return nil, err
+			continue
 		}
 		lns = append(lns, ln)
-		out = append(out, ln.Addr().(*net.TCPAddr).Port)
+		out = append(out, port)
 	}
 	return out, nil
 }
