@@ -3,11 +3,14 @@ package sim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
+	"paysaga"
 	"paysaga/activities"
 	"paysaga/worker"
 	"paysaga/workflows"
@@ -29,9 +32,56 @@ type activityFaults struct {
 	cancelInCredit map[string]bool
 	cancel         func(workflowID string)
 
-	mu     sync.Mutex
-	counts map[string]int
-	lost   int
+	// refusePermille is the chance that the store refuses (as a conflict) to record a
+	// payment's or refund's outcome once money may have moved; at most once per payment or
+	// refund.
+	refusePermille int
+
+	mu      sync.Mutex
+	counts  map[string]int
+	lost    int
+	refused map[string]bool
+}
+
+// refuse reports whether the store refuses this write (the injected refusal takes the place
+// of the write: nothing is written).
+func (f *activityFaults) refuse(kind, id string, status string) error {
+	if f.refusePermille == 0 || int(hash(f.seed, "store-refusal", kind, id, status)%1000) >= f.refusePermille {
+		return nil
+	}
+	f.mu.Lock()
+	done := f.refused[kind+id]
+	f.refused[kind+id] = true
+	f.mu.Unlock()
+	if done {
+		return nil
+	}
+	f.tr.add("store: refuses to record %s %s as %s (an injected conflict)", kind, id, status)
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("sim: the store refuses to record %s %s as %s (injected conflict)", kind, id, status), activities.ErrTypeStateConflict, nil)
+}
+
+func (f *activityFaults) recordPayment(fn func(context.Context, activities.RecordPaymentInput) error) func(context.Context, activities.RecordPaymentInput) error {
+	return func(ctx context.Context, in activities.RecordPaymentInput) error {
+		switch in.Status {
+		case paysaga.PaymentSucceeded, paysaga.PaymentFailed, paysaga.PaymentUnknown, paysaga.PaymentAuthorized:
+			if err := f.refuse("payment", in.PaymentID, string(in.Status)); err != nil {
+				return err
+			}
+		}
+		return fn(ctx, in)
+	}
+}
+
+func (f *activityFaults) settleRefund(fn func(context.Context, activities.SettleRefundInput) (paysaga.Refund, error)) func(context.Context, activities.SettleRefundInput) (paysaga.Refund, error) {
+	return func(ctx context.Context, in activities.SettleRefundInput) (paysaga.Refund, error) {
+		if in.Status == paysaga.RefundSucceeded {
+			if err := f.refuse("refund", in.RefundID, string(in.Status)); err != nil {
+				return paysaga.Refund{}, err
+			}
+		}
+		return fn(ctx, in)
+	}
 }
 
 // lose reports whether this run of the activity loses its completion: a function of the seed,
@@ -126,8 +176,8 @@ func (f *activityFaults) register(r registry, a *activities.Activities, ra *acti
 	reg := func(name string, fn any) {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name, DisableAlreadyRegisteredCheck: true})
 	}
-	reg(activities.RecordPaymentName, wrapErr(f, activities.RecordPaymentName,
-		func(in activities.RecordPaymentInput) string { return in.PaymentID + " " + string(in.Status) }, a.RecordPayment))
+	reg(activities.RecordPaymentName, f.recordPayment(wrapErr(f, activities.RecordPaymentName,
+		func(in activities.RecordPaymentInput) string { return in.PaymentID + " " + string(in.Status) }, a.RecordPayment)))
 	reg(activities.DebitName, wrapOut(f, activities.DebitName,
 		func(in activities.DebitInput) string { return in.TransferID }, a.Debit))
 	reg(activities.CheckDebitName, wrapOut(f, activities.CheckDebitName,
@@ -140,8 +190,8 @@ func (f *activityFaults) register(r registry, a *activities.Activities, ra *acti
 		func(in activities.CreditInput) string { return in.RefundID + " " + lastPart(in.TransferID) }, ra.Credit)))
 	reg(activities.CheckCreditName, wrapOut(f, activities.CheckCreditName,
 		func(in activities.CheckCreditInput) string { return in.RefundID }, ra.CheckCredit))
-	reg(activities.SettleRefundName, wrapOut(f, activities.SettleRefundName,
-		func(in activities.SettleRefundInput) string { return in.RefundID + " " + string(in.Status) }, ra.SettleRefund))
+	reg(activities.SettleRefundName, f.settleRefund(wrapOut(f, activities.SettleRefundName,
+		func(in activities.SettleRefundInput) string { return in.RefundID + " " + string(in.Status) }, ra.SettleRefund)))
 	reg(activities.PublishRefundEventName, wrapErr(f, activities.PublishRefundEventName,
 		func(in activities.PublishRefundEventInput) string { return in.Refund.ID + " " + in.Type }, ra.PublishRefundEvent))
 }

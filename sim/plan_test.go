@@ -27,6 +27,9 @@ type plan struct {
 	Hangs           int
 	// LostCompletion is the per-mille chance that an activity's completion is lost after it ran.
 	LostCompletion int
+	// StoreRefusal is the per-mille chance that the store refuses (a conflict) to record an
+	// outcome after money may have moved.
+	StoreRefusal int
 	// Operator passes: when an operator looks at what waits for one.
 	OperatorPasses []time.Duration
 	Horizon        time.Duration
@@ -212,6 +215,9 @@ func drawPlan(seed uint64) *plan {
 	}
 	p.OperatorPasses = append(p.OperatorPasses, p.Horizon-2*time.Hour)
 
+	if hash(seed, "store-refusals")%100 < 20 {
+		p.StoreRefusal = 300
+	}
 	// Drawn by hash, after every rng draw, so that the schedules of older seeds (the
 	// regression seeds) stay what they were.
 	for i := range p.Payments {
@@ -283,6 +289,9 @@ func (p *plan) describe() []string {
 	out = append(out, "fault: bank "+p.Bank.String())
 	if p.LostCompletion > 0 {
 		out = append(out, fmt.Sprintf("fault: activity completions lost %d‰", p.LostCompletion))
+	}
+	if p.StoreRefusal > 0 {
+		out = append(out, fmt.Sprintf("fault: the store refuses an outcome after money moved %d‰ (once per payment or refund)", p.StoreRefusal))
 	}
 	passes := make([]string, len(p.OperatorPasses))
 	for i, t := range p.OperatorPasses {

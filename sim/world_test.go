@@ -212,7 +212,8 @@ func newWorld(opts *options, p *plan) (w *world, err error) {
 	if err != nil {
 		return w, err
 	}
-	w.acts = &activityFaults{seed: p.Seed, permille: p.LostCompletion, tr: w.tr, counts: map[string]int{},
+	w.acts = &activityFaults{seed: p.Seed, permille: p.LostCompletion, refusePermille: p.StoreRefusal, refused: map[string]bool{},
+		tr: w.tr, counts: map[string]int{},
 		cancelInCredit: map[string]bool{}, cancel: func(id string) {
 			w.env.RegisterDelayedCallback(func() { w.cancelRequest(id) }, 0)
 		}}
