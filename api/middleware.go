@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"paysaga"
 )
@@ -59,9 +61,34 @@ func requestID(base *slog.Logger) gin.HandlerFunc {
 			id = paysaga.NewID("req_")
 		}
 		c.Set(ctxRequestID, id)
-		c.Set(ctxLogger, base.With(slog.String("request_id", id)))
+		attrs := []any{slog.String("request_id", id)}
+		if tid := traceID(c); tid != "" {
+			attrs = append(attrs, slog.String("trace_id", tid))
+		}
+		c.Set(ctxLogger, base.With(attrs...))
 		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), requestIDKey{}, id))
 		c.Header(RequestIDHeader, id)
+		c.Next()
+	}
+}
+
+// traceID is the id of the request's trace ("" when it is not traced).
+func traceID(c *gin.Context) string {
+	sc := trace.SpanContextFromContext(c.Request.Context())
+	if !sc.HasTraceID() {
+		return ""
+	}
+	return sc.TraceID().String()
+}
+
+// traceRoute names the request's span after its route template ("POST /v1/payments"), never
+// the raw path, which carries ids.
+func traceRoute() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if span := trace.SpanFromContext(c.Request.Context()); span.IsRecording() {
+			span.SetName(c.Request.Method + " " + routeLabel(c))
+			span.SetAttributes(attribute.String("http.route", routeLabel(c)))
+		}
 		c.Next()
 	}
 }

@@ -29,14 +29,16 @@ const (
 // ProblemDetails is the body of an application/problem+json answer. `code` is the stable,
 // machine-readable part; clients should switch on it rather than on `title` or `detail`.
 type ProblemDetails struct {
-	Type      string       `json:"type"`
-	Title     string       `json:"title"`
-	Status    int          `json:"status"`
-	Detail    string       `json:"detail,omitempty"`
-	Code      string       `json:"code"`
-	Instance  string       `json:"instance,omitempty"`
-	RequestID string       `json:"request_id,omitempty"`
-	Errors    []FieldError `json:"errors,omitempty"`
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Code      string `json:"code"`
+	Instance  string `json:"instance,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+	// TraceID finds the request's trace (and its log lines) when it was traced.
+	TraceID string       `json:"trace_id,omitempty"`
+	Errors  []FieldError `json:"errors,omitempty"`
 }
 
 // FieldError names one invalid field of a request body, by its JSON name.
@@ -214,6 +216,7 @@ func problemFor(c *gin.Context, err error) (ProblemDetails, time.Duration) {
 		Code:      code,
 		Instance:  c.Request.URL.Path,
 		RequestID: RequestID(c),
+		TraceID:   traceID(c),
 		Errors:    fields,
 	}, retryAfter
 }

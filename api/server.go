@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"paysaga"
 )
@@ -67,6 +68,7 @@ type Deps struct {
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
 	engine       *gin.Engine
+	handler      http.Handler     // engine inside the tracing handler
 	v1           *gin.RouterGroup // /v1, authenticated
 	public       *gin.RouterGroup // /v1, no authentication
 	auth         Authenticator
@@ -118,7 +120,7 @@ func New(deps Deps) *Server {
 
 	// Order matters: the request ID is set first so every later line carries it; logging and
 	// metrics wrap recovery so that a panic is counted and logged as the 500 it becomes.
-	e.Use(requestID(log), accessLog(), newHTTPMetrics(reg).middleware(), recovery(), limitBody(maxBody))
+	e.Use(traceRoute(), requestID(log), accessLog(), newHTTPMetrics(reg).middleware(), recovery(), limitBody(maxBody))
 	e.NoRoute(notFound)
 	e.NoMethod(methodNotAllowed)
 
@@ -129,6 +131,11 @@ func New(deps Deps) *Server {
 		checks:       deps.Readiness,
 		readyTimeout: readyTimeout,
 	}
+
+	// Every request but the probes is the root (or, with a caller's traceparent, a child) of a
+	// trace; traceRoute names its span after the route.
+	s.handler = otelhttp.NewHandler(e, "http.request",
+		otelhttp.WithFilter(func(r *http.Request) bool { return !probeRoutes[r.URL.Path] }))
 
 	e.GET("/healthz", healthz)
 	e.GET("/readyz", s.readyz)
@@ -159,7 +166,7 @@ func New(deps Deps) *Server {
 }
 
 // ServeHTTP serves the API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // Engine is the underlying Gin engine, e.g. to list its Routes().
 func (s *Server) Engine() *gin.Engine { return s.engine }

@@ -48,6 +48,7 @@ var Vars = []Var{
 	{Name: "PAYSAGA_NH_FINTECH_BANK_CODE", Default: "011", Help: "bank code of the fintech's own account (`payctl reconcile`)"},
 	{Name: "PAYSAGA_NH_FINTECH_ACCOUNT", Default: "", Help: "number of the fintech's own account, whose transaction history `payctl reconcile` reads", Secret: true},
 	{Name: "PAYSAGA_ACCOUNT_KEYS", Default: "", Help: "keys sealing account numbers at rest: `id:base64,…[,hmac:base64]`, 32-byte keys, the first one current (see docs/operations.md)", Secret: true, Services: []string{"api", "worker"}},
+	{Name: "PAYSAGA_TEMPORAL_PAYLOAD_KEYS", Default: "", Help: "keys encrypting what the engine stores in Temporal (workflow inputs, results, updates, memos, failure messages): `id:base64,…`, 32-byte keys, the first one encrypts, all decrypt (see docs/operations.md, \"Payload keys\"); `paysaga codec-server --generate-key` makes one", Secret: true, Services: []string{"api", "worker"}},
 	{Name: "PAYSAGA_PAYMENT_SYNC_WAIT", Default: "5s", Help: "how long `POST /v1/payments` waits for the outcome before answering 202"},
 	{Name: "PAYSAGA_PAYMENT_UNKNOWN_DEADLINE", Default: "10m", Help: "how long an unknown bank outcome is inquired before the payment becomes UNKNOWN"},
 	{Name: "PAYSAGA_CAPTURE_DEADLINE", Default: "168h", Help: "how long a manual-capture payment waits for its capture before it is canceled and refunded"},
@@ -87,6 +88,8 @@ type Config struct {
 	NHAccessToken  string
 
 	AccountKeys string
+
+	TemporalPayloadKeys string
 
 	PaymentSyncWait        time.Duration
 	PaymentUnknownDeadline time.Duration
@@ -142,6 +145,7 @@ func Load(getenv func(string) string) (Config, error) {
 		NHFintechApsno:         get("PAYSAGA_NH_FINTECH_APSNO"),
 		NHAccessToken:          get("PAYSAGA_NH_ACCESS_TOKEN"),
 		AccountKeys:            get("PAYSAGA_ACCOUNT_KEYS"),
+		TemporalPayloadKeys:    get("PAYSAGA_TEMPORAL_PAYLOAD_KEYS"),
 		PaymentSyncWait:        dur("PAYSAGA_PAYMENT_SYNC_WAIT"),
 		PaymentUnknownDeadline: dur("PAYSAGA_PAYMENT_UNKNOWN_DEADLINE"),
 		CaptureDeadline:        dur("PAYSAGA_CAPTURE_DEADLINE"),

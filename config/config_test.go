@@ -40,12 +40,13 @@ func TestRequireNamesMissingSettings(t *testing.T) {
 	require.Contains(t, err.Error(), "PAYSAGA_JWT_SECRET")
 	require.Contains(t, err.Error(), "PAYSAGA_DB_DSN")
 	require.NoError(t, config.Require(env(map[string]string{
-		"PAYSAGA_JWT_SECRET":      strings.Repeat("x", 32),
-		"PAYSAGA_DB_DSN":          "x",
-		"PAYSAGA_ACCOUNT_KEYS":    "x",
-		"PAYSAGA_NH_BASE_URL":     "x",
-		"PAYSAGA_NH_ISCD":         "x",
-		"PAYSAGA_NH_ACCESS_TOKEN": "x",
+		"PAYSAGA_JWT_SECRET":            strings.Repeat("x", 32),
+		"PAYSAGA_DB_DSN":                "x",
+		"PAYSAGA_ACCOUNT_KEYS":          "x",
+		"PAYSAGA_TEMPORAL_PAYLOAD_KEYS": "x",
+		"PAYSAGA_NH_BASE_URL":           "x",
+		"PAYSAGA_NH_ISCD":               "x",
+		"PAYSAGA_NH_ACCESS_TOKEN":       "x",
 	}), "api"))
 }
 
@@ -72,11 +73,12 @@ func TestTrustedProxies(t *testing.T) {
 // database only"): a worker configured without one starts.
 func TestWorkerStartsWithoutABroker(t *testing.T) {
 	require.NoError(t, config.Require(env(map[string]string{
-		"PAYSAGA_DB_DSN":          "x",
-		"PAYSAGA_ACCOUNT_KEYS":    "x",
-		"PAYSAGA_NH_BASE_URL":     "x",
-		"PAYSAGA_NH_ISCD":         "x",
-		"PAYSAGA_NH_ACCESS_TOKEN": "x",
+		"PAYSAGA_DB_DSN":                "x",
+		"PAYSAGA_ACCOUNT_KEYS":          "x",
+		"PAYSAGA_TEMPORAL_PAYLOAD_KEYS": "x",
+		"PAYSAGA_NH_BASE_URL":           "x",
+		"PAYSAGA_NH_ISCD":               "x",
+		"PAYSAGA_NH_ACCESS_TOKEN":       "x",
 	}), "worker"))
 	require.NotContains(t, config.Needed("worker"), "PAYSAGA_AMQP_URL")
 }

@@ -183,6 +183,7 @@ func (c *Consumer) deliver(ctx context.Context, d amqp.Delivery) {
 	var ev Event
 	if err := json.Unmarshal(d.Body, &ev); err != nil || ev.Type == "" {
 		c.log.Error("undecodable event dead-lettered", "message_id", d.MessageId, "routing_key", d.RoutingKey)
+		deadLettered.WithLabelValues(c.cfg.Queue).Inc()
 		_ = d.Reject(false)
 		return
 	}
@@ -236,6 +237,7 @@ func (c *Consumer) deliver(ctx context.Context, d amqp.Delivery) {
 		if IsPermanent(err) || attempt >= c.cfg.MaxAttempts {
 			c.release(log, ev.ID)
 			log.Error("event dead-lettered", "attempts", attempt, "error", err)
+			deadLettered.WithLabelValues(c.cfg.Queue).Inc()
 			_ = d.Reject(false)
 			return
 		}

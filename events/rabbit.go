@@ -143,6 +143,7 @@ func (r *Rabbit) Publish(ctx context.Context, ev Event) error {
 		Type:         ev.Type,
 		Timestamp:    ev.OccurredAt.UTC(),
 		AppId:        "paysaga",
+		Headers:      traceHeaders(ctx),
 		Body:         body,
 	})
 	if err != nil {

@@ -11,6 +11,11 @@ import (
 	"net/http/httptrace"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // maxBody bounds what is read of an answer; NH's largest (a page of 100 history rows) is far
@@ -44,10 +49,43 @@ func (c *Client) call(ctx context.Context, api string, ref Ref, fields map[strin
 		return nil, &InvalidRequestError{API: api, Reason: "cannot encode request"}
 	}
 
+	// One span per call, named after the API (the HTTP exchange is its child when the HTTP
+	// client is instrumented): ids and codes only, never an account or an amount.
+	ctx, span := tracer().Start(ctx, "nh "+api, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("nh.api", api), attribute.String("nh.tsymd", ref.Tsymd), attribute.String("nh.is_tuno", ref.IsTuno)))
+	defer span.End()
 	start := time.Now()
 	resp, err := c.send(ctx, api, body)
-	c.log(ctx, api, ref, resp, err, time.Since(start))
+	elapsed := time.Since(start)
+	outcome, rpcd := Classify(err), rpcdOf(resp, err)
+	observeCall(api, outcome, rpcd, elapsed)
+	span.SetAttributes(attribute.String("nh.outcome", outcome.String()), attribute.String("nh.rpcd", rpcd))
+	if err != nil && outcome != OutcomeDeclined {
+		// A decline is an answer, not a failed call.
+		span.SetStatus(codes.Error, outcome.String())
+	}
+	c.log(ctx, api, ref, rpcd, err, elapsed)
 	return resp, err
+}
+
+func tracer() trace.Tracer { return otel.Tracer("paysaga/nh") }
+
+// rpcdOf is the bank's response code of an answer or a classified error ("" without one).
+func rpcdOf(r *response, err error) string {
+	var d *DeclinedError
+	var t *TransportError
+	var p *InProgressError
+	switch {
+	case r != nil:
+		return r.Header.Rpcd
+	case errors.As(err, &d):
+		return d.Rpcd
+	case errors.As(err, &p):
+		return p.Rpcd
+	case errors.As(err, &t):
+		return t.Rpcd
+	}
+	return ""
 }
 
 func (c *Client) send(ctx context.Context, api string, body []byte) (*response, error) {
@@ -105,7 +143,7 @@ func (c *Client) send(ctx context.Context, api string, body []byte) (*response, 
 	return nil, &DeclinedError{API: api, Rpcd: r.Header.Rpcd, Rsms: r.Header.Rsms}
 }
 
-func (c *Client) log(ctx context.Context, api string, ref Ref, r *response, err error, elapsed time.Duration) {
+func (c *Client) log(ctx context.Context, api string, ref Ref, rpcd string, err error, elapsed time.Duration) {
 	if c.cfg.Logger == nil {
 		return
 	}
@@ -120,15 +158,8 @@ func (c *Client) log(ctx context.Context, api string, ref Ref, r *response, err 
 		level = slog.LevelDebug
 	}
 	args := []any{"nh_api", api, "tsymd", ref.Tsymd, "is_tuno", ref.IsTuno, "outcome", outcome.String(), "elapsed", elapsed}
-	var d *DeclinedError
-	var t *TransportError
-	switch {
-	case r != nil:
-		args = append(args, "rpcd", r.Header.Rpcd)
-	case errors.As(err, &d):
-		args = append(args, "rpcd", d.Rpcd)
-	case errors.As(err, &t) && t.Rpcd != "":
-		args = append(args, "rpcd", t.Rpcd)
+	if rpcd != "" {
+		args = append(args, "rpcd", rpcd)
 	}
 	if err != nil {
 		args = append(args, "error", err.Error())

@@ -25,6 +25,7 @@ import (
 	"paysaga/nh"
 	"paysaga/seal"
 	"paysaga/store"
+	"paysaga/telemetry"
 )
 
 // NewLogger returns the process logger configured by PAYSAGA_LOG_LEVEL and PAYSAGA_LOG_FORMAT.
@@ -32,10 +33,11 @@ func NewLogger(cfg config.Config) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	// Lines logged with a context carry its trace_id and span_id.
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+		return slog.New(telemetry.LogHandler(slog.NewTextHandler(os.Stderr, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	return slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr, opts)))
 }
 
 // OpenDB opens the database; migrate also brings its schema up to date.
@@ -44,6 +46,8 @@ func OpenDB(ctx context.Context, cfg config.Config, migrate bool) (*store.DB, er
 	if err != nil {
 		return nil, err
 	}
+	// Each query is a span of the trace it runs in (operation and table, never the statement).
+	db.Bun().AddQueryHook(telemetry.QueryHook{System: cfg.DBDriver})
 	if migrate {
 		if err := db.Migrate(ctx); err != nil {
 			_ = db.Close()
@@ -85,11 +89,16 @@ func DialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 // TemporalClientOptions are the options of every Temporal client of the engine — the API's,
 // the worker's and payctl's — so that they connect, encode and observe alike.
 func TemporalClientOptions(cfg config.Config, logger *slog.Logger) (client.Options, error) {
-	return client.Options{
+	opts := client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
 		Logger:    TemporalLogger(logger.With("component", "temporal")),
-	}, nil
+	}
+	// Encrypted payloads, the tracing interceptor, the SDK's metrics (issue 14).
+	if err := EncodeAndObserve(cfg, &opts, logger); err != nil {
+		return client.Options{}, err
+	}
+	return opts, nil
 }
 
 // NewBank returns the NH client; IsTuno numbers come from the database, so a number is never
@@ -100,6 +109,7 @@ func NewBank(cfg config.Config, db *store.DB, logger *slog.Logger) (*nh.Client, 
 		Iscd:         cfg.NHIscd,
 		FintechApsno: cfg.NHFintechApsno,
 		AccessToken:  cfg.NHAccessToken,
+		HTTPClient:   bankHTTPClient(),
 		Logger:       logger.With("component", "nh"),
 	}, db)
 }
@@ -124,10 +134,12 @@ func NewAuth(cfg config.Config, db *store.DB, rdb redis.UniversalClient, dev boo
 	}, db, rdb)
 }
 
-// NewRegistry returns a Prometheus registry with the Go runtime and process collectors.
+// NewRegistry returns a Prometheus registry with the Go runtime and process collectors and the
+// engine's metrics (see RegisterMetrics).
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	RegisterMetrics(reg) // the bank calls, events, outcomes and the Temporal SDK's metrics
 	return reg
 }
 

@@ -90,6 +90,14 @@ func TestLoginBehindATrustedProxy(t *testing.T) {
 	}
 	rec = post("/v1/auth/login", `{"email":"`+newEmail("guess")+`","password":"wrong password!"}`, proxy, attacker)
 	require.Equal(t, http.StatusTooManyRequests, rec.Code, "the guessing client is limited: %s", rec.Body.String())
+	// The attacker moves to another address and guesses the victim's own password.
+	attacker = randomAddr()
+	for range 8 {
+		rec := post("/v1/auth/login", `{"email":"`+victim+`","password":"wrong password!"}`, proxy, attacker)
+		require.Contains(t, []int{http.StatusUnauthorized, http.StatusTooManyRequests}, rec.Code, rec.Body.String())
+	}
+	rec = post("/v1/auth/login", `{"email":"`+victim+`","password":"wrong password!"}`, proxy, attacker)
+	require.Equal(t, http.StatusTooManyRequests, rec.Code, "slowed down on the victim's account: %s", rec.Body.String())
 
 	rec = post("/v1/auth/login", `{"email":"`+victim+`","password":"`+goodPassword+`"}`, proxy, randomAddr())
 	require.Equal(t, http.StatusOK, rec.Code, "another client behind the same proxy logs in: %s", rec.Body.String())

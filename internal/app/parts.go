@@ -18,6 +18,7 @@ import (
 	"paysaga/notify"
 	"paysaga/seal"
 	"paysaga/store"
+	"paysaga/telemetry"
 	"paysaga/worker"
 	"paysaga/workflows"
 )
@@ -59,6 +60,9 @@ func (p *Parts) API() (*api.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.Metrics != nil {
+		registerBreakerGauge(p.Metrics, balances)
+	}
 	return api.New(api.Deps{
 		Auth:      authSvc,
 		Users:     p.DB,
@@ -96,10 +100,15 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 	if p.Keys == nil {
 		return nil, errors.New("worker: account keys are required (PAYSAGA_ACCOUNT_KEYS)")
 	}
+	publisher := p.Events
+	if publisher != nil {
+		// A span per publish, the events and outcome metrics (issue 14).
+		publisher = telemetry.Publisher(publisher)
+	}
 	w, err := worker.New(p.Temporal, worker.Deps{
 		Store:    p.DB,
 		Bank:     p.Bank,
-		Events:   p.Events,
+		Events:   publisher,
 		Logger:   p.Logger,
 		Payments: payments,
 		Keys:     p.Keys,
@@ -109,7 +118,7 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 		return nil, err
 	}
 	workflows.RegisterAccounts(w, workflows.FinAccountConfig{}, &activities.AccountActivities{
-		Store: p.DB, Bank: p.Bank, Keys: p.Keys, Events: p.Events, Logger: p.Logger,
+		Store: p.DB, Bank: p.Bank, Keys: p.Keys, Events: publisher, Logger: p.Logger,
 	})
 	return w, nil
 }

@@ -30,6 +30,7 @@ import (
 	"paysaga/events"
 	"paysaga/internal/app"
 	"paysaga/nhsim"
+	"paysaga/payloadcodec"
 	"paysaga/seal"
 	"paysaga/workflows"
 )
@@ -51,6 +52,8 @@ type Options struct {
 	TemporalDBFile string
 	TemporalPort   int
 	UIPort         int
+	// UICodecEndpoint is the codec server the Web UI decodes payloads through (none when empty).
+	UICodecEndpoint string
 	// TemporalLog receives the server's output (discarded when nil).
 	TemporalLog io.Writer
 
@@ -94,18 +97,27 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}()
 	cfg := o.Config
+	// Without configured payload keys (tests, the benchmark), Temporal payloads are encrypted
+	// with a key that lives as long as the stack: what runs is what production runs.
+	if cfg.TemporalPayloadKeys == "" {
+		cfg.TemporalPayloadKeys = payloadcodec.GenerateSpec("stack")
+	}
+	clientOpts := &client.Options{
+		Namespace: "default",
+		Logger:    app.TemporalLogger(o.Logger.With("component", "temporal")),
+	}
+	if err := app.EncodeAndObserve(cfg, clientOpts, o.Logger); err != nil {
+		return nil, err
+	}
 
 	devOpts := testsuite.DevServerOptions{
-		ExistingPath: o.TemporalBin,
-		DBFilename:   o.TemporalDBFile,
-		LogLevel:     "warn",
-		ClientOptions: &client.Options{
-			Namespace: "default",
-			Logger:    app.TemporalLogger(o.Logger.With("component", "temporal")),
-		},
-		ExtraArgs: searchAttributeArgs(),
-		Stdout:    o.TemporalLog,
-		Stderr:    o.TemporalLog,
+		ExistingPath:  o.TemporalBin,
+		DBFilename:    o.TemporalDBFile,
+		LogLevel:      "warn",
+		ClientOptions: clientOpts,
+		ExtraArgs:     searchAttributeArgs(),
+		Stdout:        o.TemporalLog,
+		Stderr:        o.TemporalLog,
 	}
 	if o.TemporalLog == nil {
 		devOpts.Stdout, devOpts.Stderr = io.Discard, io.Discard
@@ -115,6 +127,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	if o.UIPort != 0 {
 		devOpts.EnableUI, devOpts.UIPort = true, fmt.Sprint(o.UIPort)
+		if o.UICodecEndpoint != "" {
+			devOpts.ExtraArgs = append(devOpts.ExtraArgs, "--ui-codec-endpoint", o.UICodecEndpoint)
+		}
 	}
 	if o.TemporalDBFile != "" {
 		// On a file, the dev server is about three times faster with these.
