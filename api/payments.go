@@ -139,15 +139,32 @@ func (h *paymentHandlers) create(c *gin.Context) {
 	if handled {
 		return
 	}
-	// Every caller checks the request against the current state, the first and the joiners
-	// alike: a joiner may be the one that (re)starts the workflow if the first caller died.
-	if err := h.checkPayable(ctx, user.UserID, req); err != nil {
-		if created {
-			// Nothing was started: the key is free again for a corrected retry.
-			_ = h.Store.DeleteIdempotencyKey(context.WithoutCancel(ctx), scope, key)
+	// A payment the key created is the answer when it has ended, and is joined while it runs,
+	// whatever became of its account since (its workflow checks the account before any debit).
+	var recorded *paysaga.Payment
+	if !created {
+		if recorded, err = h.Store.GetPayment(ctx, rec.ResourceID); paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
+			recorded = nil
+		} else if err != nil {
+			Problem(c, err)
+			return
+		} else if recorded.Status.Final() {
+			h.answer(c, scope, key, recorded)
+			return
 		}
-		Problem(c, err)
-		return
+	}
+	// Otherwise every caller checks the request against the current state, the first and the
+	// joiners alike: a joiner may be the one that (re)starts the workflow if the first caller
+	// died before it recorded the payment.
+	if recorded == nil {
+		if err := h.checkPayable(ctx, user.UserID, req); err != nil {
+			if created {
+				// Nothing was started: the key is free again for a corrected retry.
+				_ = h.Store.DeleteIdempotencyKey(context.WithoutCancel(ctx), scope, key)
+			}
+			Problem(c, err)
+			return
+		}
 	}
 	in := workflows.PaymentInput{
 		PaymentID:   rec.ResourceID,

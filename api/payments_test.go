@@ -977,3 +977,29 @@ func TestRetryOfAnEndedPaymentIsAnsweredFromItsRow(t *testing.T) {
 	require.Len(t, env.starter.Calls(), 1, "an ended payment is not started again")
 	require.True(t, env.key(t, c.ID(), "order-88").Completed())
 }
+
+// A retry of a payment that has ended answers with it even when its account has gone since
+// (deleted after the payment): the key's payment is the answer, not a validation of a new one.
+func TestRetryOfAnEndedPaymentOutlivesItsAccount(t *testing.T) {
+	ctx := context.Background()
+	env := newPayEnv(t, store.DriverSQLite)
+	c := env.customer
+	body := payBody(t, c.account.ID, 3_000, env.merchant.ID())
+	env.starter.respond(stillRunning)
+	rec := env.pay(t, c, "order-99", body)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	var a processingAnswer
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &a))
+	env.starter.respond(failWith(errors.New("an ended payment is not started again")))
+	_, err := env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: a.Payment.ID, Status: paysaga.PaymentProcessing})
+	require.NoError(t, err)
+	_, err = env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: a.Payment.ID, Status: paysaga.PaymentSucceeded})
+	require.NoError(t, err)
+	_, err = env.db.DeleteAccount(ctx, c.account.ID)
+	require.NoError(t, err)
+
+	p := decodePayment(t, env.pay(t, c, "order-99", body))
+	require.Equal(t, a.Payment.ID, p.ID)
+	require.Equal(t, paysaga.PaymentSucceeded, p.Status)
+	require.Len(t, env.starter.Calls(), 1)
+}
