@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"paysaga/config"
 	"paysaga/nhsim"
 	"paysaga/workflows"
 )
@@ -126,18 +127,21 @@ func (s *stack) prepare(ctx context.Context, runID string) error {
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	env := map[string]string{
-		"PAYSAGA_DB_DRIVER":                "mysql",
-		"PAYSAGA_DB_DSN":                   s.dsn,
-		"PAYSAGA_REDIS_ADDR":               s.o.redisAddr,
-		"PAYSAGA_AMQP_URL":                 s.amqpURL,
-		"PAYSAGA_TEMPORAL_ADDRESS":         s.temporalAddr,
-		"PAYSAGA_TEMPORAL_NAMESPACE":       "default",
-		"PAYSAGA_JWT_SECRET":               hex.EncodeToString(secret),
-		"PAYSAGA_ACCESS_TOKEN_TTL":         "3h", // tokens are made once, before the run
-		"PAYSAGA_NH_BASE_URL":              s.simURL,
-		"PAYSAGA_NH_ISCD":                  nhsim.DefaultIscd,
-		"PAYSAGA_NH_ACCESS_TOKEN":          nhsim.DefaultAccessToken,
-		"PAYSAGA_ACCOUNT_KEYS":             "k1:" + keys() + ",hmac:" + keys(),
+		"PAYSAGA_DB_DRIVER":             "mysql",
+		"PAYSAGA_DB_DSN":                s.dsn,
+		"PAYSAGA_REDIS_ADDR":            s.o.redisAddr,
+		"PAYSAGA_AMQP_URL":              s.amqpURL,
+		"PAYSAGA_TEMPORAL_ADDRESS":      s.temporalAddr,
+		"PAYSAGA_TEMPORAL_NAMESPACE":    "default",
+		"PAYSAGA_JWT_SECRET":            hex.EncodeToString(secret),
+		"PAYSAGA_ACCESS_TOKEN_TTL":      "3h", // tokens are made once, before the run
+		"PAYSAGA_NH_BASE_URL":           s.simURL,
+		"PAYSAGA_NH_ISCD":               nhsim.DefaultIscd,
+		"PAYSAGA_NH_ACCESS_TOKEN":       nhsim.DefaultAccessToken,
+		"PAYSAGA_ACCOUNT_KEYS":          "k1:" + keys() + ",hmac:" + keys(),
+		"PAYSAGA_TEMPORAL_PAYLOAD_KEYS": "p1:" + keys(),
+		// The run's Redis keys apart from anyone else's (ignored by a binary without it).
+		"PAYSAGA_REDIS_KEY_PREFIX":         "chaos_" + runID + ":",
 		"PAYSAGA_PAYMENT_UNKNOWN_DEADLINE": s.o.unknownDeadline.String(),
 		"PAYSAGA_LOG_FORMAT":               "json",
 		"PAYSAGA_LOG_LEVEL":                "info",
@@ -150,6 +154,13 @@ func (s *stack) prepare(ctx context.Context, runID string) error {
 	}
 	for k, v := range env {
 		s.env = append(s.env, k+"="+v)
+	}
+	// A setting the processes now require and the run does not give is named here, before
+	// anything starts.
+	for _, service := range []string{"migrate", "api", "worker"} {
+		if err := config.Require(func(name string) string { return env[name] }, service); err != nil {
+			return fmt.Errorf("chaos does not set it yet (chaos/stack.go): %w", err)
+		}
 	}
 	return nil
 }
