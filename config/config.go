@@ -28,14 +28,25 @@ type Var struct {
 // Vars is every variable, in the order the README documents them.
 var Vars = []Var{
 	{Name: "PAYSAGA_HTTP_ADDR", Default: ":8080", Help: "address the REST API listens on", Services: []string{"api"}},
+	{Name: "PAYSAGA_WORKER_HTTP_ADDR", Default: "", Help: "address the worker serves `/healthz`, `/readyz` (Temporal, the database and Redis reachable) and `/metrics` on, for probes and Prometheus, e.g. `:9090`; empty = none"},
 	{Name: "PAYSAGA_TRUSTED_PROXIES", Default: "", Help: "comma-separated addresses or CIDRs of the reverse proxies in front of the API, whose `X-Forwarded-For` gives the client's address (login rate limits); empty = none trusted, `X-Forwarded-For` ignored"},
 	{Name: "PAYSAGA_DB_DRIVER", Default: "mysql", Help: "`mysql` (MySQL 8 / MariaDB) or `sqlite`", Services: []string{"api", "worker", "migrate"}},
 	{Name: "PAYSAGA_DB_DSN", Default: "", Help: "database DSN, e.g. `paysaga:pw@tcp(mysql:3306)/paysaga?parseTime=true` or a SQLite file path", Secret: true, Services: []string{"api", "worker", "migrate"}},
 	{Name: "PAYSAGA_REDIS_ADDR", Default: "127.0.0.1:6379", Help: "Redis address (rate limits, balance cache, notifications)", Services: []string{"api", "worker"}},
 	{Name: "PAYSAGA_REDIS_PASSWORD", Default: "", Help: "Redis password", Secret: true},
+	{Name: "PAYSAGA_REDIS_USERNAME", Default: "", Help: "Redis ACL user (with `PAYSAGA_REDIS_PASSWORD`); empty = the default user"},
+	{Name: "PAYSAGA_REDIS_TLS", Default: "false", Help: "`true`: connect to Redis over TLS (the system's roots, or `PAYSAGA_REDIS_TLS_CA`)"},
+	{Name: "PAYSAGA_REDIS_TLS_CA", Default: "", Help: "PEM file (or PEM text) of the CA that signed Redis's certificate; implies `PAYSAGA_REDIS_TLS`"},
+	{Name: "PAYSAGA_REDIS_KEY_PREFIX", Default: "", Help: "prefix of every Redis key and channel the engine uses (rate limits, tokens, balances, notifications, event de-duplication), e.g. `staging:`, so that two deployments can share one Redis"},
 	{Name: "PAYSAGA_AMQP_URL", Default: "", Help: "RabbitMQ URL; empty = events recorded in the database only", Secret: true},
 	{Name: "PAYSAGA_TEMPORAL_ADDRESS", Default: "127.0.0.1:7233", Help: "Temporal frontend host:port", Services: []string{"api", "worker"}},
 	{Name: "PAYSAGA_TEMPORAL_NAMESPACE", Default: "default", Help: "Temporal namespace", Services: []string{"api", "worker"}},
+	{Name: "PAYSAGA_TEMPORAL_TLS", Default: "false", Help: "`true`: connect to Temporal over TLS with the system's roots; implied by any of the four settings below and by `PAYSAGA_TEMPORAL_API_KEY`"},
+	{Name: "PAYSAGA_TEMPORAL_TLS_CA", Default: "", Help: "PEM file (or PEM text) of the CA that signed the Temporal frontend's certificate; empty = the system's roots"},
+	{Name: "PAYSAGA_TEMPORAL_TLS_CERT", Default: "", Help: "PEM file (or PEM text) of the client certificate for mTLS (Temporal Cloud, or a cluster that requires client certificates); with `PAYSAGA_TEMPORAL_TLS_KEY`"},
+	{Name: "PAYSAGA_TEMPORAL_TLS_KEY", Default: "", Help: "PEM file (or PEM text) of the client certificate's private key", Secret: true},
+	{Name: "PAYSAGA_TEMPORAL_TLS_SERVER_NAME", Default: "", Help: "name the frontend's certificate is checked against, when it is not the host of `PAYSAGA_TEMPORAL_ADDRESS`"},
+	{Name: "PAYSAGA_TEMPORAL_API_KEY", Default: "", Help: "Temporal Cloud API key (sent as a bearer token, over TLS); an alternative to the mTLS certificate", Secret: true},
 	{Name: "PAYSAGA_JWT_SECRET", Default: "", Help: "HMAC key for access tokens, at least 32 bytes (required outside `dev`)", Secret: true, Services: []string{"api"}},
 	{Name: "PAYSAGA_JWT_ISSUER", Default: "paysaga", Help: "`iss` of access tokens"},
 	{Name: "PAYSAGA_JWT_AUDIENCE", Default: "paysaga-api", Help: "`aud` of access tokens"},
@@ -63,18 +74,29 @@ var Vars = []Var{
 // Config is the parsed configuration.
 type Config struct {
 	HTTPAddr       string
+	WorkerHTTPAddr string
 	TrustedProxies []string
 
 	DBDriver string
 	DBDSN    string
 
-	RedisAddr     string
-	RedisPassword string
+	RedisAddr      string
+	RedisPassword  string
+	RedisUsername  string
+	RedisTLS       bool
+	RedisTLSCA     string
+	RedisKeyPrefix string
 
 	AMQPURL string
 
-	TemporalAddress   string
-	TemporalNamespace string
+	TemporalAddress       string
+	TemporalNamespace     string
+	TemporalTLS           bool
+	TemporalTLSCA         string
+	TemporalTLSCert       string
+	TemporalTLSKey        string
+	TemporalTLSServerName string
+	TemporalAPIKey        string
 
 	JWTSecret       []byte
 	JWTIssuer       string
@@ -128,13 +150,22 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c := Config{
 		HTTPAddr:               get("PAYSAGA_HTTP_ADDR"),
+		WorkerHTTPAddr:         get("PAYSAGA_WORKER_HTTP_ADDR"),
 		DBDriver:               get("PAYSAGA_DB_DRIVER"),
 		DBDSN:                  get("PAYSAGA_DB_DSN"),
 		RedisAddr:              get("PAYSAGA_REDIS_ADDR"),
 		RedisPassword:          get("PAYSAGA_REDIS_PASSWORD"),
+		RedisUsername:          get("PAYSAGA_REDIS_USERNAME"),
+		RedisTLSCA:             get("PAYSAGA_REDIS_TLS_CA"),
+		RedisKeyPrefix:         get("PAYSAGA_REDIS_KEY_PREFIX"),
 		AMQPURL:                get("PAYSAGA_AMQP_URL"),
 		TemporalAddress:        get("PAYSAGA_TEMPORAL_ADDRESS"),
 		TemporalNamespace:      get("PAYSAGA_TEMPORAL_NAMESPACE"),
+		TemporalTLSCA:          get("PAYSAGA_TEMPORAL_TLS_CA"),
+		TemporalTLSCert:        get("PAYSAGA_TEMPORAL_TLS_CERT"),
+		TemporalTLSKey:         get("PAYSAGA_TEMPORAL_TLS_KEY"),
+		TemporalTLSServerName:  get("PAYSAGA_TEMPORAL_TLS_SERVER_NAME"),
+		TemporalAPIKey:         get("PAYSAGA_TEMPORAL_API_KEY"),
 		JWTSecret:              []byte(get("PAYSAGA_JWT_SECRET")),
 		JWTIssuer:              get("PAYSAGA_JWT_ISSUER"),
 		JWTAudience:            get("PAYSAGA_JWT_AUDIENCE"),
@@ -166,6 +197,19 @@ func Load(getenv func(string) string) (Config, error) {
 			}
 		}
 		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	boolean := func(name string) bool {
+		b, err := strconv.ParseBool(get(name))
+		if err != nil {
+			errs = append(errs, name+": want true or false")
+		}
+		return b
+	}
+	c.RedisTLS = boolean("PAYSAGA_REDIS_TLS") || c.RedisTLSCA != ""
+	c.TemporalTLS = boolean("PAYSAGA_TEMPORAL_TLS") || c.TemporalTLSCA != "" || c.TemporalTLSCert != "" ||
+		c.TemporalTLSKey != "" || c.TemporalTLSServerName != "" || c.TemporalAPIKey != ""
+	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
+		errs = append(errs, "PAYSAGA_TEMPORAL_TLS_CERT and PAYSAGA_TEMPORAL_TLS_KEY: set both (mTLS) or neither")
 	}
 	if n, err := strconv.Atoi(get("PAYSAGA_NOTIFY_MAX_STREAMS")); err != nil || n < 1 {
 		errs = append(errs, "PAYSAGA_NOTIFY_MAX_STREAMS: want a positive number")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"paysaga/config"
 	"paysaga/events"
 	"paysaga/internal/app"
+	"paysaga/telemetry"
 )
 
 // loadProduction reads the configuration of a production process and refuses to go on when a
@@ -25,7 +27,14 @@ func loadProduction(service string) (config.Config, *slog.Logger, error) {
 	if err != nil {
 		return cfg, nil, err
 	}
-	return cfg, app.NewLogger(cfg).With("service", service), nil
+	logger := app.NewLogger(cfg).With("service", service)
+	// Traces of the process (exported when OTEL_EXPORTER_OTLP_ENDPOINT is set), flushed by main.
+	shutdown, err := telemetry.SetupTracing(context.Background(), "paysaga-"+service, logger)
+	if err != nil {
+		return cfg, nil, err
+	}
+	atExit = append(atExit, shutdown)
+	return cfg, logger, nil
 }
 
 func migrateCmd() *cobra.Command {
@@ -129,6 +138,26 @@ func workerCmd() *cobra.Command {
 			if parts.Events, err = app.NotifyingPublisher(cfg, parts.Events, parts.Redis, logger); err != nil {
 				return err
 			}
+			// A worker that stopped on a fatal error (namespace gone, credentials refused) ends
+			// the process, so that its supervisor restarts it; /readyz says so meanwhile.
+			state := &app.WorkerRunning{}
+			fatal := make(chan error, 1)
+			parts.WorkerOptions.OnFatalError = func(err error) {
+				state.Fatal(err)
+				select {
+				case fatal <- err:
+				default:
+				}
+			}
+			if cfg.WorkerHTTPAddr != "" {
+				ln, err := net.Listen("tcp", cfg.WorkerHTTPAddr)
+				if err != nil {
+					return err
+				}
+				checks := append(app.Readiness(parts.DB, parts.Redis, parts.Temporal), state.Check())
+				go func() { _ = app.Serve(ctx, ln, app.WorkerHTTP(checks, logger), logger) }()
+				logger.Info("worker probes listening", "addr", ln.Addr().String())
+			}
 			w, err := parts.Worker()
 			if err != nil {
 				return err
@@ -136,11 +165,17 @@ func workerCmd() *cobra.Command {
 			if err := w.Start(); err != nil {
 				return err
 			}
+			state.Started()
 			go app.Housekeeping(ctx, parts.DB, logger, time.Hour)
 			logger.Info("worker started")
-			<-ctx.Done()
-			w.Stop()
-			return nil
+			select {
+			case <-ctx.Done():
+				w.Stop()
+				return nil
+			case err := <-fatal:
+				w.Stop()
+				return fmt.Errorf("worker stopped: %w", err)
+			}
 		},
 	}
 }
@@ -151,7 +186,11 @@ func openParts(ctx context.Context, cfg config.Config, logger *slog.Logger) (*ap
 	if err != nil {
 		return nil, nil, err
 	}
-	rdb := app.NewRedis(cfg)
+	rdb, err := app.OpenRedis(cfg)
+	if err != nil {
+		_ = db.Close()
+		return nil, nil, err
+	}
 	tc, err := app.DialTemporal(ctx, cfg, logger)
 	if err != nil {
 		_ = db.Close()

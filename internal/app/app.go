@@ -57,9 +57,24 @@ func OpenDB(ctx context.Context, cfg config.Config, migrate bool) (*store.DB, er
 	return db, nil
 }
 
-// NewRedis returns a Redis client for cfg.
+// NewRedis returns a Redis client for cfg (address, ACL user, password, TLS: see redisOptions).
+// A TLS setting that cannot be read (a missing CA file) is reported by OpenRedis; NewRedis
+// panics on it, for callers that have checked the configuration before.
 func NewRedis(cfg config.Config) *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, Password: cfg.RedisPassword})
+	rdb, err := OpenRedis(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return rdb
+}
+
+// OpenRedis returns a Redis client for cfg, or why its TLS settings cannot be used.
+func OpenRedis(cfg config.Config) (*redis.Client, error) {
+	o, err := redisOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewClient(o), nil
 }
 
 // DialTemporal connects to the Temporal frontend, retrying for a while: in compose the worker
@@ -93,6 +108,10 @@ func TemporalClientOptions(cfg config.Config, logger *slog.Logger) (client.Optio
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
 		Logger:    TemporalLogger(logger.With("component", "temporal")),
+	}
+	// TLS, mTLS and Temporal Cloud API keys (PAYSAGA_TEMPORAL_TLS_*, PAYSAGA_TEMPORAL_API_KEY).
+	if err := temporalConnection(cfg, &opts); err != nil {
+		return client.Options{}, err
 	}
 	// Encrypted payloads, the tracing interceptor, the SDK's metrics (issue 14).
 	if err := EncodeAndObserve(cfg, &opts, logger); err != nil {
@@ -131,6 +150,7 @@ func NewAuth(cfg config.Config, db *store.DB, rdb redis.UniversalClient, dev boo
 		AccessTTL:  cfg.AccessTokenTTL,
 		RefreshTTL: cfg.RefreshTokenTTL,
 		DevMode:    dev,
+		KeyPrefix:  RedisKeyPrefix(cfg) + "auth:",
 	}, db, rdb)
 }
 

@@ -66,7 +66,7 @@ func (p balancePublisher) Publish(ctx context.Context, ev events.Event) error {
 // a redelivered event is harmless.
 func NotificationHandler(cfg config.Config, rdb redis.UniversalClient) events.Handler {
 	notifier := notify.NewNotifier(rdb, NotifyConfig(cfg))
-	inv := balance.Invalidator{Redis: rdb}
+	inv := balance.Invalidator{Redis: rdb, KeyPrefix: RedisKeyPrefix(cfg)}
 	return func(ctx context.Context, ev events.Event) error {
 		if err := invalidateBalance(ctx, inv, ev); err != nil {
 			return err

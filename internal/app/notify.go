@@ -26,7 +26,7 @@ const (
 
 // NotifyConfig is the part of the configuration notify.Notifier and notify.Hub share.
 func NotifyConfig(cfg config.Config) notify.Config {
-	return notify.Config{Window: cfg.NotifyReplayWindow}
+	return notify.Config{Window: cfg.NotifyReplayWindow, Prefix: RedisKeyPrefix(cfg) + "notify:"}
 }
 
 // NewHub starts an API process's notification hub on its Redis. Close it when the process
@@ -58,7 +58,7 @@ func NotifyingPublisher(cfg config.Config, pub events.Publisher, rdb redis.Unive
 	if cfg.AMQPURL != "" {
 		return pub, nil
 	}
-	pub = balancePublisher{Next: pub, Inv: balance.Invalidator{Redis: rdb}}
+	pub = balancePublisher{Next: pub, Inv: balance.Invalidator{Redis: rdb, KeyPrefix: RedisKeyPrefix(cfg)}}
 	pub = notify.Publisher{Next: pub, Notifier: notify.NewNotifier(rdb, NotifyConfig(cfg))}
 	if cfg.AlertWebhookURL == "" {
 		return pub, nil
@@ -106,7 +106,7 @@ func Consumers(cfg config.Config, rdb redis.UniversalClient, logger *slog.Logger
 		Patterns:    []string{"payment.*", "refund.*", "account.*"},
 		Concurrency: 1, // customers see their events in the order they were published
 		MaxAttempts: o.MaxAttempts, Backoff: o.Backoff, MaxBackoff: o.MaxBackoff,
-		Dedupe: events.RedisDedupe{Client: rdb, Prefix: "paysaga:dedupe:" + o.NotificationsQueue + ":"},
+		Dedupe: events.RedisDedupe{Client: rdb, Prefix: RedisKeyPrefix(cfg) + "dedupe:" + o.NotificationsQueue + ":"},
 	}, NotificationHandler(cfg, rdb))
 	if err != nil {
 		return nil, err
@@ -122,7 +122,7 @@ func Consumers(cfg config.Config, rdb redis.UniversalClient, logger *slog.Logger
 			// An alert being retried does not hold back the others.
 			Concurrency: 4,
 			MaxAttempts: o.MaxAttempts, Backoff: o.Backoff, MaxBackoff: o.MaxBackoff,
-			Dedupe: events.RedisDedupe{Client: rdb, Prefix: "paysaga:dedupe:" + o.AlertsQueue + ":"},
+			Dedupe: events.RedisDedupe{Client: rdb, Prefix: RedisKeyPrefix(cfg) + "dedupe:" + o.AlertsQueue + ":"},
 		}, a.Handle)
 		if err != nil {
 			return nil, err

@@ -56,7 +56,7 @@ func (p *Parts) API() (*api.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	balances, err := balance.New(balance.Config{Redis: p.Redis, Bank: p.Bank, Accounts: p.DB})
+	balances, err := balance.New(balance.Config{Redis: p.Redis, KeyPrefix: RedisKeyPrefix(p.Config), Bank: p.Bank, Accounts: p.DB})
 	if err != nil {
 		return nil, err
 	}
