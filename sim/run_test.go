@@ -155,7 +155,14 @@ func (w *world) update(id, name string, args ...any) {
 	w.tr.add("update %s of %s sent %v", name, id, args)
 }
 
-func (w *world) query(id string, v any) bool {
+func (w *world) query(id string, v any) (ok bool) {
+	// A run the test environment has created but not yet begun has no query handler yet, and
+	// the environment panics on it: that run cannot answer, as a real one could not.
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
 	val, err := w.env.QueryWorkflowByID(id, workflows.QueryStatus)
 	if err != nil || val == nil {
 		return false
