@@ -151,6 +151,12 @@ func (a *AccountActivities) CheckFinAccount(ctx context.Context, in FinAccountIn
 	if acct.Status == paysaga.AccountActive {
 		return withoutFinAccount(acct), nil
 	}
+	if acct.Status != paysaga.AccountPending {
+		// Ended already (FAILED, e.g. number_in_use when it was activated; or DELETED): a retry
+		// after the write answers with it, as OpenFinAccount does, instead of a conflict.
+		return paysaga.Account{}, temporal.NewNonRetryableApplicationError("account "+in.AccountID+" is "+string(acct.Status),
+			ErrTypeNotPending, nil, withoutFinAccount(acct))
+	}
 	reg, err := a.Store.AccountRegistration(ctx, in.AccountID)
 	if err != nil {
 		return paysaga.Account{}, storeError(err)

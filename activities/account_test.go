@@ -276,3 +276,22 @@ func TestRegistrationWithoutTheKeyFails(t *testing.T) {
 	require.Zero(t, f.requests(nh.APIOpenFinAccountDirect), "nothing sent")
 	require.False(t, strings.Contains(err.Error(), f.bank.Acno))
 }
+
+// A check retried after the registration ended (FAILED: number_in_use at activation, or a
+// failure recorded meanwhile) answers with the account as it ended — not a conflict that
+// would fail the workflow run.
+func TestCheckFinAccountOfAnEndedRegistrationAnswersItsEnd(t *testing.T) {
+	ctx := context.Background()
+	f := newRegFixture(t, 0)
+	id := f.register(t, f.bank.Acno, f.bank.Birth)
+	require.NoError(t, f.acts.OpenFinAccount(ctx, activities.FinAccountInput{AccountID: id}))
+	_, err := f.acts.FailFinAccount(ctx, activities.FailFinAccountInput{AccountID: id, Code: "number_in_use", Message: "held by another verified registration"})
+	require.NoError(t, err)
+
+	_, err = f.acts.CheckFinAccount(ctx, activities.FinAccountInput{AccountID: id})
+	appErr := requireAppError(t, err, activities.ErrTypeNotPending, false)
+	var acct paysaga.Account
+	require.NoError(t, appErr.Details(&acct))
+	require.Equal(t, paysaga.AccountFailed, acct.Status)
+	require.Empty(t, acct.FinAccount)
+}

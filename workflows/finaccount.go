@@ -78,6 +78,10 @@ func (c FinAccountConfig) withDefaults() FinAccountConfig {
 	return c
 }
 
+// registeredOnlyActiveChange versions account.registered: before it, a registration the
+// store ended FAILED at activation (number_in_use) was announced as registered.
+const registeredOnlyActiveChange = "registered-only-active"
+
 // FinAccounts runs registration workflows with a configuration; RegisterFinAccountWorkflow
 // registers its FinAccountWorkflow method under FinAccountWorkflowName.
 type FinAccounts struct {
@@ -111,7 +115,10 @@ func (w *FinAccounts) FinAccountWorkflow(ctx workflow.Context, in FinAccountInpu
 		return acct, err
 	}
 	acct = out
-	if registered {
+	if registered && (acct.Status == paysaga.AccountActive ||
+		workflow.GetVersion(ctx, registeredOnlyActiveChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion) {
+		// account.registered is for an ACTIVE account; a registration that ended FAILED when
+		// it was activated (number_in_use) announces nothing since registeredOnlyActiveChange.
 		w.publishRegistered(ctx, acct)
 	}
 	// Every outcome update is answered before the run ends.

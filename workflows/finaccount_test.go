@@ -281,3 +281,17 @@ func TestFinAccountRefusesBadInput(t *testing.T) {
 func TestFinAccountWorkflowID(t *testing.T) {
 	require.Equal(t, "finaccount:acct_x", FinAccountWorkflowID("acct_x"))
 }
+
+// A registration the store ends FAILED at activation (another customer's verified registration
+// holds the number: number_in_use) is not announced as account.registered.
+func TestFinAccountNumberInUseIsNotAnnouncedAsRegistered(t *testing.T) {
+	steps := &fakeRegistration{checkFn: func(int) (paysaga.Account, error) {
+		a := activeAccount()
+		a.Status, a.FailureCode = paysaga.AccountFailed, "number_in_use"
+		return a, nil
+	}}
+	h := newFinHarness(t, steps)
+	a := h.run(t)
+	require.Equal(t, paysaga.AccountFailed, a.Status)
+	require.Empty(t, steps.published, "account.registered is for an ACTIVE account")
+}

@@ -81,7 +81,7 @@ func bankOutcome(err error) bool {
 	switch appErr.Type() {
 	case activities.ErrTypeDeclined, activities.ErrTypeInProgress, activities.ErrTypeNotExecuted,
 		activities.ErrTypeUnknownOutcome, activities.ErrTypeNameMismatch,
-		activities.ErrTypeRefundRefused:
+		activities.ErrTypeRefundRefused, activities.ErrTypeStillSendable:
 		return true
 	}
 	return strings.HasPrefix(appErr.Type(), "Bank")
