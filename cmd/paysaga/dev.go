@@ -21,7 +21,9 @@ import (
 	"paysaga/internal/app"
 	"paysaga/internal/stack"
 	"paysaga/nhsim"
+	"paysaga/payloadcodec"
 	"paysaga/seal"
+	"paysaga/telemetry"
 )
 
 type devOptions struct {
@@ -30,6 +32,7 @@ type devOptions struct {
 	nhsimAddr    string
 	temporalPort int
 	uiPort       int
+	codecAddr    string
 	temporalBin  string
 }
 
@@ -51,6 +54,7 @@ database only. Ctrl-C stops everything.`,
 	f.StringVar(&o.nhsimAddr, "nhsim", "127.0.0.1:8090", "NH simulator address")
 	f.IntVar(&o.temporalPort, "temporal-port", 7233, "Temporal frontend port")
 	f.IntVar(&o.uiPort, "ui-port", 8233, "Temporal Web UI port")
+	f.StringVar(&o.codecAddr, "codec", "127.0.0.1:8234", "address of the codec server the Web UI decrypts payloads through (loopback only: in dev it asks for no token)")
 	f.StringVar(&o.temporalBin, "temporal-bin", envOr("PAYSAGA_TEMPORAL_BIN", filepath.Join("bin", "temporal")), "the Temporal CLI binary (`make temporal` builds it)")
 	return cmd
 }
@@ -74,7 +78,7 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 		return err
 	}
 	defer logFile.Close()
-	logger := slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, logFile), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := slog.New(telemetry.LogHandler(slog.NewTextHandler(io.MultiWriter(os.Stderr, logFile), &slog.HandlerOptions{Level: slog.LevelInfo})))
 	gin.SetMode(gin.ReleaseMode)
 
 	secret, err := devSecret(filepath.Join(o.dir, "jwt.secret"))
@@ -99,6 +103,22 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 	if cfg.AccountKeys, err = devAccountKeys(filepath.Join(o.dir, "account.keys")); err != nil {
 		return err
 	}
+	// Temporal payloads are encrypted in dev too, with a key kept beside Temporal's state; the
+	// Web UI reads them through the codec server below.
+	if cfg.TemporalPayloadKeys, err = devKeyFile(filepath.Join(o.dir, "temporal-payload.keys"),
+		func() string { return payloadcodec.GenerateSpec("dev1") }); err != nil {
+		return err
+	}
+	codecLn, err := net.Listen("tcp", o.codecAddr)
+	if err != nil {
+		return fmt.Errorf("codec server: %w", err)
+	}
+	defer codecLn.Close()
+	shutdownTracing, err := telemetry.SetupTracing(ctx, "paysaga-dev", logger)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = shutdownTracing(context.Background()) }()
 
 	fmt.Fprintln(out, "starting the Temporal dev server, the NH simulator, a worker and the API…")
 	temporalLog, err := os.OpenFile(filepath.Join(o.dir, "temporal.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -108,16 +128,17 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 	defer temporalLog.Close()
 	cfg.RedisAddr = "" // the in-process Redis-protocol server
 	st, err := stack.Start(ctx, stack.Options{
-		Config:         cfg,
-		Logger:         logger,
-		Dev:            true,
-		TemporalBin:    o.temporalBin,
-		TemporalDBFile: filepath.Join(o.dir, "temporal.db"),
-		TemporalPort:   o.temporalPort,
-		UIPort:         o.uiPort,
-		TemporalLog:    temporalLog,
-		Sim:            nhsim.Config{IssueDelay: 3 * time.Second},
-		SimAddr:        o.nhsimAddr,
+		Config:          cfg,
+		Logger:          logger,
+		Dev:             true,
+		TemporalBin:     o.temporalBin,
+		TemporalDBFile:  filepath.Join(o.dir, "temporal.db"),
+		TemporalPort:    o.temporalPort,
+		UIPort:          o.uiPort,
+		UICodecEndpoint: "http://" + codecLn.Addr().String(),
+		TemporalLog:     temporalLog,
+		Sim:             nhsim.Config{IssueDelay: 3 * time.Second},
+		SimAddr:         o.nhsimAddr,
 	})
 	if err != nil {
 		return fmt.Errorf("%w (Temporal's log: %s)", err, temporalLog.Name())
@@ -134,10 +155,20 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go app.Housekeeping(ctx, st.Parts.DB, logger, time.Hour)
+	codec, err := app.PayloadCodec(st.Parts.Config)
+	if err != nil {
+		return err
+	}
+	go func() {
+		_ = app.Serve(ctx, codecLn, payloadcodec.Handler(codec, payloadcodec.ServerOptions{
+			AllowedOrigins: []string{fmt.Sprintf("http://localhost:%d", o.uiPort), fmt.Sprintf("http://127.0.0.1:%d", o.uiPort)},
+			Logger:         logger,
+		}), logger)
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- app.ServeWith(ctx, apiLn, st.API, logger, app.ServeOptionsFor(st.Parts.Config)) }()
 
-	printBanner(out, apiLn.Addr().String(), o.uiPort, st.Temporal.FrontendHostPort(), st.SimURL())
+	printBanner(out, apiLn.Addr().String(), o.uiPort, st.Temporal.FrontendHostPort(), st.SimURL(), codecLn.Addr().String())
 
 	select {
 	case <-ctx.Done():
@@ -149,13 +180,17 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 }
 
 // devAccountKeys keeps the dev account-sealing keys in a file.
-func devAccountKeys(path string) (string, error) {
+func devAccountKeys(path string) (string, error) { return devKeyFile(path, seal.GenerateSpec) }
+
+// devKeyFile keeps a dev key specification in a file, generating it the first time, so that what
+// was encrypted before a restart of `make run` still opens.
+func devKeyFile(path string, generate func() string) (string, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
-	spec := seal.GenerateSpec()
+	spec := generate()
 	return spec, os.WriteFile(path, []byte(spec+"\n"), 0o600)
 }
 
@@ -177,7 +212,7 @@ func devSecret(path string) ([]byte, error) {
 	return []byte(secret), nil
 }
 
-func printBanner(out io.Writer, apiAddr string, uiPort int, temporalAddr, simURL string) {
+func printBanner(out io.Writer, apiAddr string, uiPort int, temporalAddr, simURL, codecAddr string) {
 	api := "http://" + apiAddr
 	fmt.Fprintf(out, `
 paysaga is running.
@@ -186,11 +221,13 @@ paysaga is running.
   Temporal Web UI  http://localhost:%[2]d
   Temporal         %[3]s
   NH simulator     %[4]s   (admin API: %[4]s/admin/)
+  Codec server     http://%[5]s   (payloads are encrypted; the Web UI decrypts through it,
+                   and so does: bin/temporal workflow show -w payment:pay_… --codec-endpoint http://%[5]s)
 
 Try:
   curl -s %[1]s/v1/auth/signup -H 'Content-Type: application/json' \
     -d '{"email":"kim@example.com","password":"correct horse battery","name":"Kim"}'
 
 Ctrl-C stops everything.
-`, api, uiPort, temporalAddr, simURL)
+`, api, uiPort, temporalAddr, simURL, codecAddr)
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,9 +21,23 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := rootCmd().ExecuteContext(ctx); err != nil {
+	err := rootCmd().ExecuteContext(ctx)
+	flush()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "paysaga:", err)
 		os.Exit(1)
+	}
+}
+
+// atExit are flushed before the process exits: the tracer providers, whose last spans would
+// otherwise be lost.
+var atExit []func(context.Context) error
+
+func flush() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, f := range atExit {
+		_ = f(ctx)
 	}
 }
 
@@ -33,7 +48,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), apiCmd(), workerCmd(), migrateCmd(), nhsimCmd(), configCmd())
+	root.AddCommand(devCmd(), apiCmd(), workerCmd(), migrateCmd(), nhsimCmd(), configCmd(), codecServerCmd())
 	return root
 }
 
