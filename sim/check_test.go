@@ -175,6 +175,11 @@ func (w *world) check(starts []startResult, stats map[string]int) []string {
 				fail("invariant 4: a run of refund %s ended failed after its credit may have gone out (refund %s): %s", rid, r.Status, rootCause(e.Err))
 			}
 		}
+		for _, a := range w.answersOf(wid) {
+			if a == string(paysaga.RefundSucceeded) && r.Status != paysaga.RefundSucceeded {
+				fail("invariant 6: the API answered that refund %s SUCCEEDED; it ended %s", rid, r.Status)
+			}
+		}
 		lastRefused := len(ends) > 0 && ends[len(ends)-1].Refused
 		if hasView && view.Refund.Status != "" && view.Refund.Status != r.Status && !open && !lastRefused {
 			fail("invariant 6: refund %s: the store says %s, its last workflow run says %s", rid, r.Status, view.Refund.Status)
@@ -259,6 +264,19 @@ func (w *world) check(starts []startResult, stats map[string]int) []string {
 				fail("invariant 6: payment %s: the store says %s, the workflow says %s", pp.ID, p.Status, view.Payment.Status)
 			}
 		}
+		// What the API answered (the outcome Update) is never contradicted by the end.
+		for _, a := range w.answersOf(wid) {
+			switch paysaga.PaymentStatus(a) {
+			case paysaga.PaymentFailed:
+				if p.Status != paysaga.PaymentFailed {
+					fail("invariant 6: the API answered that payment %s FAILED; it ended %s", pp.ID, p.Status)
+				}
+			case paysaga.PaymentSucceeded:
+				if !agrees(paysaga.PaymentSucceeded, p.Status) {
+					fail("invariant 6: the API answered that payment %s SUCCEEDED; it ended %s", pp.ID, p.Status)
+				}
+			}
+		}
 		if (w.waited(pp.ID) || p.Status == paysaga.PaymentUnknown) && !published[workflows.EventUnknown+"|"+pp.ID] {
 			fail("invariant 6: payment %s waited for an operator (UNKNOWN); no payment.unknown alert was published", pp.ID)
 		}
@@ -315,6 +333,12 @@ func (w *world) ends(workflowID string) []runEnd {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]runEnd(nil), w.completed[workflowID]...)
+}
+
+func (w *world) answersOf(workflowID string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.answers[workflowID]...)
 }
 
 func (w *world) waited(id string) bool {

@@ -2,11 +2,14 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"runtime/debug"
 	"strings"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 
 	"paysaga"
@@ -140,12 +143,18 @@ func (w *world) update(id, name string, args ...any) {
 	err := w.env.UpdateWorkflowByID(id, name, uid, &testsuite.TestUpdateCallback{
 		OnAccept: func() {},
 		OnReject: func(err error) { w.tr.add("update %s of %s refused: %v", name, id, err) },
-		OnComplete: func(_ any, err error) {
+		OnComplete: func(v any, err error) {
 			if err != nil {
 				w.tr.add("update %s of %s answered with an error: %v", name, id, err)
 				return
 			}
-			w.tr.add("update %s of %s answered", name, id)
+			status := statusOf(v)
+			w.tr.add("update %s of %s answered: %s", name, id, status)
+			if name == workflows.UpdateOutcome {
+				w.mu.Lock()
+				w.answers[id] = append(w.answers[id], status)
+				w.mu.Unlock()
+			}
 		},
 	}, args...)
 	if err != nil {
@@ -309,4 +318,30 @@ func (w *world) resolve(workflowID, update, as string) {
 		w.tr.add("operator: a second operator resolves %s at the same moment", workflowID)
 		w.update(workflowID, update, workflows.Resolution{As: as, Reason: "the bank's record says " + as, Actor: operatorActor + "-2"})
 	}
+}
+
+// statusOf reads the status of the payment or refund an Update answered with.
+func statusOf(v any) string {
+	var raw []byte
+	switch x := v.(type) {
+	case *commonpb.Payloads:
+		var m json.RawMessage
+		if converter.GetDefaultDataConverter().FromPayloads(x, &m) != nil {
+			return "?"
+		}
+		raw = m
+	case converter.EncodedValue:
+		var m json.RawMessage
+		if x.Get(&m) != nil {
+			return "?"
+		}
+		raw = m
+	default:
+		raw, _ = json.Marshal(v)
+	}
+	var body struct {
+		Status string `json:"status"`
+	}
+	_ = json.Unmarshal(raw, &body)
+	return body.Status
 }

@@ -86,6 +86,7 @@ type world struct {
 	seen      map[string]*seenState
 	replays   map[string]int
 	updates   []updateRecord
+	answers   map[string][]string // statuses the outcome Update answered with, by workflow ID
 }
 
 // runEnd is how a workflow run ended, from the test environment's completion listener.
@@ -146,7 +147,7 @@ func (p *publisher) events() []events.Event {
 func newWorld(opts *options, p *plan) (w *world, err error) {
 	w = &world{
 		opts: opts, plan: p, tr: &trace{},
-		completed: map[string][]runEnd{}, started: map[string]int{}, seen: map[string]*seenState{}, replays: map[string]int{},
+		completed: map[string][]runEnd{}, started: map[string]int{}, answers: map[string][]string{}, seen: map[string]*seenState{}, replays: map[string]int{},
 		bankAccounts: map[string]nhsim.AccountID{},
 	}
 	defer func() {
