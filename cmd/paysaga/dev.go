@@ -154,7 +154,7 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go app.Housekeeping(ctx, st.Parts.DB, logger, time.Hour)
+	go app.Housekeeping(ctx, st.Parts.DB, st.Parts.Temporal, logger, time.Hour)
 	codec, err := app.PayloadCodec(st.Parts.Config)
 	if err != nil {
 		return err

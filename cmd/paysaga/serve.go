@@ -166,7 +166,7 @@ func workerCmd() *cobra.Command {
 				return err
 			}
 			state.Started()
-			go app.Housekeeping(ctx, parts.DB, logger, time.Hour)
+			go app.Housekeeping(ctx, parts.DB, parts.Temporal, logger, time.Hour)
 			logger.Info("worker started")
 			select {
 			case <-ctx.Done():
