@@ -168,6 +168,19 @@ func (h *refundHandlers) create(c *gin.Context) {
 	if handled {
 		return
 	}
+	if !created {
+		// A refund the key created that has ended (its answer was not stored, or its key had
+		// expired) is the answer: its workflow is not asked again (it may be long gone, and a
+		// new run would publish its outcome a second time).
+		if r, err := h.refunds.GetRefund(ctx, rec.ResourceID); err == nil && r.Status.Final() {
+			if r.FailureCode == store.RefundRefused {
+				h.refundRefused(c, scope, key, r.ID, paysaga.Errorf(paysaga.ECONFLICT, "%s", r.FailureMessage))
+			} else {
+				h.refundDone(c, scope, key, r)
+			}
+			return
+		}
+	}
 	if d := req.Destination; d != nil {
 		if err := h.saveDestination(ctx, rec.ResourceID, d, number); err != nil {
 			if created {
@@ -187,15 +200,7 @@ func (h *refundHandlers) create(c *gin.Context) {
 		// was reserved or sent, and the same request gets the same answer. The workflow
 		// recorded the refused refund (FAILED, failure code "refused"): it is readable at its
 		// URL, and the answer points there.
-		pd, _ := problemFor(c, err)
-		if stored, gerr := h.refunds.GetRefund(ctx, in.RefundID); gerr == nil {
-			c.Header("Location", "/v1/refunds/"+stored.ID)
-		}
-		body, _ := json.Marshal(pd)
-		if cerr := h.Store.CompleteIdempotencyKey(context.WithoutCancel(ctx), scope, key, pd.Status, body, in.RefundID); cerr != nil {
-			Logger(c).WarnContext(ctx, "store idempotent answer", "refund_id", in.RefundID, "error", cerr.Error())
-		}
-		writeAnswer(c, pd.Status, body)
+		h.refundRefused(c, scope, key, in.RefundID, err)
 		return
 	}
 	if err != nil {
@@ -209,6 +214,27 @@ func (h *refundHandlers) create(c *gin.Context) {
 		h.refundPending(c, in, r)
 		return
 	}
+	h.refundDone(c, scope, key, r)
+}
+
+// refundRefused answers 409 for a refund refused when it was asked for, pointing at the
+// refused refund when it is recorded, and stores the answer for the key.
+func (h *refundHandlers) refundRefused(c *gin.Context, scope, key, refundID string, refusal error) {
+	ctx := c.Request.Context()
+	pd, _ := problemFor(c, refusal)
+	if _, err := h.refunds.GetRefund(ctx, refundID); err == nil {
+		c.Header("Location", "/v1/refunds/"+refundID)
+	}
+	body, _ := json.Marshal(pd)
+	if err := h.Store.CompleteIdempotencyKey(context.WithoutCancel(ctx), scope, key, pd.Status, body, refundID); err != nil {
+		Logger(c).WarnContext(ctx, "store idempotent answer", "refund_id", refundID, "error", err.Error())
+	}
+	writeAnswer(c, pd.Status, body)
+}
+
+// refundDone answers with a settled refund and stores the answer for the key.
+func (h *refundHandlers) refundDone(c *gin.Context, scope, key string, r *paysaga.Refund) {
+	ctx := c.Request.Context()
 	status, body := refundAnswer(c, r)
 	if err := h.Store.CompleteIdempotencyKey(context.WithoutCancel(ctx), scope, key, status, body, r.ID); err != nil {
 		Logger(c).WarnContext(ctx, "store idempotent answer", "refund_id", r.ID, "error", err.Error())

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -818,4 +819,48 @@ func TestCreateRefundWhenTemporalNeverAnswers(t *testing.T) {
 	require.False(t, k.Completed())
 	require.Equal(t, []string{workflows.RefundWorkflowID(k.ResourceID)}, temporal.Started())
 	require.Zero(t, env.reserved(t, p.ID))
+}
+
+// A retry of a refund that has ended, whose answer was never stored (the client got 202), is
+// answered from its row: the refund's workflow is not asked again.
+func TestRetryOfAnEndedRefundIsAnsweredFromItsRow(t *testing.T) {
+	ctx := context.Background()
+	env := newRefundEnv(t)
+	m := env.merchant
+	p := env.seedPayment(t, env.customer, m, 10000, paysaga.PaymentSucceeded, time.Time{})
+	env.refunds.respondRefund(refundSettles(env.db, paysaga.RefundPending, "", ""))
+	rec := env.refund(t, m, p.ID, "slow-refund", refundBody(t, 4000))
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	k := env.refundKey(t, m.ID(), "slow-refund")
+	require.False(t, k.Completed())
+	_, _, err := env.db.SettleRefund(ctx, store.RefundSettlement{RefundID: k.ResourceID, Status: paysaga.RefundSucceeded})
+	require.NoError(t, err)
+
+	env.refunds.respondRefund(func(context.Context, workflows.RefundInput) (*paysaga.Refund, error) {
+		return nil, errors.New("an ended refund's workflow is not asked again")
+	})
+	r := decodeRefund(t, env.refund(t, m, p.ID, "slow-refund", refundBody(t, 4000)))
+	require.Equal(t, k.ResourceID, r.ID)
+	require.Equal(t, paysaga.RefundSucceeded, r.Status)
+	require.Len(t, env.refunds.RefundCalls(), 1)
+	require.True(t, env.refundKey(t, m.ID(), "slow-refund").Completed())
+
+	// Refused while its answer was lost (the API went away): the retry is told so, 409, with
+	// the refused refund's URL.
+	env.refunds.respondRefund(func(ctx context.Context, in workflows.RefundInput) (*paysaga.Refund, error) {
+		_, err := env.db.ReserveRefund(ctx, reservation(in))
+		require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err))
+		return nil, paysaga.Errorf(paysaga.EUNAVAILABLE, "the API lost the answer")
+	})
+	problem(t, env.refund(t, m, p.ID, "too-much", refundBody(t, 9000)), http.StatusServiceUnavailable, paysaga.EUNAVAILABLE)
+	env.refunds.respondRefund(func(context.Context, workflows.RefundInput) (*paysaga.Refund, error) {
+		return nil, errors.New("an ended refund's workflow is not asked again")
+	})
+	refused := env.refund(t, m, p.ID, "too-much", refundBody(t, 9000))
+	pd := problem(t, refused, http.StatusConflict, paysaga.ECONFLICT)
+	require.Contains(t, pd.Detail, "6000 won")
+	k = env.refundKey(t, m.ID(), "too-much")
+	require.Equal(t, "/v1/refunds/"+k.ResourceID, refused.Header().Get("Location"))
+	require.True(t, k.Completed())
+	require.Len(t, env.refunds.RefundCalls(), 2)
 }
