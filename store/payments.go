@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -415,4 +416,51 @@ func (db *DB) ListStalePendingPayments(ctx context.Context, before time.Time, li
 		out[i] = rows[i].payment()
 	}
 	return out, nil
+}
+
+// PaymentNotStarted is the failure code of a payment the API recorded whose workflow never
+// started (the client got 503 and did not retry): no money moved.
+const PaymentNotStarted = "not_started"
+
+// FailUnstartedPayment ends payment id FAILED (failure code PaymentNotStarted) — only if it is
+// still PENDING and was created before before, in one conditional statement with its history
+// event: a workflow that starts meanwhile moves it to PROCESSING first and the call changes
+// nothing (changed false), or finds it FAILED and is refused at its first step, before any
+// debit. Housekeeping calls it for ListStalePendingPayments' payments whose workflow the
+// Temporal server does not know.
+func (db *DB) FailUnstartedPayment(ctx context.Context, id string, before time.Time, message string) (p *paysaga.Payment, changed bool, err error) {
+	err = db.retry(ctx, func() error {
+		return db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			now := db.Now()
+			res, err := tx.NewUpdate().Model((*paymentRow)(nil)).
+				Set("status = ?", string(paysaga.PaymentFailed)).
+				Set("failure_code = ?", PaymentNotStarted).
+				Set("failure_message = ?", truncateRunes(message, 1000)).
+				Set("version = version + 1").
+				Set("updated_at = ?", now).
+				Where("id = ?", id).
+				Where("status = ?", string(paysaga.PaymentPending)).
+				Where("created_at < ?", before.UTC().Truncate(time.Microsecond)).
+				Exec(ctx)
+			if err != nil {
+				return fmt.Errorf("fail unstarted payment %s: %w", id, err)
+			}
+			n, _ := res.RowsAffected()
+			changed = n == 1
+			if changed {
+				if _, err := appendPaymentEvent(ctx, tx, now, &paysaga.PaymentEvent{
+					ID: paysaga.PrefixEvent + strings.TrimPrefix(id, paysaga.PrefixPayment) + "_not_started", PaymentID: id,
+					Type: "payment.failed", Status: paysaga.PaymentFailed, Reason: message, CreatedAt: now,
+				}); err != nil {
+					return err
+				}
+			}
+			p, err = getPayment(ctx, tx, id)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return p, changed, nil
 }

@@ -417,12 +417,60 @@ func TestListStalePendingPayments(t *testing.T) {
 
 			stale, err := db.ListStalePendingPayments(ctx, now.Add(-10*time.Minute), 10)
 			require.NoError(t, err)
-			require.Equal(t, []string{old1.ID, old2.ID}, []string{stale[0].ID, stale[1].ID})
 			require.Len(t, stale, 2)
+			require.Equal(t, []string{old1.ID, old2.ID}, []string{stale[0].ID, stale[1].ID})
 			one, err := db.ListStalePendingPayments(ctx, now.Add(-10*time.Minute), 1)
 			require.NoError(t, err)
 			require.Len(t, one, 1)
 			require.Equal(t, old1.ID, one[0].ID)
+		})
+	}
+}
+
+// Housekeeping ends a payment whose workflow never started — only while it is still PENDING:
+// a workflow that started meanwhile keeps its payment, and one that starts later is refused at
+// its first step.
+func TestFailUnstartedPayment(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, driver)
+			customer, account := seedPayer(t, db)
+			now := time.Now().UTC()
+			stale := newTestPayment(customer, account, 1000, now.Add(-time.Hour))
+			started := newTestPayment(customer, account, 2000, now.Add(-time.Hour))
+			fresh := newTestPayment(customer, account, 3000, now)
+			for _, p := range []*paysaga.Payment{stale, started, fresh} {
+				_, _, err := db.CreatePayment(ctx, p)
+				require.NoError(t, err)
+			}
+			_, err := db.RecordPaymentChange(ctx, store.PaymentChange{Expect: started, PaymentID: started.ID, Status: paysaga.PaymentProcessing})
+			require.NoError(t, err)
+			before := now.Add(-10 * time.Minute)
+
+			p, changed, err := db.FailUnstartedPayment(ctx, stale.ID, before, "never started: the request was not retried")
+			require.NoError(t, err)
+			require.True(t, changed)
+			require.Equal(t, paysaga.PaymentFailed, p.Status)
+			require.Equal(t, store.PaymentNotStarted, p.FailureCode)
+			evs, err := db.ListPaymentEvents(ctx, stale.ID)
+			require.NoError(t, err)
+			require.Len(t, evs, 1)
+			require.Equal(t, "payment.failed", evs[0].Type)
+			_, changed, err = db.FailUnstartedPayment(ctx, stale.ID, before, "again")
+			require.NoError(t, err)
+			require.False(t, changed, "once")
+
+			for _, id := range []string{started.ID, fresh.ID} {
+				p, changed, err := db.FailUnstartedPayment(ctx, id, before, "no")
+				require.NoError(t, err)
+				require.False(t, changed)
+				require.NotEqual(t, paysaga.PaymentFailed, p.Status)
+			}
+
+			// Its workflow, started late after all, is refused before any debit.
+			_, err = db.RecordPaymentChange(ctx, store.PaymentChange{Expect: stale, PaymentID: stale.ID, Status: paysaga.PaymentProcessing})
+			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err))
 		})
 	}
 }
