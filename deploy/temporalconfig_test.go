@@ -131,16 +131,16 @@ func TestTemporalConfigOnADevServer(t *testing.T) {
 		require.Equal(t, typ, got.String(), name)
 	}
 
-	// Another namespace, where AmountKRW was once made a Keyword by hand.
+	// Another namespace, where CustomerId was once made an Int by hand.
 	_, err = c.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
 		Namespace: "clash", WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour)})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		_, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-			Namespace: "clash", SearchAttributes: map[string]enumspb.IndexedValueType{"AmountKRW": enumspb.INDEXED_VALUE_TYPE_KEYWORD}})
+			Namespace: "clash", SearchAttributes: map[string]enumspb.IndexedValueType{"CustomerId": enumspb.INDEXED_VALUE_TYPE_INT}})
 		return err == nil
 	}, 30*time.Second, 200*time.Millisecond, "the new namespace never took a search attribute")
 	out, err = run("clash")
 	require.Error(t, err, out)
-	require.Contains(t, out, "AmountKRW exists as Keyword, paysaga needs Int")
+	require.Contains(t, out, "CustomerId exists as Int, paysaga needs Keyword")
 }

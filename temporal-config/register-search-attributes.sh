@@ -20,7 +20,6 @@ ATTRIBUTES='
 PaymentStatus=Keyword
 CustomerId=Keyword
 MerchantId=Keyword
-AmountKRW=Int
 NeedsAttention=Bool
 '
 

@@ -533,12 +533,15 @@ func TestPaymentCaptureRefusedUnlessAuthorized(t *testing.T) {
 }
 
 func TestSearchAttributeFlags(t *testing.T) {
-	require.Equal(t, []string{"PaymentStatus=Keyword", "CustomerId=Keyword", "MerchantId=Keyword", "AmountKRW=Int",
+	// No amount in visibility (issue 14): Temporal keeps search attributes in plaintext.
+	require.Equal(t, []string{"PaymentStatus=Keyword", "CustomerId=Keyword", "MerchantId=Keyword",
 		"NeedsAttention=Bool"}, SearchAttributeFlags())
 	sa := SearchAttributesForStart(testInput())
 	status, _ := sa.GetKeyword(SearchPaymentStatus)
-	amount, _ := sa.GetInt64(SearchAmountKRW)
+	_, hasAmount := sa.GetInt64(SearchAmountKRW.SearchAttributeKeyInt64)
 	require.Equal(t, "PENDING", status)
-	require.Equal(t, int64(15000), amount)
+	require.False(t, hasAmount, "a payment's amount is a search attribute")
+	_, hasAmount = SearchAttributesForRefund(RefundInput{Amount: 700}).GetInt64(SearchAmountKRW.SearchAttributeKeyInt64)
+	require.False(t, hasAmount, "a refund's amount is a search attribute")
 	require.Equal(t, "payment:pay_x", PaymentWorkflowID("pay_x"))
 }

@@ -9,14 +9,31 @@ import (
 // Search attributes of payment workflows, for operators in the Web UI and payctl
 // (`PaymentStatus="UNKNOWN"` lists the stuck ones). They must be declared on the server:
 // `temporal server start-dev --search-attribute PaymentStatus=Keyword …`, see
-// SearchAttributeFlags. Only opaque IDs, the amount and the status: never personal data.
+// SearchAttributeFlags. Only opaque IDs and the status: never an amount nor personal data —
+// Temporal keeps visibility in plaintext, unlike payloads, which are encrypted.
 var (
 	SearchPaymentStatus  = temporal.NewSearchAttributeKeyKeyword("PaymentStatus")
 	SearchCustomerID     = temporal.NewSearchAttributeKeyKeyword("CustomerId")
 	SearchMerchantID     = temporal.NewSearchAttributeKeyKeyword("MerchantId")
-	SearchAmountKRW      = temporal.NewSearchAttributeKeyInt64("AmountKRW")
 	SearchNeedsAttention = temporal.NewSearchAttributeKeyBool("NeedsAttention")
+
+	// SearchAmountKRW is retired (issue 14): the amount no longer goes to visibility. The key
+	// stays so that the code that once set it compiles and replays unchanged (an upsert's
+	// content is not compared on replay), and so that readers can still find it on workflows
+	// started before; setting it does nothing. Operators find large payments with payctl,
+	// from the database.
+	SearchAmountKRW = retiredInt64Key{temporal.NewSearchAttributeKeyInt64("AmountKRW")}
 )
+
+// retiredInt64Key is a search attribute that is no longer written: ValueSet is a no-op.
+type retiredInt64Key struct {
+	temporal.SearchAttributeKeyInt64
+}
+
+// ValueSet returns an update that changes nothing.
+func (retiredInt64Key) ValueSet(int64) temporal.SearchAttributeUpdate {
+	return func(*temporal.SearchAttributes) {}
+}
 
 // SearchAttributeFlags returns the declarations of the search attributes in the form of
 // `temporal server start-dev --search-attribute NAME=TYPE` and `temporal operator
@@ -26,7 +43,6 @@ func SearchAttributeFlags() []string {
 		SearchPaymentStatus.GetName() + "=Keyword",
 		SearchCustomerID.GetName() + "=Keyword",
 		SearchMerchantID.GetName() + "=Keyword",
-		SearchAmountKRW.GetName() + "=Int",
 		SearchNeedsAttention.GetName() + "=Bool",
 	}
 }
@@ -38,7 +54,6 @@ func SearchAttributesForStart(in PaymentInput) temporal.SearchAttributes {
 		SearchPaymentStatus.ValueSet(string(paysaga.PaymentPending)),
 		SearchCustomerID.ValueSet(in.CustomerID),
 		SearchMerchantID.ValueSet(in.MerchantID),
-		SearchAmountKRW.ValueSet(in.Amount),
 		SearchNeedsAttention.ValueSet(false),
 	)
 }

@@ -41,7 +41,7 @@ func paymentsListCmd(s *session) *cobra.Command {
 		Short: "List payment workflows, newest first (Temporal visibility, with the database's status)",
 		Example: `  payctl payments list --status UNKNOWN
   payctl payments list --merchant usr_123 --limit 50 -o json
-  payctl payments list --query 'AmountKRW > 1000000'`,
+  payctl payments list --query 'StartTime > "2026-11-25T00:00:00Z"'`,
 		Args: args(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var conds []string
@@ -106,6 +106,8 @@ func (s *session) listPayments(ctx context.Context, query string, limit int) err
 		for i := range rows {
 			if p, err := db.GetPayment(ctx, rows[i].PaymentID); err == nil {
 				rows[i].DBStatus = string(p.Status)
+				// The amount is no search attribute (issue 14): the database has it.
+				rows[i].AmountKRW = p.Amount
 			} else if paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
 				rows[i].DBStatus = "(none)"
 			} else {
@@ -287,8 +289,8 @@ func printDetail(s *session, id string, d *paymentDetail) error {
 		}
 	}
 	if r := d.Workflow; r != nil {
-		fmt.Fprintf(w, "workflow %s (run %s)\n  state       %s, %d history events\n  search      PaymentStatus=%s NeedsAttention=%t AmountKRW=%d\n",
-			r.WorkflowID, r.RunID, r.WorkflowStatus, d.HistoryN, r.PaymentStatus, r.NeedsAttention, r.AmountKRW)
+		fmt.Fprintf(w, "workflow %s (run %s)\n  state       %s, %d history events\n  search      PaymentStatus=%s NeedsAttention=%t\n",
+			r.WorkflowID, r.RunID, r.WorkflowStatus, d.HistoryN, r.PaymentStatus, r.NeedsAttention)
 	}
 	if v := d.View; v != nil {
 		fmt.Fprintf(w, "  waiting     resolution=%t, debit attempts %d, unpublished events %d\n",

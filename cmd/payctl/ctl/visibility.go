@@ -52,6 +52,8 @@ func rowFromInfo(info *workflowpb.WorkflowExecutionInfo) workflowRow {
 	decode(fields, workflows.SearchNeedsAttention.GetName(), &r.NeedsAttention)
 	decode(fields, workflows.SearchCustomerID.GetName(), &r.CustomerID)
 	decode(fields, workflows.SearchMerchantID.GetName(), &r.MerchantID)
+	// Set on workflows started before issue 14 only; listPayments reads the amount from the
+	// database.
 	decode(fields, workflows.SearchAmountKRW.GetName(), &r.AmountKRW)
 	return r
 }
