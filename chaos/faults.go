@@ -25,6 +25,9 @@ const inquiryOutage = "CheckOnDrawingTransfer=http_500:1,CheckOnReceivedTransfer
 
 // chaos is the schedule of process kills and restarts, run during the drive.
 type chaos struct {
+	// root is the run's context: restarts finish after the schedule's own context ends (the
+	// drive is over), but not after Ctrl-C.
+	root  context.Context
 	st    *stack
 	w     *workload
 	say   func(format string, args ...any)
@@ -103,8 +106,8 @@ func (c *chaos) workerKills(ctx context.Context) {
 		c.say("chaos: SIGKILL %s", p.name)
 		p.kill9()
 		c.count("worker SIGKILLs")
-		sleep(context.Background(), 2*time.Second+time.Duration(c.rng.Int64N(int64(3*time.Second))))
-		if err := c.st.startWorker(context.Background(), i%2); err != nil {
+		sleep(c.root, 2*time.Second+time.Duration(c.rng.Int64N(int64(3*time.Second))))
+		if err := c.st.startWorker(c.root, i%2); err != nil {
 			c.fail("restart %s: %v", p.name, err)
 		}
 	}
@@ -140,8 +143,8 @@ func (c *chaos) killTemporal(ctx context.Context) {
 	from := time.Now()
 	c.st.temporal.kill9()
 	c.count("Temporal server kills")
-	sleep(context.Background(), 3*time.Second)
-	err := c.st.restartTemporal(context.Background())
+	sleep(c.root, 3*time.Second)
+	err := c.st.restartTemporal(c.root)
 	c.addWindow(window{From: from, To: time.Now().Add(c.grace), Inst: -1, Why: "Temporal server killed and restarted"})
 	if err != nil {
 		c.fail("restart the Temporal server: %v", err)
@@ -156,10 +159,10 @@ func (c *chaos) restartAPI(ctx context.Context, i int) {
 	from := time.Now()
 	p.kill9()
 	c.count("API restarts")
-	sleep(context.Background(), 3*time.Second)
+	sleep(c.root, 3*time.Second)
 	err := p.start()
 	if err == nil {
-		err = c.st.waitAPI(context.Background(), i, 2*time.Minute)
+		err = c.st.waitAPI(c.root, i, 2*time.Minute)
 	}
 	c.addWindow(window{From: from, To: time.Now().Add(c.grace), Inst: i, Why: p.name + " killed and restarted"})
 	if err != nil {

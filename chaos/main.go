@@ -226,7 +226,7 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 	say("driving %d payments at %.2f/s (~%s) through both API instances, with the chaos schedule", o.payments, rate, driveFor.Round(time.Second))
 	driveStart := time.Now()
 	chaosCtx, stopChaos := context.WithCancel(ctx)
-	ch := &chaos{st: st, w: w, say: say, rng: rand.New(rand.NewPCG(o.seed, 0)), grace: o.grace, counts: map[string]int{}}
+	ch := &chaos{root: ctx, st: st, w: w, say: say, rng: rand.New(rand.NewPCG(o.seed, 0)), grace: o.grace, counts: map[string]int{}}
 	var chaosDone sync.WaitGroup
 	chaosDone.Go(func() { ch.run(chaosCtx, driveFor) })
 	w.drive(ctx, rate)
