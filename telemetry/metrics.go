@@ -3,6 +3,7 @@ package telemetry
 import (
 	"errors"
 	"log/slog"
+	"regexp"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,4 +106,23 @@ func register(reg prometheus.Registerer, c prometheus.Collector) error {
 		return err
 	}
 	return nil
+}
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+// MetricNames are the names of the business metrics defined outside the API (bank calls,
+// events, outcomes), whether or not they have been observed yet: a dashboard or an alert may
+// query any of them.
+func MetricNames() []string {
+	var names []string
+	for _, c := range collectors() {
+		ch := make(chan *prometheus.Desc, 16)
+		go func() { c.Describe(ch); close(ch) }()
+		for d := range ch {
+			if m := fqName.FindStringSubmatch(d.String()); m != nil {
+				names = append(names, m[1])
+			}
+		}
+	}
+	return names
 }

@@ -32,11 +32,7 @@ var (
 	}, []string{"outcome", "failure_code"})
 )
 
-func init() {
-	outcomeCollectors = []prometheus.Collector{paymentOutcomes, paymentDuration, refundOutcomes}
-}
-
-var outcomeCollectors []prometheus.Collector
+var outcomeCollectors = []prometheus.Collector{paymentOutcomes, paymentDuration, refundOutcomes}
 
 var paymentFinal = map[string]string{
 	events.PaymentSucceeded:    "succeeded",

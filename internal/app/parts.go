@@ -62,6 +62,7 @@ func (p *Parts) API() (*api.Server, error) {
 	}
 	if p.Metrics != nil {
 		registerBreakerGauge(p.Metrics, balances)
+		telemetry.RegisterVisibility(p.Metrics, p.Temporal, p.Config.TemporalNamespace)
 	}
 	return api.New(api.Deps{
 		Auth:      authSvc,
