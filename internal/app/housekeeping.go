@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 
-	"paysaga"
 	"paysaga/store"
 	"paysaga/workflows"
 )
@@ -78,19 +76,15 @@ func FailUnstartedPayments(ctx context.Context, db *store.DB, tc WorkflowDescrib
 			}
 			continue // running or ended, or Temporal cannot say now: next time
 		}
-		msg := "the payment was never started (the request was answered 503 and not retried); nothing was debited"
-		_, err = db.RecordPaymentChange(ctx, store.PaymentChange{
-			PaymentID: p.ID, Status: paysaga.PaymentFailed, FailureCode: "not_started", FailureMessage: msg,
-			Events: []paysaga.PaymentEvent{{
-				ID: paysaga.PrefixEvent + strings.TrimPrefix(p.ID, paysaga.PrefixPayment) + "_not_started", PaymentID: p.ID,
-				Type: workflows.EventFailed, Status: paysaga.PaymentFailed, Actor: "system", Reason: msg,
-			}},
-		})
-		if paysaga.ErrorCode(err) == paysaga.ECONFLICT {
-			continue // it moved on meanwhile: its workflow started after all
-		}
+		// Only while still PENDING, in one conditional statement: a workflow that started
+		// meanwhile has moved it to PROCESSING, and then nothing changes here.
+		_, changed, err := db.FailUnstartedPayment(ctx, p.ID, before,
+			"the payment was never started (the request was answered 503 and not retried); nothing was debited")
 		if err != nil {
 			return failed, err
+		}
+		if !changed {
+			continue
 		}
 		failed++
 	}

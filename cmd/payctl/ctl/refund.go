@@ -253,6 +253,9 @@ func selectRefunds(ctx context.Context, db *store.DB, status paysaga.RefundStatu
 			return nil, err
 		}
 		for _, r := range page.Refunds {
+			if r.FailureCode == store.RefundRefused {
+				continue // refused when asked for: nothing was reserved, nothing to replay
+			}
 			ids = append(ids, r.ID)
 		}
 		if !page.HasMore || len(page.Refunds) == 0 {
