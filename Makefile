@@ -10,6 +10,13 @@ WORKFLOWCHECK_VERSION := v0.6.0
 TEMPORAL_SERVER_VERSION := v1.29.1
 TEMPORAL_SERVER   := $(BIN)/temporal-server
 TEMPORAL_SQL_TOOL := $(BIN)/temporal-sql-tool
+# The Helm chart's checks (make helm-check): helm, kubeconform, and the Kubernetes version whose
+# OpenAPI document (module k8s.io/kubernetes) the manifests are validated against, offline.
+HELM_VERSION        := v3.22.0
+KUBECONFORM_VERSION := v0.8.0
+KUBERNETES_VERSION  := v1.34.0
+HELM        := $(BIN)/helm
+KUBECONFORM := $(BIN)/kubeconform
 
 # Addresses of the services the tests talk to; the CI machine runs them on their standard ports.
 export PAYSAGA_TEST_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/test?parseTime=true
@@ -110,3 +117,18 @@ $(TEMPORAL_SQL_TOOL):
 	@mkdir -p $(BIN)/.temporal-server
 	GOBIN=$(BIN)/.temporal-server $(GO) install go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION)
 	mv $(BIN)/.temporal-server/sql $@
+
+$(HELM):
+	@echo "building helm $(HELM_VERSION) (about 4 minutes the first time)…"
+	GOBIN=$(BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+$(KUBECONFORM):
+	GOBIN=$(BIN) $(GO) install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+
+## test-cluster: paysaga on a real Temporal cluster — the server (bin/temporal-server, TEMPORAL_SERVER_VERSION)
+##               on PostgreSQL (PAYSAGA_TEST_POSTGRES_ADDR, default 127.0.0.1:5432, user postgres), two API and
+##               two worker processes on MariaDB, Redis, RabbitMQ, a worker killed mid-run, the money invariants
+##               judged (internal/temporalcluster, cluster/; about 2 minutes once the server is built)
+.PHONY: test-cluster
+test-cluster: $(TEMPORAL) $(TEMPORAL_SERVER) $(TEMPORAL_SQL_TOOL)
+	PAYSAGA_TEMPORAL_SERVER_BIN=$(TEMPORAL_SERVER) PAYSAGA_TEMPORAL_SQL_TOOL=$(TEMPORAL_SQL_TOOL) \
+		$(GO) test -tags cluster -count=1 -timeout 20m ./internal/temporalcluster ./cluster

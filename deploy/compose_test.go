@@ -1,262 +1,316 @@
 package deploy_test
 
 import (
+	"context"
 	"net"
-	"net/url"
 	"os"
 	"path"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
 
 	"paysaga/config"
 )
 
-type composeFile struct {
-	Services map[string]service `yaml:"services"`
-	Volumes  map[string]any     `yaml:"volumes"`
+// composeSecrets are the variables docker-compose.yml takes from the operator's environment
+// and refuses to start without (${VAR:?…}): every password, key and bank credential.
+var composeSecrets = []string{
+	"MYSQL_ROOT_PASSWORD", "PAYSAGA_MYSQL_PASSWORD", "TEMPORAL_MYSQL_PASSWORD", "REDIS_PASSWORD",
+	"RABBITMQ_PASSWORD", "PAYSAGA_JWT_SECRET", "PAYSAGA_ACCOUNT_KEYS", "PAYSAGA_TEMPORAL_PAYLOAD_KEYS",
+	"PAYSAGA_NH_BASE_URL", "PAYSAGA_NH_ISCD", "PAYSAGA_NH_ACCESS_TOKEN", "PAYSAGA_NH_FINTECH_ACCOUNT",
 }
 
-type service struct {
-	Image       string               `yaml:"image"`
-	Build       any                  `yaml:"build"`
-	Command     []string             `yaml:"command"`
-	Entrypoint  []string             `yaml:"entrypoint"`
-	Environment map[string]string    `yaml:"environment"`
-	DependsOn   map[string]dependsOn `yaml:"depends_on"`
-	Healthcheck *struct {
-		Test []string `yaml:"test"`
-	} `yaml:"healthcheck"`
-	Ports    []string `yaml:"ports"`
-	Volumes  []string `yaml:"volumes"`
-	Profiles []string `yaml:"profiles"`
-	Restart  string   `yaml:"restart"`
+// operatorEnv is what an operator exports before `docker compose up` (the file's header).
+func operatorEnv(except string) []string {
+	values := map[string]string{
+		"PAYSAGA_ACCOUNT_KEYS":          "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=,hmac:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"PAYSAGA_TEMPORAL_PAYLOAD_KEYS": "p1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"PAYSAGA_NH_BASE_URL":           "http://nhsim:8090",
+		"PAYSAGA_NH_ISCD":               "000001",
+		"PAYSAGA_NH_ACCESS_TOKEN":       strings.Repeat("5a", 32),
+		"PAYSAGA_NH_FINTECH_ACCOUNT":    "3020000000001",
+	}
+	var env []string
+	for _, name := range composeSecrets {
+		if name == except {
+			continue
+		}
+		v, ok := values[name]
+		if !ok {
+			v = "from-the-environment-" + strings.ToLower(name) + "-0123456789abcdef0123456789"
+		}
+		env = append(env, name+"="+v)
+	}
+	return env
 }
 
-type dependsOn struct {
-	Condition string `yaml:"condition"`
-}
-
-func loadCompose(t *testing.T) composeFile {
+// loadCompose loads docker-compose.yml with the real compose loader (interpolation, merges,
+// validation against the compose schema), every profile active.
+func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
-	b, err := os.ReadFile("../docker-compose.yml")
+	p, err := load(operatorEnv(""))
 	require.NoError(t, err)
-	var f composeFile
-	require.NoError(t, yaml.Unmarshal(b, &f), "docker-compose.yml must use the map forms of environment and depends_on")
-	require.NotEmpty(t, f.Services)
-	return f
+	return p
 }
 
-// interpolated replaces ${VAR:?message} and ${VAR:-default} the way compose would with VAR set.
-var interpolation = regexp.MustCompile(`\$\{([A-Z0-9_]+)(:[?-][^}]*)?\}`)
+func load(env []string) (*types.Project, error) {
+	opts, err := cli.NewProjectOptions([]string{"../docker-compose.yml"},
+		cli.WithWorkingDirectory(".."), cli.WithEnv(env), cli.WithProfiles([]string{"*"}),
+		cli.WithDiscardEnvFile)
+	if err != nil {
+		return nil, err
+	}
+	return opts.LoadProject(context.Background())
+}
 
-func interpolated(v string) string {
-	return interpolation.ReplaceAllString(v, "value-of-$1-from-the-environment-xxxxxxxxxxxxxxxx")
+func envOf(s types.ServiceConfig) map[string]string {
+	out := map[string]string{}
+	for k, v := range s.Environment {
+		if v != nil {
+			out[k] = *v
+		}
+	}
+	return out
 }
 
 // The production processes: each runs `paysaga <process>`.
 var processes = []string{"api", "worker", "migrate"}
 
+func TestComposeTakesEveryCredentialFromTheEnvironment(t *testing.T) {
+	for _, name := range composeSecrets {
+		_, err := load(operatorEnv(name))
+		require.Error(t, err, "docker-compose.yml starts without %s: a default or committed value stands in for it", name)
+		require.Contains(t, err.Error(), name)
+	}
+	// And no password is written in the file itself.
+	p := loadCompose(t)
+	operator := map[string]string{}
+	for _, kv := range operatorEnv("") {
+		k, v, _ := strings.Cut(kv, "=")
+		operator[k] = v
+	}
+	for name, s := range p.Services {
+		for k, v := range envOf(s) {
+			if strings.Contains(k, "PASSWORD") || strings.Contains(k, "PASS") || strings.HasSuffix(k, "_PWD") ||
+				k == "PAYSAGA_JWT_SECRET" || k == "PAYSAGA_ACCOUNT_KEYS" || k == "PAYSAGA_TEMPORAL_PAYLOAD_KEYS" {
+				if given, ok := operator[k]; ok {
+					require.Equal(t, given, v, "%s: %s is not the operator's", name, k)
+				} else {
+					require.Contains(t, v, "from-the-environment", "%s: %s is not the operator's", name, k)
+				}
+			}
+		}
+		if dsn := envOf(s)["PAYSAGA_DB_DSN"]; dsn != "" {
+			c, err := mysql.ParseDSN(dsn)
+			require.NoError(t, err)
+			require.Contains(t, c.Passwd, "from-the-environment", "%s: the database password is the operator's", name)
+		}
+	}
+}
+
 func TestComposeSetsEverySettingAProcessNeeds(t *testing.T) {
-	f := loadCompose(t)
+	p := loadCompose(t)
 	declared := map[string]bool{}
 	for _, v := range config.Vars {
 		declared[v.Name] = true
 	}
-	for _, p := range processes {
-		s, ok := f.Services[p]
-		require.True(t, ok, "no %s service", p)
-		require.Equal(t, []string{p}, s.Command, "the %s service runs `paysaga %s`", p, p)
-		for _, name := range config.Needed(p) {
-			require.NotEmpty(t, strings.TrimSpace(s.Environment[name]), "%s needs %s (config.Vars) and docker-compose.yml does not set it", p, name)
+	for _, proc := range processes {
+		s, ok := p.Services[proc]
+		require.True(t, ok, "no %s service", proc)
+		require.Equal(t, types.ShellCommand{proc}, s.Command, "the %s service runs `paysaga %s`", proc, proc)
+		env := envOf(s)
+		for _, name := range config.Needed(proc) {
+			require.NotEmpty(t, strings.TrimSpace(env[name]), "%s needs %s (config.Vars) and docker-compose.yml does not set it", proc, name)
 		}
 		// What the process itself does at start: Require, then Load.
-		getenv := func(k string) string { return interpolated(s.Environment[k]) }
-		require.NoError(t, config.Require(getenv, p))
+		getenv := func(k string) string { return env[k] }
+		require.NoError(t, config.Require(getenv, proc))
 		_, err := config.Load(getenv)
-		require.NoError(t, err, "%s's settings do not load", p)
+		require.NoError(t, err, "%s's settings do not load", proc)
 	}
-	for name, s := range f.Services {
-		for k := range s.Environment {
+	for name, s := range p.Services {
+		for k := range envOf(s) {
 			if strings.HasPrefix(k, "PAYSAGA_") {
 				require.True(t, declared[k], "service %s sets %s, which no binary reads (not in config.Vars)", name, k)
 			}
 		}
 	}
-	// No token or sealing key is committed: compose refuses to start without them.
-	for p, names := range map[string][]string{"api": {"PAYSAGA_JWT_SECRET", "PAYSAGA_ACCOUNT_KEYS"}, "worker": {"PAYSAGA_ACCOUNT_KEYS"}} {
-		for _, name := range names {
-			require.True(t, strings.HasPrefix(f.Services[p].Environment[name], "${"+name+":?"),
-				"%s: %s comes from the operator's environment and is required", p, name)
-		}
-	}
 }
 
-// listeners returns the ports each service listens on inside the compose network.
-func listeners(t *testing.T, f composeFile) map[string][]int {
-	t.Helper()
-	wellKnown := map[string][]int{ // by image repository
-		"mysql":                 {3306},
-		"redis":                 {6379},
-		"rabbitmq":              {5672, 15672},
-		"temporalio/auto-setup": {7233},
-		"temporalio/ui":         {8080},
-	}
-	out := map[string][]int{}
-	for name, s := range f.Services {
-		if s.Image != "" {
-			repo, _, _ := strings.Cut(s.Image, ":")
-			out[name] = append(out[name], wellKnown[repo]...)
-		}
-		// Ours: the API's PAYSAGA_HTTP_ADDR, the simulator's --addr.
-		if addr := s.Environment["PAYSAGA_HTTP_ADDR"]; addr != "" {
-			out[name] = append(out[name], port(t, addr))
-		}
-		if i := slices.Index(s.Command, "--addr"); i >= 0 && i+1 < len(s.Command) {
-			out[name] = append(out[name], port(t, s.Command[i+1]))
+func TestComposePublishesOnlyTheAPI(t *testing.T) {
+	p := loadCompose(t)
+	published := map[string][]types.ServicePortConfig{}
+	for name, s := range p.Services {
+		require.Empty(t, s.Expose, "%s: expose is not needed on the compose network", name)
+		if len(s.Ports) > 0 {
+			published[name] = s.Ports
 		}
 	}
-	return out
+	require.Len(t, published["api"], 1)
+	require.Equal(t, uint32(8080), published["api"][0].Target)
+	// The Web UI, for a local look, on the loopback only.
+	require.Len(t, published["temporal-ui"], 1)
+	require.Equal(t, "127.0.0.1", published["temporal-ui"][0].HostIP, "the Web UI is published on 127.0.0.1 only")
+	delete(published, "api")
+	delete(published, "temporal-ui")
+	require.Empty(t, published, "nothing else is published: not Temporal's frontend, MySQL, Redis, RabbitMQ nor the simulator")
+
+	ui := envOf(p.Services["temporal-ui"])
+	require.Equal(t, "false", ui["TEMPORAL_UI_ENABLED_WRITE_ACTIONS"])
+	require.Equal(t, "true", ui["TEMPORAL_DISABLE_WRITE_ACTIONS"], "the Web UI cannot cancel, signal or reset workflows")
 }
 
-func port(t *testing.T, hostport string) int {
-	t.Helper()
-	_, p, err := net.SplitHostPort(hostport)
-	require.NoError(t, err, hostport)
-	n, err := strconv.Atoi(p)
-	require.NoError(t, err, hostport)
-	return n
-}
+// pinned: an image with a tag that names a version (not latest, not a bare major).
+var pinnedTag = regexp.MustCompile(`^[0-9]+\.[0-9]+(\.[0-9]+)?([-.][0-9A-Za-z.-]+)?$`)
 
-// addresses returns the host:port every setting of s points at, by setting.
-func addresses(t *testing.T, s service) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for k, v := range s.Environment {
-		switch k {
-		case "PAYSAGA_DB_DSN":
-			c, err := mysql.ParseDSN(v)
-			require.NoError(t, err)
-			require.Equal(t, "tcp", c.Net)
-			out[k] = c.Addr
-		case "PAYSAGA_REDIS_ADDR", "PAYSAGA_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS":
-			out[k] = v
-		case "PAYSAGA_AMQP_URL", "PAYSAGA_NH_BASE_URL":
-			u, err := url.Parse(v)
-			require.NoError(t, err)
-			out[k] = u.Host
-		case "MYSQL_SEEDS": // temporalio/auto-setup
-			out[k] = net.JoinHostPort(v, s.Environment["DB_PORT"])
+func TestComposeImagesArePinnedToTheMakefilesTemporalVersion(t *testing.T) {
+	p := loadCompose(t)
+	version := strings.TrimPrefix(makeVar(t, "TEMPORAL_SERVER_VERSION"), "v")
+	for name, s := range p.Services {
+		if s.Build != nil {
+			require.Equal(t, "paysaga:local", s.Image, "%s is built from the Dockerfile", name)
+			continue
+		}
+		repo, tag, ok := strings.Cut(s.Image, ":")
+		require.True(t, ok, "%s: image %q has no tag", name, s.Image)
+		require.Regexp(t, pinnedTag, tag, "%s: image %q is not pinned to a version", name, s.Image)
+		require.NotEqual(t, "temporalio/auto-setup", repo, "auto-setup is no longer built by Temporal")
+		switch repo {
+		case "temporalio/server":
+			require.Equal(t, version, tag, "%s: the Temporal server is the Makefile's TEMPORAL_SERVER_VERSION", name)
+		case "temporalio/admin-tools":
+			require.True(t, strings.HasPrefix(tag, version+"-") || tag == version,
+				"%s: admin-tools %s is not of server version %s", name, tag, version)
 		}
 	}
-	return out
+	require.Equal(t, "temporalio/server:"+version, p.Services["temporal"].Image)
 }
 
-func TestComposeAddressesNameServicesThatListenThere(t *testing.T) {
-	f := loadCompose(t)
-	listen := listeners(t, f)
-	checked := 0
-	for name, s := range f.Services {
-		for setting, addr := range addresses(t, s) {
-			host, p, err := net.SplitHostPort(addr)
-			require.NoError(t, err, "%s %s=%q", name, setting, addr)
-			target, ok := f.Services[host]
-			require.True(t, ok, "%s: %s points at %q, which is not a compose service", name, setting, host)
-			n, _ := strconv.Atoi(p)
-			require.Contains(t, listen[host], n, "%s: %s points at port %d of %s, which listens on %v", name, setting, n, host, listen[host])
-			// It starts only once what it talks to is up.
-			dep, ok := s.DependsOn[host]
-			require.True(t, ok, "%s talks to %s (%s) but does not depend on it", name, host, setting)
-			require.Equal(t, "service_healthy", dep.Condition, "%s waits for %s to be healthy", name, host)
-			require.NotNil(t, target.Healthcheck, "%s has no health check", host)
-			checked++
-		}
-		for _, m := range s.Ports {
-			parts := strings.Split(m, ":")
-			n, err := strconv.Atoi(parts[len(parts)-1])
-			require.NoError(t, err, "%s ports %q", name, m)
-			require.Contains(t, listen[name], n, "%s publishes port %d, where nothing listens", name, n)
+func TestComposeStartOrderHealthAndRestarts(t *testing.T) {
+	p := loadCompose(t)
+	oneShot := map[string]bool{}
+	for name, s := range p.Services {
+		if s.Restart == "no" {
+			oneShot[name] = true
 		}
 	}
-	require.GreaterOrEqual(t, checked, 15, "every DSN and URL was looked at")
-
-	// The addresses the README and docs/operations.md give are the same as `make run`'s.
-	require.Contains(t, f.Services["api"].Ports, "8080:8080")
-	require.Contains(t, f.Services["temporal"].Ports, "7233:7233")
-	require.Contains(t, f.Services["temporal-ui"].Ports, "8233:8080")
-	require.Contains(t, f.Services["mysql"].Ports, "3306:3306")
-}
-
-func TestComposeStartOrder(t *testing.T) {
-	f := loadCompose(t)
-	for name, s := range f.Services {
+	require.ElementsMatch(t, []string{"temporal-schema", "temporal-namespace", "migrate", "payctl"}, slices.Collect(mapKeys(oneShot)))
+	for name, s := range p.Services {
 		for dep, d := range s.DependsOn {
-			target, ok := f.Services[dep]
+			target, ok := p.Services[dep]
 			require.True(t, ok, "%s depends on %s, which does not exist", name, dep)
 			switch d.Condition {
-			case "service_healthy":
-				require.NotNil(t, target.Healthcheck, "%s waits for %s to be healthy, but it has no health check", name, dep)
-			case "service_completed_successfully":
-				require.Equal(t, "no", target.Restart, "%s waits for the one-shot %s to finish", name, dep)
+			case types.ServiceConditionHealthy:
+				require.NotNil(t, target.HealthCheck, "%s waits for %s to be healthy, but it has no health check", name, dep)
+			case types.ServiceConditionCompletedSuccessfully:
+				require.True(t, oneShot[dep], "%s waits for the one-shot %s to finish", name, dep)
 			default:
 				t.Fatalf("%s depends on %s without a condition (%q): it may start before %s is ready", name, dep, d.Condition, dep)
 			}
+			require.Empty(t, target.Profiles, "%s depends on %s, which runs only in a profile", name, dep)
 		}
-		if s.Restart != "no" && name != "worker" && len(s.Profiles) == 0 {
-			require.NotNil(t, s.Healthcheck, "long-running service %s has no health check", name)
+		if oneShot[name] {
+			continue
 		}
+		require.Equal(t, "unless-stopped", s.Restart, "long-running service %s restarts", name)
+		require.NotNil(t, s.HealthCheck, "long-running service %s has no health check", name)
+		require.NotEmpty(t, s.HealthCheck.Test, name)
 	}
-	for _, p := range []string{"api", "worker"} {
-		s := f.Services[p]
-		require.Equal(t, "service_completed_successfully", s.DependsOn["migrate"].Condition, "%s starts on a migrated schema", p)
-		require.Equal(t, "service_completed_successfully", s.DependsOn["register-search-attributes"].Condition,
-			"%s starts once the search attributes exist (workflows set them at start)", p)
-		require.Equal(t, "service_healthy", s.DependsOn["temporal"].Condition)
+	for _, proc := range []string{"api", "worker"} {
+		s := p.Services[proc]
+		require.Equal(t, types.ServiceConditionCompletedSuccessfully, s.DependsOn["migrate"].Condition, "%s starts on a migrated schema", proc)
+		require.Equal(t, types.ServiceConditionCompletedSuccessfully, s.DependsOn["temporal-namespace"].Condition,
+			"%s starts once the namespace and its search attributes exist", proc)
+		require.Equal(t, types.ServiceConditionHealthy, s.DependsOn["temporal"].Condition)
 	}
-	require.Equal(t, "service_healthy", f.Services["migrate"].DependsOn["mysql"].Condition)
+	require.Equal(t, types.ServiceConditionCompletedSuccessfully, p.Services["temporal"].DependsOn["temporal-schema"].Condition)
+
+	// The worker's health check asks its own /readyz (PAYSAGA_WORKER_HTTP_ADDR).
+	w := p.Services["worker"]
+	addr := envOf(w)["PAYSAGA_WORKER_HTTP_ADDR"]
+	_, port, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(w.HealthCheck.Test, " "), "127.0.0.1:"+port+"/readyz")
+	require.Empty(t, w.Ports, "the worker's probe port stays on the compose network")
+
+	// The simulator, whose admin API moves money, only in the dev profile.
+	require.Equal(t, []string{"dev"}, p.Services["nhsim"].Profiles)
+	// RabbitMQ keeps its durable queues across a re-create: named volume, fixed node name.
+	rmq := p.Services["rabbitmq"]
+	require.Equal(t, "rabbitmq", rmq.Hostname)
+	require.True(t, slices.ContainsFunc(rmq.Volumes, func(v types.ServiceVolumeConfig) bool {
+		return v.Type == types.VolumeTypeVolume && v.Target == "/var/lib/rabbitmq" && p.Volumes[v.Source].Name != ""
+	}), "RabbitMQ's data is on a named volume")
 }
 
-func TestComposeRunsTemporalOnMySQLWithTemporalConfig(t *testing.T) {
-	f := loadCompose(t)
-	tmp := f.Services["temporal"]
-	require.True(t, strings.HasPrefix(tmp.Image, "temporalio/auto-setup:"))
-	require.Equal(t, "mysql8", tmp.Environment["DB"])
-
-	// DYNAMIC_CONFIG_FILE_PATH is relative to /etc/temporal; temporal-config/ is mounted there.
-	dcPath := path.Join("/etc/temporal", tmp.Environment["DYNAMIC_CONFIG_FILE_PATH"])
-	mounted := ""
-	for _, v := range tmp.Volumes {
-		parts := strings.Split(v, ":")
-		if parts[0] == "./temporal-config" {
-			mounted = parts[1]
+func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
 		}
 	}
-	require.NotEmpty(t, mounted, "temporal-config/ is not mounted into the temporal service")
-	require.Equal(t, mounted, path.Dir(dcPath), "DYNAMIC_CONFIG_FILE_PATH is not in the mounted temporal-config/")
+}
+
+func TestComposeRunsTemporalWithTemporalConfig(t *testing.T) {
+	p := loadCompose(t)
+	tmp := p.Services["temporal"]
+	env := envOf(tmp)
+	require.Equal(t, "mysql8", env["DB"])
+	require.Equal(t, "mysql", env["MYSQL_SEEDS"])
+	require.Equal(t, "temporal", env["MYSQL_USER"], "Temporal has a user of its own, not root")
+
+	// DYNAMIC_CONFIG_FILE_PATH is relative to /etc/temporal; temporal-config/ is mounted there.
+	dcPath := path.Join("/etc/temporal", env["DYNAMIC_CONFIG_FILE_PATH"])
+	mountOf := func(s types.ServiceConfig) string {
+		for _, v := range s.Volumes {
+			if v.Type == types.VolumeTypeBind && path.Base(v.Source) == "temporal-config" {
+				require.True(t, v.ReadOnly, "temporal-config/ is mounted read-only")
+				return v.Target
+			}
+		}
+		return ""
+	}
+	require.Equal(t, mountOf(tmp), path.Dir(dcPath), "DYNAMIC_CONFIG_FILE_PATH is not in the mounted temporal-config/")
 	_, err := os.Stat(path.Join("../temporal-config", path.Base(dcPath)))
 	require.NoError(t, err, "the dynamic config file named by DYNAMIC_CONFIG_FILE_PATH")
 
-	reg := f.Services["register-search-attributes"]
-	script := strings.Join(append(reg.Entrypoint, reg.Command...), " ")
-	require.Contains(t, script, "register-search-attributes.sh")
-	found := false
-	for _, v := range reg.Volumes {
-		parts := strings.Split(v, ":")
-		if parts[0] == "./temporal-config" && strings.Contains(script, parts[1]+"/register-search-attributes.sh") {
-			found = true
-		}
+	for job, script := range map[string]string{"temporal-schema": "setup-schema.sh", "temporal-namespace": "register-search-attributes.sh"} {
+		s := p.Services[job]
+		require.True(t, strings.HasPrefix(s.Image, "temporalio/admin-tools:"), job)
+		cmd := strings.Join(append(s.Entrypoint, s.Command...), " ")
+		require.Contains(t, cmd, mountOf(s)+"/"+script, "%s runs %s from the mounted temporal-config/", job, script)
+		_, err := os.Stat(path.Join("../temporal-config", script))
+		require.NoError(t, err)
 	}
-	require.True(t, found, "the registration job runs the script from the mounted temporal-config/")
-	require.Equal(t, "no", reg.Restart)
+	require.Equal(t, "default", envOf(p.Services["temporal-namespace"])["TEMPORAL_NAMESPACE"])
+	require.NotEmpty(t, envOf(p.Services["temporal-namespace"])["TEMPORAL_NAMESPACE_RETENTION"])
+	for _, proc := range []string{"api", "worker"} {
+		e := envOf(p.Services[proc])
+		require.Equal(t, "temporal:7233", e["PAYSAGA_TEMPORAL_ADDRESS"])
+		require.Equal(t, "default", e["PAYSAGA_TEMPORAL_NAMESPACE"])
+	}
+	// The schema job and the server use the same database settings.
+	for _, k := range []string{"DB", "MYSQL_SEEDS", "MYSQL_USER", "MYSQL_PWD", "DBNAME", "VISIBILITY_DBNAME"} {
+		require.Equal(t, env[k], envOf(p.Services["temporal-schema"])[k], k)
+	}
+}
 
-	ui := f.Services["temporal-ui"]
-	require.True(t, strings.HasPrefix(ui.Image, "temporalio/ui:"))
+// makeVar reads NAME := value from the Makefile.
+func makeVar(t *testing.T, name string) string {
+	t.Helper()
+	mk, err := os.ReadFile("../Makefile")
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^` + name + `\s*:=\s*(\S+)`).FindSubmatch(mk)
+	require.NotNil(t, m, "no %s in the Makefile", name)
+	return string(m[1])
 }
 
 // buildCommands returns binary name → package of every `go build -o <dir>/<name> <pkg>`.
@@ -293,8 +347,12 @@ func TestDockerfileBuildsWhatMakeBuilds(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(ignore), "bin/", "the 250 MB Temporal CLI in bin/ stays out of the build context")
 
-	f := loadCompose(t)
-	for _, p := range append(processes, "nhsim") {
-		require.Equal(t, ".", f.Services[p].Build, "%s is built from the Dockerfile", p)
+	p := loadCompose(t)
+	for _, proc := range append(processes, "nhsim", "payctl") {
+		b := p.Services[proc].Build
+		require.NotNil(t, b, "%s is built from the Dockerfile", proc)
+		abs, err := os.Getwd()
+		require.NoError(t, err)
+		require.Equal(t, path.Dir(abs), b.Context, "%s is built from the repository's root", proc)
 	}
 }

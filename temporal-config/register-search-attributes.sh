@@ -35,7 +35,12 @@ until tctl operator cluster health >/dev/null 2>&1; do
 	sleep 2
 	waited=$((waited + 2))
 done
-# …and the namespace may not exist yet.
+# …and the namespace may not exist yet: created here when TEMPORAL_NAMESPACE_RETENTION is set
+# (docker-compose.yml's one-shot job), otherwise waited for.
+if [ -n "${TEMPORAL_NAMESPACE_RETENTION:-}" ] && ! tctl operator namespace describe >/dev/null 2>&1; then
+	"$CLI" --address "$ADDRESS" operator namespace create --namespace "$NAMESPACE" --retention "$TEMPORAL_NAMESPACE_RETENTION" >/dev/null
+	echo "created namespace $NAMESPACE (retention $TEMPORAL_NAMESPACE_RETENTION)"
+fi
 until tctl operator namespace describe >/dev/null 2>&1; do
 	if [ "$waited" -ge "$WAIT_SECONDS" ]; then
 		echo "register-search-attributes: namespace $NAMESPACE does not exist on $ADDRESS" >&2
