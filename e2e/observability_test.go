@@ -8,10 +8,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,7 +37,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"paysaga"
+	"paysaga/config"
 	"paysaga/internal/app"
+	"paysaga/internal/stack"
 	"paysaga/internal/temporaltest"
 	"paysaga/payloadcodec"
 	"paysaga/telemetry"
@@ -362,4 +367,112 @@ func gather(t *testing.T) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// The Web UI of `paysaga dev` decodes payloads through the codec server: the UI announces the
+// codec endpoint to the browser, serves the history with encrypted payloads, and the codec
+// answers the browser's CORS preflight and decode request from the UI's origin — the round
+// trip the UI's JavaScript makes, done over HTTP.
+func TestWebUIDecodesPaymentsThroughTheCodecServer(t *testing.T) {
+	ctx := context.Background()
+	bin, err := temporaltest.Binary()
+	require.NoError(t, err)
+	dir := t.TempDir()
+	cfg, err := config.Load(func(name string) string {
+		switch name {
+		case "PAYSAGA_DB_DRIVER":
+			return "sqlite"
+		case "PAYSAGA_DB_DSN":
+			return filepath.Join(dir, "paysaga.db")
+		}
+		return ""
+	})
+	require.NoError(t, err)
+	cfg.RedisAddr = ""
+	cfg.TemporalPayloadKeys = payloadcodec.GenerateSpec("ui1")
+	codec, err := app.PayloadCodec(cfg)
+	require.NoError(t, err)
+	uiPort := freePort(t)
+	origin := fmt.Sprintf("http://localhost:%d", uiPort)
+	// As runDev wires it: a codec server on loopback, without a token, for the UI's origin.
+	codecSrv := httptest.NewServer(payloadcodec.Handler(codec, payloadcodec.ServerOptions{AllowedOrigins: []string{origin}}))
+	defer codecSrv.Close()
+	st, err := stack.Start(ctx, stack.Options{
+		Config: cfg, Dev: true, TemporalBin: bin, TemporalDBFile: filepath.Join(dir, "temporal.db"),
+		UIPort: uiPort, UICodecEndpoint: codecSrv.URL,
+	})
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	api := httptest.NewServer(st.API)
+	defer api.Close()
+
+	c, m := newUserOn(t, st, api.URL, paysaga.RoleCustomer), newUserOn(t, st, api.URL, paysaga.RoleMerchant)
+	acct := seedAccountOn(t, st, api.URL, c, 50_000)
+	description := "ui-secret-" + randomHex(4)
+	a := callAt(t, api.URL, "POST", "/v1/payments", c.Token, map[string]any{
+		"account_id": acct.ID, "amount": 31_337, "merchant_id": m.ID, "description": description,
+	}, "Idempotency-Key", "ui-"+description)
+	require.Contains(t, []int{http.StatusOK, http.StatusAccepted}, a.Status, "%s", a.Raw)
+	wid := workflows.PaymentWorkflowID(paymentIDOf(t, a))
+
+	ui := func(path string) []byte {
+		res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", uiPort, path))
+		require.NoError(t, err)
+		defer res.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(res.Body)
+		require.Equal(t, http.StatusOK, res.StatusCode, "%s: %s", path, b.String())
+		return b.Bytes()
+	}
+	require.Contains(t, string(ui("/api/v1/settings")), codecSrv.URL, "the Web UI does not announce the codec endpoint")
+
+	// The history as the UI's browser code receives it: encrypted.
+	var history struct {
+		History struct {
+			Events []struct {
+				Started *struct {
+					Input struct {
+						Payloads []json.RawMessage `json:"payloads"`
+					} `json:"input"`
+				} `json:"workflowExecutionStartedEventAttributes"`
+			} `json:"events"`
+		} `json:"history"`
+	}
+	require.NoError(t, json.Unmarshal(ui("/api/v1/namespaces/default/workflows/"+url.PathEscape(wid)+"/history"), &history))
+	require.NotEmpty(t, history.History.Events)
+	started := history.History.Events[0].Started
+	require.NotNil(t, started)
+	require.Len(t, started.Input.Payloads, 1)
+	require.Contains(t, string(started.Input.Payloads[0]), base64.StdEncoding.EncodeToString([]byte(payloadcodec.Encoding)),
+		"the Web UI receives the input unencrypted")
+
+	// The browser's preflight, then its decode request, from the UI's origin.
+	pre, _ := http.NewRequest(http.MethodOptions, codecSrv.URL+"/decode", nil)
+	pre.Header.Set("Origin", origin)
+	pre.Header.Set("Access-Control-Request-Method", "POST")
+	pre.Header.Set("Access-Control-Request-Headers", "content-type,x-namespace")
+	res, err := http.DefaultClient.Do(pre)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, origin, res.Header.Get("Access-Control-Allow-Origin"))
+
+	body, _ := json.Marshal(map[string]any{"payloads": started.Input.Payloads})
+	req, _ := http.NewRequest(http.MethodPost, codecSrv.URL+"/decode", bytes.NewReader(body))
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Namespace", "default")
+	res, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Equal(t, origin, res.Header.Get("Access-Control-Allow-Origin"))
+	var decoded struct {
+		Payloads []struct {
+			Data []byte `json:"data"`
+		} `json:"payloads"`
+	}
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&decoded))
+	require.Len(t, decoded.Payloads, 1)
+	require.Contains(t, string(decoded.Payloads[0].Data), description)
+	require.Contains(t, string(decoded.Payloads[0].Data), `"amount":31337`)
 }
