@@ -132,3 +132,22 @@ $(KUBECONFORM):
 test-cluster: $(TEMPORAL) $(TEMPORAL_SERVER) $(TEMPORAL_SQL_TOOL)
 	PAYSAGA_TEMPORAL_SERVER_BIN=$(TEMPORAL_SERVER) PAYSAGA_TEMPORAL_SQL_TOOL=$(TEMPORAL_SQL_TOOL) \
 		$(GO) test -tags cluster -count=1 -timeout 20m ./internal/temporalcluster ./cluster
+
+## helm-check: the Helm chart (deploy/helm/paysaga): helm lint, helm template with each of deploy/helm/values/*.yaml,
+##             every manifest validated by kubeconform -strict against schemas generated offline from the
+##             Kubernetes $(KUBERNETES_VERSION) OpenAPI document (module k8s.io/kubernetes; deploy/kubeschema) into var/
+KUBE_SCHEMAS := $(CURDIR)/var/kubeschemas/$(KUBERNETES_VERSION)
+.PHONY: helm-check
+helm-check: $(HELM) $(KUBECONFORM) $(KUBE_SCHEMAS)/.generated
+	@for f in deploy/helm/values/*.yaml; do \
+		echo "helm lint + template + kubeconform: $$f"; \
+		$(HELM) lint --strict --kube-version $(KUBERNETES_VERSION) deploy/helm/paysaga -f $$f >/dev/null || exit 1; \
+		$(HELM) template paysaga deploy/helm/paysaga --kube-version $(KUBERNETES_VERSION) -f $$f | \
+			$(KUBECONFORM) -strict -summary -schema-location '$(KUBE_SCHEMAS)/{{ .ResourceKind }}{{ .KindSuffix }}.json' - || exit 1; \
+	done
+	PAYSAGA_KUBE_SCHEMAS=$(KUBE_SCHEMAS) $(GO) test -tags helm -count=1 -run 'Helm|Kubeconform' ./deploy
+$(KUBE_SCHEMAS)/.generated:
+	@dir=$$(cd /tmp && $(GO) mod download -json k8s.io/kubernetes@$(KUBERNETES_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+		test -n "$$dir" || { echo "go mod download k8s.io/kubernetes@$(KUBERNETES_VERSION) failed" >&2; exit 1; }; \
+		$(GO) run ./deploy/kubeschema -swagger "$$dir/api/openapi-spec/swagger.json" -out $(KUBE_SCHEMAS)
+	touch $@

@@ -1,0 +1,420 @@
+//go:build cluster
+
+package cluster_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"paysaga/internal/temporalcluster"
+	"paysaga/nhsim"
+)
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+const (
+	paymentBase = 100_000 // payment i is of paymentBase+i won: the bank's record traces it
+	customers   = 4
+	payments    = 24
+)
+
+// TestTwoAPIsTwoWorkersOnATemporalCluster is paysaga in its production shape on a real Temporal
+// cluster: two API and two worker processes (the binaries `make build` builds) on MariaDB,
+// Redis and RabbitMQ. Payments and refunds go to both APIs, one worker is SIGKILLed while
+// payments run, a customer's notification stream is held on the other API than the one that
+// took the payment, and the money-safety invariants are checked against the simulated bank.
+func TestTwoAPIsTwoWorkersOnATemporalCluster(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	tc := temporalcluster.Start(t)
+	root, err := temporalcluster.Root()
+	require.NoError(t, err)
+	dir := t.TempDir()
+	runID := hex.EncodeToString(randBytes(4))
+
+	// The binaries, built as production builds them.
+	for _, b := range []struct{ out, pkg string }{{"paysaga", "./cmd/paysaga"}, {"payctl", "./cmd/payctl"}} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "go build %s: %s", b.pkg, out)
+	}
+	paysagaBin, payctlBin := filepath.Join(dir, "paysaga"), filepath.Join(dir, "payctl")
+
+	// A fresh MariaDB database and RabbitMQ vhost, and a Redis key prefix of the run's own.
+	mcfg, err := mysql.ParseDSN(envOr("PAYSAGA_TEST_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/test?parseTime=true"))
+	require.NoError(t, err)
+	admin, err := sql.Open("mysql", mcfg.FormatDSN())
+	require.NoError(t, err)
+	defer admin.Close()
+	dbName := "paysaga_cluster_" + runID
+	_, err = admin.ExecContext(ctx, "CREATE DATABASE "+dbName)
+	require.NoError(t, err, "MariaDB (PAYSAGA_TEST_MYSQL_DSN)")
+	t.Cleanup(func() { _, _ = admin.Exec("DROP DATABASE " + dbName) })
+	mcfg.DBName, mcfg.ParseTime = dbName, true
+
+	vhost := "paysaga_cluster_" + runID
+	rabbitmqctl := func(args ...string) {
+		// The broker may be restarting (another run on the machine stops its app for a while).
+		var out []byte
+		var err error
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(2 * time.Second) {
+			if out, err = exec.Command("rabbitmqctl", args...).CombinedOutput(); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		require.NoError(t, err, "rabbitmqctl %v: %s", args, out)
+	}
+	rabbitmqctl("add_vhost", vhost)
+	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_vhost", vhost).Run() })
+	amqpURL, err := url.Parse(envOr("PAYSAGA_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+	require.NoError(t, err)
+	rabbitmqctl("set_permissions", "-p", vhost, amqpURL.User.Username(), ".*", ".*", ".*")
+	amqpURL.Path = "/" + vhost
+	redisAddr := envOr("PAYSAGA_TEST_REDIS_ADDR", "127.0.0.1:6379")
+	redisPrefix := "cluster-" + runID + ":"
+
+	ports, err := temporalcluster.FreePorts(5)
+	require.NoError(t, err)
+	simURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	apiURLs := []string{fmt.Sprintf("http://127.0.0.1:%d", ports[1]), fmt.Sprintf("http://127.0.0.1:%d", ports[2])}
+	workerURLs := []string{fmt.Sprintf("http://127.0.0.1:%d", ports[3]), fmt.Sprintf("http://127.0.0.1:%d", ports[4])}
+
+	settings := map[string]string{
+		"PAYSAGA_DB_DRIVER":          "mysql",
+		"PAYSAGA_DB_DSN":             mcfg.FormatDSN(),
+		"PAYSAGA_REDIS_ADDR":         redisAddr,
+		"PAYSAGA_REDIS_KEY_PREFIX":   redisPrefix,
+		"PAYSAGA_AMQP_URL":           amqpURL.String(),
+		"PAYSAGA_TEMPORAL_ADDRESS":   tc.HostPort,
+		"PAYSAGA_TEMPORAL_NAMESPACE": tc.Namespace,
+		"PAYSAGA_JWT_SECRET":         hex.EncodeToString(randBytes(32)),
+		"PAYSAGA_NH_BASE_URL":        simURL,
+		"PAYSAGA_NH_ISCD":            nhsim.DefaultIscd,
+		"PAYSAGA_NH_ACCESS_TOKEN":    nhsim.DefaultAccessToken,
+		"PAYSAGA_ACCOUNT_KEYS": "k1:" + base64.StdEncoding.EncodeToString(randBytes(32)) +
+			",hmac:" + base64.StdEncoding.EncodeToString(randBytes(32)),
+		"PAYSAGA_TEMPORAL_PAYLOAD_KEYS": "p1:" + base64.StdEncoding.EncodeToString(randBytes(32)),
+		"PAYSAGA_LOG_FORMAT":            "json",
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PAYSAGA_") {
+			env = append(env, kv)
+		}
+	}
+	for k, v := range settings {
+		env = append(env, k+"="+v)
+	}
+	with := func(kv ...string) []string { return append(append([]string(nil), env...), kv...) }
+
+	sim := startProc(t, dir, "nhsim", paysagaBin, env, "nhsim", "--addr", strings.TrimPrefix(simURL, "http://"))
+	waitReady(t, sim, simURL+"/admin/ledger", time.Minute)
+	cmdMigrate := exec.CommandContext(ctx, paysagaBin, "migrate")
+	cmdMigrate.Env = env
+	out, err := cmdMigrate.CombinedOutput()
+	require.NoError(t, err, "paysaga migrate: %s", out)
+
+	var workers [2]*proc
+	for i := range workers {
+		workers[i] = startProc(t, dir, fmt.Sprintf("worker-%d", i+1), paysagaBin,
+			with("PAYSAGA_WORKER_HTTP_ADDR="+strings.TrimPrefix(workerURLs[i], "http://")), "worker")
+	}
+	var apis [2]*proc
+	for i := range apis {
+		apis[i] = startProc(t, dir, fmt.Sprintf("api-%d", i+1), paysagaBin,
+			with("PAYSAGA_HTTP_ADDR="+strings.TrimPrefix(apiURLs[i], "http://")), "api")
+	}
+	for i := range 2 {
+		waitReady(t, apis[i], apiURLs[i]+"/readyz", 2*time.Minute)
+		waitReady(t, workers[i], workerURLs[i]+"/readyz", 2*time.Minute)
+	}
+
+	c := &client{bases: apiURLs, hc: &http.Client{Timeout: 30 * time.Second}}
+	simAdmin := func(method, path string, body, into any) {
+		t.Helper()
+		var rd *strings.Reader
+		b, _ := json.Marshal(body)
+		rd = strings.NewReader(string(b))
+		req, err := http.NewRequestWithContext(ctx, method, simURL+path, rd)
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Less(t, resp.StatusCode, 300, "nhsim %s %s", method, path)
+		if into != nil {
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(into))
+		}
+	}
+	type user struct{ ID, Email, Token, Account string }
+	signup := func(inst int, who string) *user {
+		u := &user{Email: fmt.Sprintf("%s-%s@cluster.example", who, runID)}
+		a := c.send(ctx, inst, http.MethodPost, "/v1/auth/signup", "", map[string]string{"email": u.Email, "password": "cluster-password-1", "name": "Cluster " + who})
+		require.Equal(t, http.StatusCreated, a.Status, a.Raw)
+		u.ID = a.str("id")
+		return u
+	}
+	login := func(inst int, u *user) {
+		a := c.send(ctx, inst, http.MethodPost, "/v1/auth/login", "", map[string]string{"email": u.Email, "password": "cluster-password-1"})
+		require.Equal(t, http.StatusOK, a.Status, a.Raw)
+		u.Token = a.str("access_token")
+	}
+
+	// A merchant, granted its role by an operator with payctl.
+	merchant := signup(0, "merchant")
+	grant := exec.CommandContext(ctx, payctlBin, "users", "grant", merchant.Email, "merchant")
+	grant.Env = env
+	out, err = grant.CombinedOutput()
+	require.NoError(t, err, "payctl users grant: %s", out)
+	login(1, merchant)
+
+	// Customers, each with an account at the bank registered through the API.
+	var custs []*user
+	for i := range customers {
+		inst := i % 2
+		acno := fmt.Sprintf("39%05d%06d", time.Now().UnixNano()%100000, i)
+		simAdmin(http.MethodPost, "/admin/accounts", nhsim.Account{Bncd: "011", Acno: acno, Holder: "김클러스터", Birth: "19900101", Balance: 1_000_000_000}, nil)
+		u := signup(inst, fmt.Sprintf("customer%d", i))
+		login(inst, u)
+		a := c.send(ctx, inst, http.MethodPost, "/v1/accounts", u.Token,
+			map[string]string{"bank_code": "011", "account_number": acno, "birth_date": "19900101", "nickname": "cluster"},
+			"Idempotency-Key", "acct-"+runID+"-"+acno)
+		require.Contains(t, []int{200, 201, 202}, a.Status, a.Raw)
+		u.Account = a.str("id")
+		require.Eventually(t, func() bool {
+			g := c.send(ctx, 1-inst, http.MethodGet, "/v1/accounts/"+u.Account, u.Token, nil)
+			return g.str("status") == "ACTIVE"
+		}, 2*time.Minute, 300*time.Millisecond, "account of customer %d never became ACTIVE", i)
+		custs = append(custs, u)
+	}
+	var before nhsim.Ledger
+	simAdmin(http.MethodGet, "/admin/ledger", nil, &before)
+
+	// Customer 0 listens on API 2; its payments are taken by API 1.
+	stream := openStream(t, ctx, apiURLs[1], custs[0].Token)
+
+	finals := map[string]bool{"SUCCEEDED": true, "FAILED": true, "UNKNOWN": true, "CANCELED": true}
+	type pay struct {
+		seq    int
+		amount int64
+		id     string
+		status string
+		cust   *user
+	}
+	pays := make([]*pay, payments)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 6)
+	for i := range payments {
+		if i == payments/3 {
+			// A crash, not a shutdown: the worker's activities and workflow tasks in flight are
+			// lost and must be picked up by the other one.
+			require.True(t, workers[0].signal(9, 10*time.Second), "SIGKILL worker-1")
+			t.Logf("worker-1 killed after %d payments were sent", i)
+		}
+		p := &pay{seq: i, amount: int64(paymentBase + i), cust: custs[i%customers]}
+		pays[i] = p
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			inst := p.seq % 2
+			a := c.send(ctx, inst, http.MethodPost, "/v1/payments", p.cust.Token,
+				map[string]any{"account_id": p.cust.Account, "amount": p.amount, "merchant_id": merchant.ID, "description": "cluster"},
+				"Idempotency-Key", fmt.Sprintf("pay-%s-%d", runID, p.seq))
+			if a.Status >= 300 {
+				p.status = fmt.Sprintf("HTTP %d %s", a.Status, a.Raw)
+				return
+			}
+			p.id = a.id()
+			deadline := time.Now().Add(4 * time.Minute)
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				g := c.send(ctx, 1-inst, http.MethodGet, "/v1/payments/"+p.id, p.cust.Token, nil)
+				p.status = g.str("status")
+				if finals[p.status] {
+					return
+				}
+				time.Sleep(300 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	for _, p := range pays {
+		require.NotEmpty(t, p.id, "payment #%d: %s", p.seq, p.status)
+		require.Equal(t, "SUCCEEDED", p.status, "payment #%d (%s) with a worker killed: the other one finishes it", p.seq, p.id)
+	}
+
+	// The notification reached the stream held on the other instance.
+	want := map[string]bool{}
+	for _, p := range pays {
+		if p.cust == custs[0] && p.seq%2 == 0 {
+			want[p.id] = true
+		}
+	}
+	require.NotEmpty(t, want)
+	timeout := time.After(time.Minute)
+	for len(want) > 0 {
+		select {
+		case n, ok := <-stream.events:
+			require.True(t, ok, "the stream on api-2 ended")
+			if n["type"] == "payment.succeeded" {
+				if d, ok := n["data"].(map[string]any); ok {
+					delete(want, fmt.Sprint(d["id"]))
+				}
+			}
+		case <-timeout:
+			t.Fatalf("payments taken by api-1 were never notified on api-2's stream: %v", want)
+		}
+	}
+
+	// Refunds, spread over both APIs: a partial one, then two at once that cannot both fit.
+	type refund struct {
+		pay    *pay
+		amount int64
+		id     string
+		status string
+		code   int
+	}
+	var refunds []*refund
+	var mu sync.Mutex
+	for _, p := range pays {
+		switch p.seq % 3 {
+		case 0:
+			refunds = append(refunds, &refund{pay: p, amount: int64(1_000 + p.seq)})
+		case 1:
+			refunds = append(refunds, &refund{pay: p, amount: int64(60_000 + 2*p.seq)}, &refund{pay: p, amount: int64(60_001 + 2*p.seq)})
+		}
+	}
+	for k, r := range refunds {
+		wg.Go(func() {
+			inst := k % 2
+			a := c.send(ctx, inst, http.MethodPost, "/v1/payments/"+r.pay.id+"/refunds", merchant.Token,
+				map[string]any{"amount": r.amount, "reason": "cluster"}, "Idempotency-Key", fmt.Sprintf("ref-%s-%d", runID, k))
+			mu.Lock()
+			r.code, r.id = a.Status, a.id()
+			mu.Unlock()
+			if r.id == "" {
+				return
+			}
+			deadline := time.Now().Add(4 * time.Minute)
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				g := c.send(ctx, 1-inst, http.MethodGet, "/v1/refunds/"+r.id, merchant.Token, nil)
+				st := g.str("status")
+				mu.Lock()
+				r.status = st
+				mu.Unlock()
+				if st == "SUCCEEDED" || st == "FAILED" || st == "UNKNOWN" {
+					return
+				}
+				time.Sleep(300 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+
+	// The invariants, from the bank's record.
+	var transfers []nhsim.Transfer
+	simAdmin(http.MethodGet, "/admin/transfers", nil, &transfers)
+	var after nhsim.Ledger
+	simAdmin(http.MethodGet, "/admin/ledger", nil, &after)
+	require.Equal(t, before.Total, after.Total, "money is conserved in the bank's ledger")
+
+	debits := map[int64]int{}
+	credits := map[int64]int{}
+	for _, tr := range transfers {
+		switch {
+		case tr.API == "DrawingTransfer":
+			debits[tr.Amount]++
+		case strings.HasPrefix(tr.API, "ReceivedTransfer"):
+			credits[tr.Amount]++
+		}
+	}
+	for _, p := range pays {
+		require.Equal(t, 1, debits[p.amount], "payment #%d (%s): exactly one debit at the bank", p.seq, p.id)
+		delete(debits, p.amount)
+	}
+	require.Empty(t, debits, "debits no payment asked for")
+	succeeded := map[*pay]int64{}
+	for _, r := range refunds {
+		switch r.status {
+		case "SUCCEEDED":
+			require.Equal(t, 1, credits[r.amount], "refund %s of %d: exactly one credit", r.id, r.amount)
+			succeeded[r.pay] += r.amount
+		case "FAILED", "":
+			require.Zero(t, credits[r.amount], "refund %s (%s, HTTP %d) credited %d won", r.id, r.status, r.code, r.amount)
+		default:
+			t.Fatalf("refund %s of payment %s ended %s", r.id, r.pay.id, r.status)
+		}
+		delete(credits, r.amount)
+	}
+	require.Empty(t, credits, "credits no refund asked for")
+	refunded := 0
+	for _, p := range pays {
+		require.LessOrEqual(t, succeeded[p], p.amount, "payment %s: refunds ≤ the captured amount", p.id)
+		g := c.send(ctx, p.seq%2, http.MethodGet, "/v1/payments/"+p.id, p.cust.Token, nil)
+		var body struct {
+			Status         string `json:"status"`
+			RefundedAmount int64  `json:"refunded_amount"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(g.Raw), &body))
+		require.Equal(t, succeeded[p], body.RefundedAmount, "payment %s: refunded_amount = its succeeded refunds", p.id)
+		if p.seq%3 == 1 {
+			require.Positive(t, succeeded[p], "payment %s: one of the two refunds fits and succeeds", p.id)
+			refunded++
+		}
+	}
+	require.Positive(t, refunded)
+
+	// The surviving worker is ready and exposes its metrics; the killed one's probe is gone.
+	waitReady(t, workers[1], workerURLs[1]+"/readyz", 10*time.Second)
+	resp, err := http.Get(workerURLs[1] + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	_, err = http.Get(workerURLs[0] + "/healthz")
+	require.Error(t, err, "worker-1 was killed")
+
+	// Every Redis key of the run's users is under the run's prefix (PAYSAGA_REDIS_KEY_PREFIX).
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer rdb.Close()
+	prefixed, err := rdb.Keys(ctx, redisPrefix+"*").Result()
+	require.NoError(t, err)
+	require.NotEmpty(t, prefixed)
+	for _, u := range append(custs, merchant) {
+		keys, err := rdb.Keys(ctx, "*"+u.ID+"*").Result()
+		require.NoError(t, err)
+		require.NotEmpty(t, keys, "user %s has notification keys", u.ID)
+		for _, k := range keys {
+			require.True(t, strings.HasPrefix(k, redisPrefix), "Redis key %q is outside the run's prefix", k)
+		}
+	}
+	t.Logf("%d payments and %d refunds on Temporal %s (%s): invariants hold", len(pays), len(refunds), tc.Version, tc.HostPort)
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
