@@ -107,10 +107,10 @@ func TestTemporalConfigOnADevServer(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Stop() })
 	c := srv.Client()
 
-	run := func(namespace string) (string, error) {
+	run := func(namespace string, env ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, "sh", script)
-		cmd.Env = append(os.Environ(), "TEMPORAL_CLI="+bin, "TEMPORAL_ADDRESS="+srv.FrontendHostPort(),
-			"TEMPORAL_NAMESPACE="+namespace, "WAIT_SECONDS=30")
+		cmd.Env = append(append(os.Environ(), "TEMPORAL_CLI="+bin, "TEMPORAL_ADDRESS="+srv.FrontendHostPort(),
+			"TEMPORAL_NAMESPACE="+namespace, "WAIT_SECONDS=30"), env...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
@@ -130,6 +130,16 @@ func TestTemporalConfigOnADevServer(t *testing.T) {
 		require.True(t, ok, "%s not registered", name)
 		require.Equal(t, typ, got.String(), name)
 	}
+
+	// docker-compose.yml's job creates its namespace (TEMPORAL_NAMESPACE_RETENTION), then
+	// registers the attributes there.
+	out, err = run("fresh", "TEMPORAL_NAMESPACE_RETENTION=24h")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "created namespace fresh (retention 24h)")
+	require.Contains(t, out, "created PaymentStatus (Keyword)")
+	out, err = run("fresh", "TEMPORAL_NAMESPACE_RETENTION=24h")
+	require.NoError(t, err, out)
+	require.NotContains(t, out, "created", "a second run changes nothing")
 
 	// Another namespace, where CustomerId was once made an Int by hand.
 	_, err = c.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{

@@ -50,7 +50,15 @@ until tctl operator namespace describe >/dev/null 2>&1; do
 	waited=$((waited + 2))
 done
 
-existing="$(tctl operator search-attribute list)"
+# A namespace just created takes a few seconds to reach every service.
+until existing="$(tctl operator search-attribute list 2>&1)"; do
+	if [ "$waited" -ge "$WAIT_SECONDS" ]; then
+		echo "register-search-attributes: cannot list the search attributes of $NAMESPACE: $existing" >&2
+		exit 1
+	fi
+	sleep 2
+	waited=$((waited + 2))
+done
 for attr in $ATTRIBUTES; do
 	name="${attr%%=*}"
 	type="${attr#*=}"

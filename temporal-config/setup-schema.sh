@@ -12,10 +12,10 @@ set -eu
 PLUGIN="${DB:-mysql8}"
 case "$PLUGIN" in
 mysql8)
-	HOST="${MYSQL_SEEDS:?}" USER_="${MYSQL_USER:?}" PW="${MYSQL_PWD:?}" PORT="${DB_PORT:-3306}"
+	HOST="${MYSQL_SEEDS:?}" USER_="${MYSQL_USER:?}" PW="${MYSQL_PWD:-}" PORT="${DB_PORT:-3306}"
 	SCHEMA="${SCHEMA_DIR:-/etc/temporal/schema/mysql/v8}" ;;
 postgres12)
-	HOST="${POSTGRES_SEEDS:?}" USER_="${POSTGRES_USER:?}" PW="${POSTGRES_PWD:?}" PORT="${DB_PORT:-5432}"
+	HOST="${POSTGRES_SEEDS:?}" USER_="${POSTGRES_USER:?}" PW="${POSTGRES_PWD:-}" PORT="${DB_PORT:-5432}"
 	SCHEMA="${SCHEMA_DIR:-/etc/temporal/schema/postgresql/v12}" ;;
 *)
 	echo "setup-schema: DB=$PLUGIN is not mysql8 or postgres12" >&2

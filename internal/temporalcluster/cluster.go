@@ -94,6 +94,42 @@ func FreePorts(n int) ([]int, error) {
 	return out, nil
 }
 
+func serverVersion(serverBin string) (string, error) {
+	bi, err := buildinfo.ReadFile(serverBin)
+	if err != nil {
+		return "", fmt.Errorf("read the build info of %s: %w", serverBin, err)
+	}
+	return bi.Main.Version, nil
+}
+
+// SchemaDir is the directory of the server's SQL schema for a database ("postgresql", "v12"),
+// in the module go.temporal.io/server at the version bin/temporal-server was built from
+// (PAYSAGA_TEMPORAL_SERVER_MODULE names the module directory instead).
+func SchemaDir(db, version string) (string, error) {
+	root, err := Root()
+	if err != nil {
+		return "", err
+	}
+	serverBin := envOr("PAYSAGA_TEMPORAL_SERVER_BIN", filepath.Join(root, "bin", "temporal-server"))
+	v, err := serverVersion(serverBin)
+	if err != nil {
+		return "", err
+	}
+	modDir := os.Getenv("PAYSAGA_TEMPORAL_SERVER_MODULE")
+	if modDir == "" {
+		out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+		if err != nil {
+			return "", fmt.Errorf("go env GOMODCACHE: %w", err)
+		}
+		modDir = filepath.Join(strings.TrimSpace(string(out)), "go.temporal.io", "server@"+v)
+	}
+	schema := filepath.Join(modDir, "schema", db, version)
+	if _, err := os.Stat(schema); err != nil {
+		return "", fmt.Errorf("the server's schema is not at %s (the module go.temporal.io/server@%s; `make temporal-server` downloads it): %w", schema, v, err)
+	}
+	return schema, nil
+}
+
 // Start sets up two fresh PostgreSQL databases, starts the server on free ports and waits
 // until the namespace has the search attributes. Everything is stopped and dropped when the
 // test ends; the server's log is printed if the test failed.
@@ -127,23 +163,13 @@ func start(t testing.TB) (*Cluster, error) {
 			return nil, fmt.Errorf("%s is missing: run `make temporal-server temporal` (or `make test-cluster`): %w", b, err)
 		}
 	}
-	// The schema comes from the server's own module, at the version the binary was built from.
-	bi, err := buildinfo.ReadFile(serverBin)
+	version, err := serverVersion(serverBin)
 	if err != nil {
-		return nil, fmt.Errorf("read the build info of %s: %w", serverBin, err)
+		return nil, err
 	}
-	version := bi.Main.Version
-	modDir := os.Getenv("PAYSAGA_TEMPORAL_SERVER_MODULE")
-	if modDir == "" {
-		out, err := exec.Command("go", "env", "GOMODCACHE").Output()
-		if err != nil {
-			return nil, fmt.Errorf("go env GOMODCACHE: %w", err)
-		}
-		modDir = filepath.Join(strings.TrimSpace(string(out)), "go.temporal.io", "server@"+version)
-	}
-	schema := filepath.Join(modDir, "schema", "postgresql", "v12")
-	if _, err := os.Stat(schema); err != nil {
-		return nil, fmt.Errorf("the server's schema is not at %s (the module go.temporal.io/server@%s; `make temporal-server` downloads it): %w", schema, version, err)
+	schema, err := SchemaDir("postgresql", "v12")
+	if err != nil {
+		return nil, err
 	}
 
 	pgHost, pgPort, err := net.SplitHostPort(envOr("PAYSAGA_TEST_POSTGRES_ADDR", "127.0.0.1:5432"))
