@@ -173,9 +173,15 @@ type window struct {
 	From, To time.Time
 	Inst     int // -1: every instance
 	Why      string
+	// Only503 excuses only "503 unavailable, retry" answers: a worker's restart may keep a
+	// request from being recorded in time, never make the API fail otherwise.
+	Only503 bool
 }
 
 func (w window) covers(a answer) bool {
+	if w.Only503 && a.Status != 503 {
+		return false
+	}
 	// The request overlapped the window.
 	return (w.Inst < 0 || w.Inst == a.Inst) && !a.At.Add(a.Dur).Before(w.From) && !a.At.After(w.To)
 }

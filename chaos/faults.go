@@ -104,12 +104,14 @@ func (c *chaos) workerKills(ctx context.Context) {
 		}
 		p := c.st.workers[i%2]
 		c.say("chaos: SIGKILL %s", p.name)
+		from := time.Now()
 		p.kill9()
 		c.count("worker SIGKILLs")
 		sleep(c.root, 2*time.Second+time.Duration(c.rng.Int64N(int64(3*time.Second))))
 		if err := c.st.startWorker(c.root, i%2); err != nil {
 			c.fail("restart %s: %v", p.name, err)
 		}
+		c.addWindow(window{From: from, To: time.Now().Add(c.grace), Inst: -1, Why: p.name + " killed and restarted", Only503: true})
 	}
 }
 

@@ -48,6 +48,8 @@ type facts struct {
 	BadRuns                 []wfRun
 	OpenRuns                []wfRun  // payment and refund workflows still running at the end
 	Unreadable              []string // ids named by a 2xx answer the API could not read
+	Reconcile               []string // differences payctl reconcile found
+	ReconcileRan            bool
 }
 
 // verdict is one invariant's outcome.
@@ -110,8 +112,21 @@ func (f *facts) accountOf() map[nhsim.AccountID]string {
 func judge(f *facts) []verdict {
 	return []verdict{
 		f.judgeDebits(), f.judgeRefunds(), f.judgeMoney(), f.judgeSettled(), f.judgeWorkflows(),
-		f.judgeKeys(), f.judgeReadable(), f.judgeEvents(), f.judge5xx(),
+		f.judgeKeys(), f.judgeReadable(), f.judgeEvents(), f.judge5xx(), f.judgeReconcile(),
 	}
+}
+
+// judgeReconcile: the engine's transfer records agree with the bank's statement (payctl
+// reconcile), once everything is settled.
+func (f *facts) judgeReconcile() verdict {
+	v := verdict{Name: "payctl reconcile: our transfers = the bank's statement", OK: true}
+	if !f.ReconcileRan {
+		v.problem("payctl reconcile did not run")
+	}
+	for _, p := range f.Reconcile {
+		v.problem("%s", p)
+	}
+	return v
 }
 
 // judgeDebits: at most one executed debit per payment; executed debits = debited payments, of

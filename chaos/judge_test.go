@@ -52,7 +52,8 @@ func cleanRun() *facts {
 			"pay_2": {"payment.failed": true},
 			"pay_3": {"payment.canceled": true}, "ref_3": {"refund.succeeded": true},
 		},
-		EventsRead: true,
+		EventsRead:   true,
+		ReconcileRan: true,
 		Answers: []answer{
 			{At: at, Inst: 0, Method: "POST", Path: "/v1/payments", Status: 200},
 			{At: at.Add(10 * time.Second), Inst: 1, Method: "POST", Path: "/v1/payments", Status: 503},
@@ -121,6 +122,9 @@ func TestJudgeFindsEachBrokenInvariant(t *testing.T) {
 		{"a payment no key names", func(f *facts) { f.Listed = append(f.Listed, "pay_orphan") }, []string{"one idempotency key, one payment"}},
 		{"a 2xx id not readable", func(f *facts) { f.Unreadable = []string{"pay_9"} }, []string{"every 2xx id readable at its URL"}},
 		{"an event missing", func(f *facts) { delete(f.Events, "ref_1") }, []string{"every final outcome's event on a queue bound to the exchange"}},
+		{"a transfer record that disagrees with the bank", func(f *facts) {
+			f.Reconcile = []string{"20261202: transfer trf_1 (DrawingTransfer, UNKNOWN): executed at the bank"}
+		}, []string{"payctl reconcile: our transfers = the bank's statement"}},
 		{"a 5xx outside the windows", func(f *facts) { f.Answers[1].At = f.Answers[1].At.Add(time.Minute) }, []string{"no 5xx outside the restart windows"}},
 		{"a refund workflow failed after its reservation", func(f *facts) {
 			f.BadRuns = []wfRun{{ID: "refund:ref_1", Type: "RefundWorkflow", Status: "FAILED"}}
@@ -158,6 +162,13 @@ func TestJudgeFindsAWorkflowStillRunning(t *testing.T) {
 	// The store says final, but the workflow waits for an operator and never published.
 	f.OpenRuns = []wfRun{{ID: "payment:pay_1", Type: "PaymentWorkflow", Status: "Running"}}
 	require.Equal(t, []string{"every payment and refund final after drain + payctl"}, failed(judge(f)))
+}
+
+func TestAWorkerWindowExcusesOnly503(t *testing.T) {
+	at := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	w := window{From: at, To: at.Add(10 * time.Second), Inst: -1, Only503: true}
+	require.True(t, w.covers(answer{At: at.Add(time.Second), Status: 503}))
+	require.False(t, w.covers(answer{At: at.Add(time.Second), Status: 500}))
 }
 
 func TestWindowCoversARequestThatOverlapsIt(t *testing.T) {

@@ -215,6 +215,8 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 	if err := w.admin(ctx, http.MethodGet, "/admin/ledger", nil, &before); err != nil {
 		return false, err
 	}
+	// payctl reconcile reads the statement of the fintech's own account at the bank.
+	st.env = append(st.env, "PAYSAGA_NH_FINTECH_BANK_CODE="+before.Fintech.Bncd, "PAYSAGA_NH_FINTECH_ACCOUNT="+before.Fintech.Acno)
 	bankBefore, err := op.bankTransfers(ctx)
 	if err != nil {
 		return false, err
@@ -306,6 +308,11 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 		}
 		sleep(ctx, 3*time.Second)
 	}
+	if f.Reconcile, err = op.reconcile(f.Transfers); err != nil {
+		op.Errors = append(op.Errors, err.Error())
+	} else {
+		f.ReconcileRan = true
+	}
 	f.Windows = ch.windows
 	verdicts := judge(f)
 	judged = true
@@ -366,8 +373,25 @@ func (r *report) print(w io.Writer, ok bool) {
 	for _, k := range names {
 		p("  %-28s %d", k, r.chaos.counts[k])
 	}
+	excused := map[string]int{}
+	for _, a := range r.f.Answers {
+		if a.Status < 500 {
+			continue
+		}
+		for _, win := range r.chaos.windows {
+			if win.covers(a) {
+				excused[win.Why]++
+				break
+			}
+		}
+	}
 	for _, win := range r.chaos.windows {
-		p("  window: %s", win)
+		if !win.Only503 {
+			p("  window: %s, %d 5xx excused", win, excused[win.Why])
+		} else if n := excused[win.Why]; n > 0 {
+			p("  windows: %s (each until back + %s), %d 503 excused", win.Why, r.o.grace, n)
+			excused[win.Why] = 0
+		}
 	}
 	for _, e := range r.chaos.errs {
 		p("  CHAOS ERROR: %s", e)
@@ -462,7 +486,7 @@ func (r *report) print(w io.Writer, ok bool) {
 	}
 	p("bank: %d debits executed (%d won), %d credits (%d won); total money before %d, after %d",
 		debits, debited, credits, credited, f.MoneyBefore, f.MoneyAfter)
-	p("events: %d messages on the audit queue", r.messages)
+	p("events: %d messages on the audit queue; payctl reconcile paired %d bank rows with our transfers", r.messages, r.op.Reconciled)
 	names = names[:0]
 	for k := range r.byStatus {
 		names = append(names, k)

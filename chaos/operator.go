@@ -21,6 +21,7 @@ type operator struct {
 	say func(format string, args ...any)
 
 	Resolved, Replayed, Refused, Stuck int
+	Reconciled                         int // bank rows payctl reconcile paired with our transfers
 	Errors                             []string
 	Notes                              []string // what an operator would find odd, without breaking an invariant
 }
@@ -378,4 +379,55 @@ func (o *operator) badRuns(ctx context.Context) ([]wfRun, map[string]int, error)
 			return out, byStatus, nil
 		}
 	}
+}
+
+// reconcile runs `payctl reconcile` for each day (Tsymd) of the run's transfers: the bank's
+// statement of the fintech account against the engine's transfer records. It returns one line
+// per difference.
+func (o *operator) reconcile(transfers []nhsim.Transfer) (problems []string, err error) {
+	days := map[string]bool{}
+	for _, t := range transfers {
+		days[t.Tsymd] = true
+	}
+	for day := range days {
+		out, code := o.payctl("-o", "json", "reconcile", "--date", day)
+		if code != 0 && code != 3 {
+			return nil, fmt.Errorf("payctl reconcile --date %s: exit %d", day, code)
+		}
+		var rep struct {
+			Matched int `json:"matched"`
+			Missing []struct {
+				Direction string `json:"direction"`
+				Amount    int64  `json:"amount"`
+			} `json:"missing"`
+			Extra []struct {
+				ID     string `json:"id"`
+				Kind   string `json:"kind"`
+				Amount int64  `json:"amount"`
+				State  string `json:"state"`
+			} `json:"extra"`
+			Mismatched []struct {
+				Transfer struct {
+					ID    string `json:"id"`
+					Kind  string `json:"kind"`
+					State string `json:"state"`
+				} `json:"transfer"`
+				Problem string `json:"problem"`
+			} `json:"mismatched"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			return nil, fmt.Errorf("payctl reconcile --date %s: %w", day, err)
+		}
+		o.Reconciled += rep.Matched
+		for _, m := range rep.Missing {
+			problems = append(problems, fmt.Sprintf("%s: a %s of %d won on the bank's statement that no transfer of ours explains", day, m.Direction, m.Amount))
+		}
+		for _, e := range rep.Extra {
+			problems = append(problems, fmt.Sprintf("%s: transfer %s (%s, %s) is not on the bank's statement", day, e.ID, e.Kind, e.State))
+		}
+		for _, m := range rep.Mismatched {
+			problems = append(problems, fmt.Sprintf("%s: transfer %s (%s, %s): %s", day, m.Transfer.ID, m.Transfer.Kind, m.Transfer.State, m.Problem))
+		}
+	}
+	return problems, nil
 }
