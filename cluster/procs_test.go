@@ -27,7 +27,7 @@ type proc struct {
 	done chan struct{}
 }
 
-func startProc(t *testing.T, dir, name, bin string, env []string, args ...string) *proc {
+func startProc(t testing.TB, dir, name, bin string, env []string, args ...string) *proc {
 	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
 	f, err := os.Create(logPath)
@@ -92,7 +92,7 @@ func (p *proc) tail(n int64) string {
 
 // waitReady polls url until it answers 200, failing with the process's log when it exits or
 // the time is up.
-func waitReady(t *testing.T, p *proc, url string, within time.Duration) {
+func waitReady(t testing.TB, p *proc, url string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	last := ""
@@ -201,7 +201,7 @@ type sse struct {
 	events chan map[string]any
 }
 
-func openStream(t *testing.T, ctx context.Context, base, token string) *sse {
+func openStream(t testing.TB, ctx context.Context, base, token string) *sse {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/notifications/stream", nil)
 	if err != nil {

@@ -1,0 +1,97 @@
+//go:build cluster
+
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"paysaga/nhsim"
+)
+
+// BenchmarkClusterThroughput measures payments through the production processes on the real
+// Temporal server — two API instances, first one worker, then two — with a closed loop of
+// clients (each waits for its payment's answer, SUCCEEDED within PAYSAGA_PAYMENT_SYNC_WAIT,
+// before sending the next). Everything shares the machine: the server, PostgreSQL, MariaDB,
+// Redis, RabbitMQ and the engine's processes. `make bench-cluster` runs it (it is a benchmark
+// so that `make test-cluster` does not); the figures are in docs/benchmarks.md.
+func BenchmarkClusterThroughput(b *testing.B) {
+	const clients = 8
+	window := 30 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	e := startEngine(b, ctx, clients)
+	var before nhsim.Ledger
+	e.simAdmin(http.MethodGet, "/admin/ledger", nil, &before)
+
+	// One worker: the second stops (SIGTERM, as a scale-down would).
+	if !e.workers[1].signal(15, 30*time.Second) {
+		b.Fatal("worker-2 did not stop")
+	}
+	var seq atomic.Int64
+	measure := func(label string) {
+		var mu sync.Mutex
+		var lat []time.Duration
+		var ok, other atomic.Int64
+		// Warm-up: 5 s, not counted.
+		deadline := time.Now().Add(5 * time.Second)
+		measureFrom := deadline
+		deadline = deadline.Add(window)
+		var wg sync.WaitGroup
+		for i := range clients {
+			wg.Go(func() {
+				cust := e.custs[i]
+				for time.Now().Before(deadline) && ctx.Err() == nil {
+					n := seq.Add(1)
+					start := time.Now()
+					a := e.c.do(ctx, int(n)%2, http.MethodPost, "/v1/payments", cust.Token,
+						map[string]any{"account_id": cust.Account, "amount": 1000 + n, "merchant_id": e.merchant.ID, "description": "bench"},
+						"Idempotency-Key", fmt.Sprintf("bench-%s-%d", e.runID, n))
+					d := time.Since(start)
+					if start.Before(measureFrom) {
+						continue
+					}
+					if a.Status == http.StatusCreated && a.str("status") == "SUCCEEDED" {
+						ok.Add(1)
+						mu.Lock()
+						lat = append(lat, d)
+						mu.Unlock()
+					} else {
+						other.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		slices.Sort(lat)
+		pct := func(p float64) time.Duration {
+			if len(lat) == 0 {
+				return 0
+			}
+			return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(time.Millisecond)
+		}
+		rate := float64(ok.Load()) / window.Seconds()
+		b.Logf("%s: %d payments SUCCEEDED in %s = %.1f/s (other answers %d); latency p50 %s p95 %s p99 %s",
+			label, ok.Load(), window, rate, other.Load(), pct(0.5), pct(0.95), pct(0.99))
+		b.ReportMetric(rate, label+"-payments/s")
+	}
+	measure("1-worker")
+
+	// Two workers.
+	w2 := startProc(b, e.dir, "worker-2b", e.paysagaBin, e.with("PAYSAGA_WORKER_HTTP_ADDR="+e.workerURLs[1][len("http://"):]), "worker")
+	waitReady(b, w2, e.workerURLs[1]+"/readyz", 2*time.Minute)
+	measure("2-workers")
+
+	var after nhsim.Ledger
+	e.simAdmin(http.MethodGet, "/admin/ledger", nil, &after)
+	if before.Total != after.Total {
+		b.Fatalf("the bank's ledger is not conserved: %d before, %d after", before.Total, after.Total)
+	}
+	b.Logf("Temporal server %s, 4 history shards, PostgreSQL; 2 API instances; %d closed-loop clients", e.tc.Version, clients)
+}
