@@ -190,6 +190,10 @@ func (c *Consumer) deliver(ctx context.Context, d amqp.Delivery) {
 	if ev.ID == "" {
 		ev.ID = d.MessageId
 	}
+	// The handling joins the trace of the payment that published the event (traceparent in
+	// the message headers).
+	ctx, span := consumeSpan(ctx, d.Headers, c.cfg.Queue, ev)
+	defer span.End()
 	log := c.log.With("event_id", ev.ID, "event_type", ev.Type)
 
 	if c.cfg.Dedupe != nil && ev.ID != "" {
