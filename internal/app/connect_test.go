@@ -24,6 +24,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	"paysaga/config"
 	"paysaga/internal/app"
@@ -287,4 +293,39 @@ func TestRedisOverTLSWithAnACLUser(t *testing.T) {
 		"PAYSAGA_REDIS_PASSWORD": "s3cret-pass"}), "certificate")
 	_, err = app.OpenRedis(loadConfig(t, map[string]string{"PAYSAGA_REDIS_TLS_CA": "/nonexistent/ca.pem"}))
 	require.ErrorContains(t, err, "PAYSAGA_REDIS_TLS_CA")
+}
+
+// TestTemporalAPIKeyIsSentOverTLS stands a gRPC server with TLS where the Temporal frontend
+// would be, and checks what the engine's client sends it: the API key as a bearer token, on a
+// TLS connection (the key alone turns TLS on).
+func TestTemporalAPIKeyIsSentOverTLS(t *testing.T) {
+	p := newPKI(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var auth []string
+	var tlsSeen bool
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{p.serverPair}})),
+		grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+			md, _ := metadata.FromIncomingContext(stream.Context())
+			pr, _ := peer.FromContext(stream.Context())
+			mu.Lock()
+			auth = append(auth, md.Get("authorization")...)
+			if pr != nil {
+				_, tlsSeen = pr.AuthInfo.(credentials.TLSInfo)
+			}
+			mu.Unlock()
+			return status.Error(codes.Unavailable, "not a Temporal server")
+		}))
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+
+	err = dial(loadConfig(t, map[string]string{"PAYSAGA_TEMPORAL_ADDRESS": ln.Addr().String(),
+		"PAYSAGA_TEMPORAL_TLS_CA": p.caFile, "PAYSAGA_TEMPORAL_API_KEY": "test-api-key-123"}))
+	require.Error(t, err, "the stand-in answers no call")
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, auth, "no call reached the server")
+	require.Equal(t, "Bearer test-api-key-123", auth[0])
+	require.True(t, tlsSeen, "the key went over TLS")
 }
