@@ -25,16 +25,17 @@ func payctlEnv() map[string]string {
 	cfg := env.Parts.Config
 	fintech := env.Sim.Fintech()
 	return map[string]string{
-		"PAYSAGA_DB_DRIVER":            cfg.DBDriver,
-		"PAYSAGA_DB_DSN":               cfg.DBDSN,
-		"PAYSAGA_TEMPORAL_ADDRESS":     env.Temporal.FrontendHostPort(),
-		"PAYSAGA_TEMPORAL_NAMESPACE":   cfg.TemporalNamespace,
-		"PAYSAGA_NH_BASE_URL":          cfg.NHBaseURL,
-		"PAYSAGA_NH_ISCD":              cfg.NHIscd,
-		"PAYSAGA_NH_ACCESS_TOKEN":      cfg.NHAccessToken,
-		"PAYSAGA_NH_FINTECH_BANK_CODE": fintech.Bncd,
-		"PAYSAGA_NH_FINTECH_ACCOUNT":   fintech.Acno,
-		"USER":                         "e2e-operator",
+		"PAYSAGA_DB_DRIVER":             cfg.DBDriver,
+		"PAYSAGA_DB_DSN":                cfg.DBDSN,
+		"PAYSAGA_TEMPORAL_ADDRESS":      env.Temporal.FrontendHostPort(),
+		"PAYSAGA_TEMPORAL_NAMESPACE":    cfg.TemporalNamespace,
+		"PAYSAGA_TEMPORAL_PAYLOAD_KEYS": cfg.TemporalPayloadKeys,
+		"PAYSAGA_NH_BASE_URL":           cfg.NHBaseURL,
+		"PAYSAGA_NH_ISCD":               cfg.NHIscd,
+		"PAYSAGA_NH_ACCESS_TOKEN":       cfg.NHAccessToken,
+		"PAYSAGA_NH_FINTECH_BANK_CODE":  fintech.Bncd,
+		"PAYSAGA_NH_FINTECH_ACCOUNT":    fintech.Acno,
+		"USER":                          "e2e-operator",
 	}
 }
 

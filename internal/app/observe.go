@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/client"
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	"go.temporal.io/sdk/interceptor"
+	sdkworker "go.temporal.io/sdk/worker"
 
 	"paysaga/config"
 	"paysaga/payloadcodec"
@@ -81,4 +82,14 @@ func registerBreakerGauge(reg prometheus.Registerer, b interface{ BreakerState()
 		return 0
 	})
 	_ = reg.Register(g) // a second API on the same registry keeps the first one's gauge
+}
+
+// ReplayerOptions are the options of a workflow replayer (`payctl history replay`): histories
+// written by the engine hold encrypted payloads, which it decodes with the same codec.
+func ReplayerOptions(cfg config.Config) (sdkworker.WorkflowReplayerOptions, error) {
+	var opts client.Options
+	if err := EncodeAndObserve(cfg, &opts, nil); err != nil {
+		return sdkworker.WorkflowReplayerOptions{}, err
+	}
+	return sdkworker.WorkflowReplayerOptions{DataConverter: opts.DataConverter, FailureConverter: opts.FailureConverter}, nil
 }

@@ -11,6 +11,8 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	tlog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
+
+	"paysaga/internal/app"
 )
 
 func historyCmd(s *session) *cobra.Command {
@@ -110,7 +112,19 @@ func (s *session) replay(ctx context.Context, query string, limit int) ([]replay
 	if err != nil {
 		return nil, err
 	}
-	replayer := sdkworker.NewWorkflowReplayer()
+	cfg, err := s.config()
+	if err != nil {
+		return nil, err
+	}
+	// The engine's histories hold encrypted payloads (PAYSAGA_TEMPORAL_PAYLOAD_KEYS).
+	ropts, err := app.ReplayerOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	replayer, err := sdkworker.NewWorkflowReplayerWithOptions(ropts)
+	if err != nil {
+		return nil, err
+	}
 	s.env.RegisterWorkflows(replayer)
 	quiet := tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))
 	results := make([]replayResult, 0, len(infos))
