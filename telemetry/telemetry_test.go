@@ -88,3 +88,21 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	}
 	return out
 }
+
+// The worker's /metrics serves Prometheus' default registry: the Temporal SDK's metrics and
+// the engine's are there as well as in the registries the API serves.
+func TestSDKMetricsReachTheDefaultRegistryAndTheAPIs(t *testing.T) {
+	telemetry.TemporalMetricsHandler().WithTags(map[string]string{"task_queue": "probe"}).
+		Timer("temporal_activity_schedule_to_start_latency").Record(40 * time.Millisecond)
+	api := prometheus.NewRegistry()
+	telemetry.Register(api)
+	for name, reg := range map[string]prometheus.Gatherer{"default": prometheus.DefaultGatherer, "api": api} {
+		got := map[string]bool{}
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			got[mf.GetName()] = true
+		}
+		require.True(t, got["temporal_activity_schedule_to_start_latency_seconds"], "%s registry: no SDK metrics", name)
+	}
+}
