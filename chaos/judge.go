@@ -50,6 +50,8 @@ type facts struct {
 	Unreadable              []string // ids named by a 2xx answer the API could not read
 	Reconcile               []string // differences payctl reconcile found
 	ReconcileRan            bool
+	Replay                  []string // histories payctl history replay could not replay
+	Replayed                int      // histories replayed
 }
 
 // verdict is one invariant's outcome.
@@ -113,7 +115,21 @@ func judge(f *facts) []verdict {
 	return []verdict{
 		f.judgeDebits(), f.judgeRefunds(), f.judgeMoney(), f.judgeSettled(), f.judgeWorkflows(),
 		f.judgeKeys(), f.judgeReadable(), f.judgeEvents(), f.judge5xx(), f.judgeReconcile(),
+		f.judgeReplay(),
 	}
+}
+
+// judgeReplay: every closed payment and refund history of the run — written through kills,
+// restarts and retries — replays against the workflow code (payctl history replay).
+func (f *facts) judgeReplay() verdict {
+	v := verdict{Name: "payctl history replay: every history replays", OK: true}
+	if f.Replayed == 0 {
+		v.problem("no history was replayed")
+	}
+	for _, p := range f.Replay {
+		v.problem("%s", p)
+	}
+	return v
 }
 
 // judgeReconcile: the engine's transfer records agree with the bank's statement (payctl

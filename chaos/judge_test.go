@@ -54,6 +54,7 @@ func cleanRun() *facts {
 		},
 		EventsRead:   true,
 		ReconcileRan: true,
+		Replayed:     5,
 		Answers: []answer{
 			{At: at, Inst: 0, Method: "POST", Path: "/v1/payments", Status: 200},
 			{At: at.Add(10 * time.Second), Inst: 1, Method: "POST", Path: "/v1/payments", Status: 503},
@@ -125,6 +126,9 @@ func TestJudgeFindsEachBrokenInvariant(t *testing.T) {
 		{"a transfer record that disagrees with the bank", func(f *facts) {
 			f.Reconcile = []string{"20261202: transfer trf_1 (DrawingTransfer, UNKNOWN): executed at the bank"}
 		}, []string{"payctl reconcile: our transfers = the bank's statement"}},
+		{"a history that does not replay", func(f *facts) {
+			f.Replay = []string{"payment:pay_1: nondeterministic"}
+		}, []string{"payctl history replay: every history replays"}},
 		{"a 5xx outside the windows", func(f *facts) { f.Answers[1].At = f.Answers[1].At.Add(time.Minute) }, []string{"no 5xx outside the restart windows"}},
 		{"a refund workflow failed after its reservation", func(f *facts) {
 			f.BadRuns = []wfRun{{ID: "refund:ref_1", Type: "RefundWorkflow", Status: "FAILED"}}

@@ -313,6 +313,9 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 	} else {
 		f.ReconcileRan = true
 	}
+	if f.Replay, f.Replayed, err = op.replayHistories(); err != nil {
+		op.Errors = append(op.Errors, err.Error())
+	}
 	f.Windows = ch.windows
 	verdicts := judge(f)
 	judged = true
@@ -496,7 +499,7 @@ func (r *report) print(w io.Writer, ok bool) {
 	for _, k := range names {
 		closed = append(closed, fmt.Sprintf("%s %d", k, r.byStatus[k]))
 	}
-	p("workflows closed: %s", strings.Join(closed, ", "))
+	p("workflows closed: %s; %d payment and refund histories replayed", strings.Join(closed, ", "), f.Replayed)
 
 	p("")
 	p("invariants")

@@ -431,3 +431,27 @@ func (o *operator) reconcile(transfers []nhsim.Transfer) (problems []string, err
 	}
 	return problems, nil
 }
+
+// replayHistories runs `payctl history replay` over every closed payment and refund workflow of
+// the run: the histories written under kills and restarts must replay against the code.
+func (o *operator) replayHistories() (problems []string, n int, err error) {
+	out, code := o.payctl("-o", "json", "history", "replay", "--limit", "100000",
+		"--query", `WorkflowType = "PaymentWorkflow" OR WorkflowType = "RefundWorkflow"`)
+	if code != 0 && code != 3 {
+		return nil, 0, fmt.Errorf("payctl history replay: exit %d", code)
+	}
+	var results []struct {
+		WorkflowID string `json:"workflow_id"`
+		OK         bool   `json:"ok"`
+		Error      string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out), &results); err != nil {
+		return nil, 0, fmt.Errorf("payctl history replay: %w", err)
+	}
+	for _, r := range results {
+		if !r.OK {
+			problems = append(problems, fmt.Sprintf("%s: %s", r.WorkflowID, firstLine(r.Error)))
+		}
+	}
+	return problems, len(results), nil
+}
