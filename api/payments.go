@@ -57,6 +57,8 @@ type PaymentDeps struct {
 	// Keys seals the account numbers support types in for refunds; without them such refunds
 	// are refused (refunds to the payment's own account need none).
 	Keys *seal.Keyring
+	// Admission turns payments away past this instance's bounds (nil: no bound).
+	Admission *Admission
 }
 
 type paymentHandlers struct {
@@ -130,6 +132,14 @@ func (h *paymentHandlers) create(c *gin.Context) {
 			Fields: []FieldError{{Field: "capture_within", Message: "needs \"capture\": \"manual\""}}})
 		return
 	}
+	// Admission before anything is written: a payment turned away has claimed no key and
+	// started nothing.
+	release, err := h.Admission.admit(user.UserID, key)
+	if err != nil {
+		Problem(c, err)
+		return
+	}
+	defer release()
 
 	// One key, one payment: the payment ID is chosen by whoever claims the key first, and
 	// every retry with the key joins that payment's workflow instead of starting another.

@@ -182,7 +182,7 @@ const paymentsSyncWait = 3 * time.Second
 
 // newPayEnv builds the API with the payment routes on a fresh database of the given driver,
 // real auth on the test Redis, and a fake starter.
-func newPayEnv(t *testing.T, driver string) *payEnv {
+func newPayEnv(t *testing.T, driver string, opts ...func(*api.Deps)) *payEnv {
 	t.Helper()
 	addr := os.Getenv("PAYSAGA_TEST_REDIS_ADDR")
 	if addr == "" {
@@ -224,6 +224,9 @@ func newPayEnv(t *testing.T, driver string) *payEnv {
 			Starter:  env.starter,
 			SyncWait: paymentsSyncWait,
 		},
+	}
+	for _, o := range opts {
+		o(&deps)
 	}
 	env.srv = api.New(deps)
 

@@ -61,6 +61,8 @@ var Vars = []Var{
 	{Name: "PAYSAGA_ACCOUNT_KEYS", Default: "", Help: "keys sealing account numbers at rest: `id:base64,…[,hmac:base64]`, 32-byte keys, the first one current (see docs/operations.md)", Secret: true, Services: []string{"api", "worker"}},
 	{Name: "PAYSAGA_TEMPORAL_PAYLOAD_KEYS", Default: "", Help: "keys encrypting what the engine stores in Temporal (workflow inputs, results, updates, memos, failure messages): `id:base64,…`, 32-byte keys, the first one encrypts, all decrypt (see docs/operations.md, \"Payload keys\"); `paysaga codec-server --generate-key` makes one", Secret: true, Services: []string{"api", "worker"}},
 	{Name: "PAYSAGA_PAYMENT_SYNC_WAIT", Default: "5s", Help: "how long `POST /v1/payments` waits for the outcome before answering 202"},
+	{Name: "PAYSAGA_PAYMENT_MAX_IN_FLIGHT", Default: "64", Help: "payments one API instance works on at once; past it `POST /v1/payments` answers 429 with Retry-After at once (0 = no bound)"},
+	{Name: "PAYSAGA_PAYMENT_MAX_IN_FLIGHT_PER_CUSTOMER", Default: "8", Help: "payments of one customer one API instance works on at once; past it 429 (0 = no bound)"},
 	{Name: "PAYSAGA_PAYMENT_UNKNOWN_DEADLINE", Default: "10m", Help: "how long an unknown bank outcome is inquired before the payment becomes UNKNOWN"},
 	{Name: "PAYSAGA_CAPTURE_DEADLINE", Default: "168h", Help: "how long a manual-capture payment waits for its capture before it is canceled and refunded"},
 	{Name: "PAYSAGA_NOTIFY_REPLAY_WINDOW", Default: "5m", Help: "how long a notification can be replayed to a stream that reconnects with `Last-Event-ID`"},
@@ -114,6 +116,8 @@ type Config struct {
 	TemporalPayloadKeys string
 
 	PaymentSyncWait        time.Duration
+	PaymentMaxInFlight     int
+	PaymentMaxPerCustomer  int
 	PaymentUnknownDeadline time.Duration
 	CaptureDeadline        time.Duration
 
@@ -210,6 +214,16 @@ func Load(getenv func(string) string) (Config, error) {
 		c.TemporalTLSKey != "" || c.TemporalTLSServerName != "" || c.TemporalAPIKey != ""
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		errs = append(errs, "PAYSAGA_TEMPORAL_TLS_CERT and PAYSAGA_TEMPORAL_TLS_KEY: set both (mTLS) or neither")
+	}
+	for _, v := range []struct {
+		name string
+		to   *int
+	}{{"PAYSAGA_PAYMENT_MAX_IN_FLIGHT", &c.PaymentMaxInFlight}, {"PAYSAGA_PAYMENT_MAX_IN_FLIGHT_PER_CUSTOMER", &c.PaymentMaxPerCustomer}} {
+		n, err := strconv.Atoi(get(v.name))
+		if err != nil || n < 0 {
+			errs = append(errs, v.name+": want a number, 0 or more")
+		}
+		*v.to = n
 	}
 	if n, err := strconv.Atoi(get("PAYSAGA_NOTIFY_MAX_STREAMS")); err != nil || n < 1 {
 		errs = append(errs, "PAYSAGA_NOTIFY_MAX_STREAMS: want a positive number")

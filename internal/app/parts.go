@@ -77,6 +77,9 @@ func (p *Parts) API() (*api.Server, error) {
 			Starter:  api.TemporalPayments{Client: p.Temporal, Payments: p.DB},
 			Keys:     p.Keys,
 			SyncWait: p.Config.PaymentSyncWait,
+			Admission: &api.Admission{
+				MaxInFlight: p.Config.PaymentMaxInFlight, PerCustomer: p.Config.PaymentMaxPerCustomer,
+			},
 		},
 		Notifications: NotificationDeps(p.Config, p.Hub),
 		Accounts: api.AccountDeps{

@@ -1,0 +1,76 @@
+package api_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"paysaga"
+	"paysaga/api"
+	"paysaga/store"
+)
+
+// Issue 15: past the instance's bounds a payment is turned away at once — 429 problem+json
+// with Retry-After, nothing started, its Idempotency-Key left free for the retry — while the
+// payments already admitted go on; one customer cannot take every slot.
+func TestPaymentsPastTheBoundsAreTurnedAwayAtOnce(t *testing.T) {
+	adm := &api.Admission{MaxInFlight: 3, PerCustomer: 2}
+	env := newPayEnv(t, store.DriverSQLite, func(d *api.Deps) { d.Payments.Admission = adm })
+	kim, lee := env.customer, env.customer2
+	release := env.starter.hold(t)
+
+	answers := make(chan *httptest.ResponseRecorder, 8)
+	start := func(who *party, key string) {
+		t.Helper()
+		go func() { answers <- env.pay(t, who, key, payBody(t, who.account.ID, 1000, env.merchant.ID())) }()
+		select {
+		case <-env.starter.entered:
+		case rec := <-answers:
+			t.Fatalf("%s answered before it reached the workflow: %d %s", key, rec.Code, rec.Body.String())
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s never reached the workflow", key)
+		}
+	}
+	turnedAway := func(who *party, key, why string) {
+		t.Helper()
+		begin := time.Now()
+		rec := env.pay(t, who, key, payBody(t, who.account.ID, 1000, env.merchant.ID()))
+		require.Equal(t, http.StatusTooManyRequests, rec.Code, rec.Body.String())
+		require.Less(t, time.Since(begin), time.Second, "told at once")
+		require.Equal(t, "application/problem+json", rec.Header().Get("Content-Type"))
+		require.Equal(t, "1", rec.Header().Get("Retry-After"))
+		require.Contains(t, rec.Body.String(), why)
+		require.Contains(t, rec.Body.String(), `"code":"rate_limited"`)
+	}
+	start(kim, "k1")
+	start(kim, "k2")
+	turnedAway(kim, "k3", "your payments") // Kim has two payments in progress
+	start(lee, "l1")
+	require.Equal(t, 3, adm.InFlight())
+	turnedAway(lee, "l2", "at capacity") // three are in progress on the instance
+	require.Len(t, env.starter.Calls(), 3, "nothing started for the turned-away ones")
+
+	release()
+	for range 3 {
+		rec := <-answers
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	}
+	require.Equal(t, 0, adm.InFlight(), "slots are given back")
+	// A client's retries of one payment share its slot: k4 twice and k5 at once fit Kim's two.
+	release = env.starter.hold(t)
+	for _, k := range []string{"k4", "k4", "k5"} {
+		start(kim, k)
+	}
+	release()
+	for range 3 {
+		rec := <-answers
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	}
+	// The key of a turned-away payment was left free: its retry is a payment like any other.
+	rec := env.pay(t, kim, "k3", payBody(t, kim.account.ID, 1000, env.merchant.ID()))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	require.Equal(t, paysaga.PaymentSucceeded, decodePayment(t, rec).Status)
+}
