@@ -326,9 +326,11 @@ func (s *refundRun) reserve(ctx workflow.Context) error {
 	ev := s.event(ctx, typ)
 	ev.Actor, ev.Reason = s.in.Actor, s.in.Reason
 	var r paysaga.Refund
-	err := workflow.ExecuteLocalActivity(s.localOptions(ctx), activities.ReserveRefundName, activities.ReserveRefundInput{
+	// A database outage delays the reservation (the refund is then readable at its URL only
+	// once it is written; the API answers 503 until then), it does not end the refund.
+	err := persist(ctx, s.cfg, refundStoreFinal, s.storeStalled, activities.ReserveRefundName, activities.ReserveRefundInput{
 		Refund: s.r, Replay: s.in.Replay, Cancellation: s.in.Cancellation, Events: []paysaga.PaymentEvent{ev},
-	}).Get(ctx, &r)
+	}, &r)
 	if errType(err) == activities.ErrTypeRefundRefused {
 		var appErr *temporal.ApplicationError
 		errors.As(err, &appErr)
@@ -640,22 +642,6 @@ func (s *refundRun) publishLoop(ctx workflow.Context) {
 		}
 		s.outbox = s.outbox[1:]
 	}
-}
-
-func (s *refundRun) localOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout:    10 * time.Second,
-		ScheduleToCloseTimeout: time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    200 * time.Millisecond,
-			BackoffCoefficient: 2,
-			MaximumInterval:    30 * time.Second,
-			NonRetryableErrorTypes: []string{
-				activities.ErrTypeStateConflict, activities.ErrTypeRefundRefused,
-				activities.ErrTypeUnknownOutcome, activities.ErrTypeCreditExecuted,
-			},
-		},
-	})
 }
 
 // creditOptions: with waitForCancellation a cancellation of the run does not abandon a credit in

@@ -34,6 +34,7 @@ type fakeRefundSteps struct {
 	mu        sync.Mutex
 	refuse    string // ReserveRefund refuses with this message
 	reserves  int
+	reserveFn func(n int) error // fails a reservation when it returns an error
 	credits   []string
 	creditFn  func(n int, in activities.CreditInput) (activities.CreditResult, error)
 	checks    int
@@ -50,6 +51,11 @@ func (f *fakeRefundSteps) reserve(_ context.Context, in activities.ReserveRefund
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reserves++
+	if f.reserveFn != nil {
+		if err := f.reserveFn(f.reserves); err != nil {
+			return paysaga.Refund{}, err
+		}
+	}
 	if f.refuse != "" {
 		return paysaga.Refund{}, temporal.NewNonRetryableApplicationError(f.refuse, activities.ErrTypeRefundRefused, nil)
 	}

@@ -247,3 +247,25 @@ func TestRefundStoreDownForHoursAfterTheCreditStillSettles(t *testing.T) {
 	require.Equal(t, paysaga.RefundSucceeded, r.Status)
 	require.Equal(t, []string{EventRefundStalled, EventRefundSucceeded}, steps.publishedTypes())
 }
+
+// A database outage of two hours when the refund is reserved delays it; it does not end it
+// with nothing written (before, the run failed after an hour and the refund could not be read).
+func TestRefundReservedAfterAStoreOutage(t *testing.T) {
+	steps := &fakeRefundSteps{creditFn: creditOK}
+	h := newRefundHarness(t, steps)
+	var downUntil time.Time
+	steps.reserveFn = func(int) error {
+		now := h.env.Now()
+		if downUntil.IsZero() {
+			downUntil = now.Add(2 * time.Hour)
+		}
+		if now.Before(downUntil) {
+			return errors.New("dial tcp 127.0.0.1:3306: connection refused")
+		}
+		return nil
+	}
+	r, err := h.run(t, testRefundInput())
+	require.NoError(t, err)
+	require.Equal(t, paysaga.RefundSucceeded, r.Status)
+	require.Equal(t, []string{EventRefundStalled, EventRefundSucceeded}, steps.publishedTypes())
+}
