@@ -33,6 +33,7 @@ type payment struct {
 	Status     paysaga.PaymentStatus // the last status seen
 	FinalAt    time.Time             // when it became final (its updated_at), zero if never seen final
 	Err        string                // why it never got an accepted answer
+	ShedAt     time.Time             // when the API turned it away (429), zero if it did not
 }
 
 func (p *payment) final() bool { return !p.FinalAt.IsZero() }
@@ -48,6 +49,7 @@ type loadResult struct {
 	Answers       Counter      // every POST answer by status, retries included
 	Errors        Counter      // failed requests by method and status ("POST 503", "GET transport")
 	Polls         atomic.Int64 // GET requests of payments that answered 202
+	ShedLatency   Durations    // sent → 429, payments scheduled in the window that were turned away
 }
 
 // pollInterval is how often a payment that answered 202 is asked for its status when the
@@ -102,6 +104,9 @@ func drive(ctx context.Context, e *env, pop *seeded, o options) *loadResult {
 			continue
 		}
 		r.SendLag.Add(p.Sent.Sub(p.Scheduled))
+		if !p.ShedAt.IsZero() {
+			r.ShedLatency.Add(p.ShedAt.Sub(p.Sent))
+		}
 		if !p.AnsweredAt.IsZero() {
 			r.AnswerLatency.Add(p.AnsweredAt.Sub(p.Scheduled))
 		}
@@ -160,6 +165,12 @@ func (r *loadResult) pay(ctx context.Context, e *env, merchantID string, p *paym
 		status, header, raw, err := r.do(ctx, e, http.MethodPost, "/v1/payments", p.Customer.Token, body, p.Key)
 		if err == nil {
 			r.Answers.Inc(fmt.Sprint(status))
+			if status == http.StatusTooManyRequests {
+				// Turned away by admission control: nothing was started. The offered load is
+				// what it is (an open model), so a shed payment is counted, not retried.
+				p.ShedAt, p.Err = time.Now(), "shed (429)"
+				return
+			}
 			if r.accept(p, status, raw) {
 				if secs, err := strconv.Atoi(header.Get("Retry-After")); err == nil && secs > 0 {
 					wait = time.Duration(secs) * time.Second
@@ -308,12 +319,20 @@ func sleep(ctx context.Context, d time.Duration) {
 type loadCounts struct {
 	Sent, Accepted, Succeeded, Failed, NotFinal, NoAnswer int
 	AcceptedInWindow, CompletedInWindow                   int
+	Shed, ShedInWindow                                    int
 }
 
 func (r *loadResult) counts() loadCounts {
 	var c loadCounts
 	for _, p := range r.Payments {
 		c.Sent++
+		if !p.ShedAt.IsZero() {
+			c.Shed++
+			if r.Window.Contains(p.ShedAt) {
+				c.ShedInWindow++
+			}
+			continue
+		}
 		switch {
 		case p.AnsweredAt.IsZero():
 			c.NoAnswer++

@@ -43,6 +43,7 @@ type options struct {
 	baselineWarmup   time.Duration
 	historySample    int
 	verbose          bool
+	jsonOut          string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -63,6 +64,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.baselineWarmup, "baseline-warmup", 3*time.Second, "warm-up of each baseline run")
 	fs.IntVar(&o.historySample, "history-sample", 20, "successful payments whose Temporal history is fetched and counted")
 	fs.BoolVar(&o.verbose, "v", false, "log the engine's warnings and the Temporal server's output to stderr")
+	fs.StringVar(&o.jsonOut, "json", "", "also write the figures to this file as JSON, for comparing runs with a script")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -181,10 +183,16 @@ func run(ctx context.Context, o options, out io.Writer) (bool, error) {
 		return false, fmt.Errorf("baseline: %w", err)
 	}
 
-	report(out, o, reportData{
+	data := reportData{
 		began: began, loadBefore: loadBefore, loadAfter: loadAverage(),
 		load: load, counts: counts, hist: hist, base: [2]*baselineResult{before, after}, baseHist: baseHist, ledger: ledger,
-	})
+	}
+	report(out, o, data)
+	if o.jsonOut != "" {
+		if err := writeJSON(o.jsonOut, o, data); err != nil {
+			return false, fmt.Errorf("write %s: %w", o.jsonOut, err)
+		}
+	}
 	return ledger.OK(), nil
 }
 
@@ -224,11 +232,14 @@ func report(w io.Writer, o options, d reportData) {
 		o.rate, o.duration, o.warmup, o.customers, o.declines*100)
 	p("")
 	p("payments")
-	p("  sent %d, accepted %d: succeeded %d, failed %d, not final %d; no answer %d",
-		c.Sent, c.Accepted, c.Succeeded, c.Failed, c.NotFinal, c.NoAnswer)
+	p("  sent %d, accepted %d: succeeded %d, failed %d, not final %d; shed (429) %d; no answer %d",
+		c.Sent, c.Accepted, c.Succeeded, c.Failed, c.NotFinal, c.Shed, c.NoAnswer)
 	engineRate := l.Window.Rate(c.CompletedInWindow)
-	p("  accepted/s   %6.2f   completed/s %6.2f   (offered %.2f/s; counted in the %s window)",
-		l.Window.Rate(c.AcceptedInWindow), engineRate, o.rate, o.duration)
+	p("  accepted/s   %6.2f   completed/s %6.2f   shed/s %6.2f   (offered %.2f/s; counted in the %s window)",
+		l.Window.Rate(c.AcceptedInWindow), engineRate, l.Window.Rate(c.ShedInWindow), o.rate, o.duration)
+	if c.Shed > 0 {
+		p("  429 answer latency    %s", l.ShedLatency.Summary())
+	}
 	p("  answers      %s", l.Answers.String())
 	p("  answer latency        %s", l.AnswerLatency.Summary())
 	p("  time to final status  %s", l.FinalLatency.Summary())

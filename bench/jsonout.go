@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"runtime"
+	"time"
+)
+
+// jsonReport is what -json writes: the run's figures, one object, so that a script can compare
+// a run with an earlier one (docs/benchmarks.md keeps the dated table).
+type jsonReport struct {
+	At          time.Time `json:"at"`
+	GoVersion   string    `json:"go_version"`
+	CPUs        int       `json:"cpus"`
+	LoadBefore  string    `json:"load_before"`
+	LoadAfter   string    `json:"load_after"`
+	Temporal    string    `json:"temporal"`
+	OfferedRate float64   `json:"offered_per_s"`
+	Duration    float64   `json:"duration_s"`
+
+	Sent        int     `json:"sent"`
+	Accepted    int     `json:"accepted"`
+	Succeeded   int     `json:"succeeded"`
+	Failed      int     `json:"failed"`
+	NotFinal    int     `json:"not_final"`
+	Shed        int     `json:"shed"`
+	AcceptedPS  float64 `json:"accepted_per_s"`
+	CompletedPS float64 `json:"completed_per_s"`
+	ShedPS      float64 `json:"shed_per_s"`
+
+	AnswerMS jsonLatency `json:"answer_ms"`
+	FinalMS  jsonLatency `json:"final_ms"`
+	ShedMS   jsonLatency `json:"shed_answer_ms"`
+
+	HistoryEvents float64 `json:"history_events_per_payment"`
+	BaselinePS    float64 `json:"baseline_completed_per_s"`
+	Ratio         float64 `json:"ratio"`
+	LedgerOK      bool    `json:"ledger_ok"`
+}
+
+type jsonLatency struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func latencyJSON(s Summary) jsonLatency {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return jsonLatency{N: s.N, P50: ms(s.P50), P95: ms(s.P95), P99: ms(s.P99), Max: ms(s.Max)}
+}
+
+// writeJSON writes the figures of d to path.
+func writeJSON(path string, o options, d reportData) error {
+	c, l := d.counts, d.load
+	b1, b2 := d.base[0], d.base[1]
+	baseRate := (b1.Window.Rate(b1.Completed) + b2.Window.Rate(b2.Completed)) / 2
+	r := jsonReport{
+		At: d.began.UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+		LoadBefore: d.loadBefore, LoadAfter: d.loadAfter, Temporal: temporalMode(o),
+		OfferedRate: o.rate, Duration: o.duration.Seconds(),
+		Sent: c.Sent, Accepted: c.Accepted, Succeeded: c.Succeeded, Failed: c.Failed, NotFinal: c.NotFinal, Shed: c.Shed,
+		AcceptedPS: l.Window.Rate(c.AcceptedInWindow), CompletedPS: l.Window.Rate(c.CompletedInWindow),
+		ShedPS:   l.Window.Rate(c.ShedInWindow),
+		AnswerMS: latencyJSON(l.AnswerLatency.Summary()), FinalMS: latencyJSON(l.FinalLatency.Summary()),
+		ShedMS:        latencyJSON(l.ShedLatency.Summary()),
+		HistoryEvents: d.hist.Mean, BaselinePS: baseRate, LedgerOK: d.ledger.OK(),
+	}
+	if baseRate > 0 {
+		r.Ratio = r.CompletedPS / baseRate
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
