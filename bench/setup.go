@@ -93,6 +93,8 @@ func start(ctx context.Context, o options, logger *slog.Logger) (_ *env, err err
 			return hex.EncodeToString(secret)
 		case "PAYSAGA_LOG_LEVEL":
 			return "warn"
+		case "PAYSAGA_PAYMENT_MAX_IN_FLIGHT", "PAYSAGA_PAYMENT_MAX_IN_FLIGHT_PER_CUSTOMER":
+			return os.Getenv(name) // admission bounds, to study overload; the defaults otherwise
 		}
 		return ""
 	})
