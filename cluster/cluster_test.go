@@ -41,7 +41,7 @@ const (
 func TestTwoAPIsTwoWorkersOnATemporalCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	e := startEngine(t, ctx, customers)
+	e := startEngine(t, ctx, customers, realServer)
 	tc, c, runID, merchant, custs, workers, apiURLs, workerURLs, simAdmin := e.tc, e.c, e.runID, e.merchant, e.custs, e.workers, e.apiURLs, e.workerURLs, e.simAdmin
 	redisAddr, redisPrefix := e.redisAddr, e.redisPrefix
 	var before nhsim.Ledger

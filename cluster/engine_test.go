@@ -22,15 +22,32 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"paysaga/internal/temporalcluster"
+	"paysaga/internal/temporaltest"
 	"paysaga/nhsim"
 )
 
 type user struct{ ID, Email, Token, Account string }
 
+// temporalServer is where the engine's Temporal is: the real server (temporalcluster) or, to
+// compare, the dev server.
+type temporalServer struct {
+	HostPort, Namespace, Version string
+}
+
+func realServer(t testing.TB) temporalServer {
+	c := temporalcluster.Start(t)
+	return temporalServer{c.HostPort, c.Namespace, c.Version + " (4 history shards, PostgreSQL)"}
+}
+
+func devServer(t testing.TB) temporalServer {
+	s := temporaltest.Start(t)
+	return temporalServer{s.HostPort, "default", "dev server (temporal server start-dev, in memory)"}
+}
+
 // engine is paysaga as production runs it, on the test's Temporal cluster: the NH simulator,
 // two API and two worker processes, a merchant and customers with registered accounts.
 type engine struct {
-	tc                  *temporalcluster.Cluster
+	tc                  temporalServer
 	c                   *client
 	dir, runID          string
 	paysagaBin          string
@@ -46,8 +63,8 @@ type engine struct {
 	with                func(kv ...string) []string
 }
 
-func startEngine(t testing.TB, ctx context.Context, customers int) *engine {
-	tc := temporalcluster.Start(t)
+func startEngine(t testing.TB, ctx context.Context, customers int, server func(testing.TB) temporalServer) *engine {
+	tc := server(t)
 	root, err := temporalcluster.Root()
 	require.NoError(t, err)
 	dir := t.TempDir()

@@ -23,12 +23,18 @@ import (
 // before sending the next). Everything shares the machine: the server, PostgreSQL, MariaDB,
 // Redis, RabbitMQ and the engine's processes. `make bench-cluster` runs it (it is a benchmark
 // so that `make test-cluster` does not); the figures are in docs/benchmarks.md.
-func BenchmarkClusterThroughput(b *testing.B) {
+func BenchmarkClusterThroughput(b *testing.B) { throughput(b, realServer) }
+
+// BenchmarkDevServerThroughput is the same run on the dev server (temporal server start-dev),
+// for comparison.
+func BenchmarkDevServerThroughput(b *testing.B) { throughput(b, devServer) }
+
+func throughput(b *testing.B, server func(testing.TB) temporalServer) {
 	const clients = 8
 	window := 30 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	e := startEngine(b, ctx, clients)
+	e := startEngine(b, ctx, clients, server)
 	var before nhsim.Ledger
 	e.simAdmin(http.MethodGet, "/admin/ledger", nil, &before)
 
@@ -101,5 +107,5 @@ func BenchmarkClusterThroughput(b *testing.B) {
 	if before.Total != after.Total {
 		b.Fatalf("the bank's ledger is not conserved: %d before, %d after", before.Total, after.Total)
 	}
-	b.Logf("Temporal server %s, 4 history shards, PostgreSQL; 2 API instances; %d closed-loop clients", e.tc.Version, clients)
+	b.Logf("Temporal %s; 2 API instances; %d closed-loop clients", e.tc.Version, clients)
 }
