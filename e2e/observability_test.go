@@ -228,18 +228,8 @@ func TestPaymentPayloadsAreEncryptedAndOperatorsReadThemThroughTheCodec(t *testi
 	op := newUser(t, paysaga.RoleOperator)
 	authSvc, err := app.NewAuth(env.Parts.Config, env.Parts.DB, env.Parts.Redis, false)
 	require.NoError(t, err)
-	srv := httptest.NewServer(payloadcodec.Handler(codec, payloadcodec.ServerOptions{
-		Authorize: func(r *http.Request) error {
-			cl, err := authSvc.Verify(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
-			if err != nil {
-				return err
-			}
-			if cl.Role != paysaga.RoleOperator {
-				return fmt.Errorf("not an operator")
-			}
-			return nil
-		},
-	}))
+	// As `paysaga codec-server` serves it.
+	srv := httptest.NewServer(payloadcodec.Handler(codec, payloadcodec.ServerOptions{Authorize: app.OperatorOnly(authSvc)}))
 	defer srv.Close()
 	decoded, err := payloadcodec.RemoteCodec(srv.URL, "Bearer "+op.Token).Decode(input)
 	require.NoError(t, err)

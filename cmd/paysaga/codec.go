@@ -1,16 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"paysaga"
-	"paysaga/auth"
 	"paysaga/internal/app"
 	"paysaga/payloadcodec"
 )
@@ -58,7 +53,7 @@ an operator's access token of this deployment (PAYSAGA_JWT_SECRET), the one payc
 				return err
 			}
 			h := payloadcodec.Handler(codec, payloadcodec.ServerOptions{
-				Authorize:      operatorOnly(authSvc),
+				Authorize:      app.OperatorOnly(authSvc),
 				AllowedOrigins: origins,
 				Logger:         logger,
 			})
@@ -75,22 +70,4 @@ an operator's access token of this deployment (PAYSAGA_JWT_SECRET), the one payc
 	f.StringSliceVar(&origins, "cors-origin", nil, "Web UI origin allowed to call the codec from a browser, e.g. https://temporal-ui.example.com (repeatable)")
 	f.StringVar(&generateKey, "generate-key", "", "print a new key entry with this id for PAYSAGA_TEMPORAL_PAYLOAD_KEYS and exit")
 	return cmd
-}
-
-// operatorOnly accepts a request that carries an operator's valid access token.
-func operatorOnly(a *auth.Service) func(*http.Request) error {
-	return func(r *http.Request) error {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" {
-			return errors.New("no bearer token")
-		}
-		claims, err := a.Verify(strings.TrimSpace(token))
-		if err != nil {
-			return err
-		}
-		if claims.Role != paysaga.RoleOperator {
-			return fmt.Errorf("user %s is not an operator", claims.UserID)
-		}
-		return nil
-	}
 }

@@ -1,8 +1,11 @@
 package app
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -11,6 +14,8 @@ import (
 	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 
+	"paysaga"
+	"paysaga/auth"
 	"paysaga/config"
 	"paysaga/payloadcodec"
 	"paysaga/telemetry"
@@ -92,4 +97,23 @@ func ReplayerOptions(cfg config.Config) (sdkworker.WorkflowReplayerOptions, erro
 		return sdkworker.WorkflowReplayerOptions{}, err
 	}
 	return sdkworker.WorkflowReplayerOptions{DataConverter: opts.DataConverter, FailureConverter: opts.FailureConverter}, nil
+}
+
+// OperatorOnly is the codec server's authorization: a request must carry an operator's valid
+// access token (Authorization: Bearer …), the token payctl's operators and the API accept.
+func OperatorOnly(a *auth.Service) func(*http.Request) error {
+	return func(r *http.Request) error {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || strings.TrimSpace(token) == "" {
+			return errors.New("no bearer token")
+		}
+		claims, err := a.Verify(strings.TrimSpace(token))
+		if err != nil {
+			return err
+		}
+		if claims.Role != paysaga.RoleOperator {
+			return fmt.Errorf("user %s is not an operator", claims.UserID)
+		}
+		return nil
+	}
 }
