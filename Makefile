@@ -60,7 +60,7 @@ bench: $(TEMPORAL)
 
 ## chaos: the production shape under fire: separate migrate/api×2/worker×2/nhsim/Temporal (on a file) processes
 ##        on MariaDB, Redis, RabbitMQ; payments while the bank errs and workers, an API, the broker and Temporal
-##        are killed; then payctl repairs and the money invariants are judged (600 payments, ~10 min;
+##        are killed; then payctl repairs and the money invariants are judged (600 payments, 6–8 min;
 ##        make chaos CHAOS_FLAGS="-payments 60" is the CI run; see docs/operations.md, "Chaos run")
 chaos: $(TEMPORAL)
 	$(GO) run ./chaos $(CHAOS_FLAGS)
