@@ -313,6 +313,17 @@ func (db *DB) RecordPaymentChange(ctx context.Context, ch PaymentChange) (*paysa
 					return err
 				}
 			}
+			// A step whose history events are all written already was recorded before (its
+			// local activity ran again: a worker died before the workflow task that ran it
+			// completed). It is done, whatever happened to the payment since — a refund may
+			// have moved a SUCCEEDED payment on to PARTIALLY_REFUNDED meanwhile, which the
+			// status change would otherwise refuse.
+			if done, err := eventsRecorded(ctx, tx, ch.PaymentID, ch.Events); err != nil {
+				return err
+			} else if done {
+				out, err = getPayment(ctx, tx, ch.PaymentID)
+				return err
+			}
 			p, err := updatePaymentStatus(ctx, tx, now, ch.PaymentID, ch.Status,
 				PaymentStatusChange{FailureCode: ch.FailureCode, FailureMessage: ch.FailureMessage})
 			if err != nil {
@@ -348,6 +359,24 @@ func (db *DB) RecordPaymentChange(ctx context.Context, ch PaymentChange) (*paysa
 		return nil, err
 	}
 	return out, nil
+}
+
+// eventsRecorded reports whether every one of events (at least one) is in the payment's history
+// already.
+func eventsRecorded(ctx context.Context, idb bun.IDB, paymentID string, events []paysaga.PaymentEvent) (bool, error) {
+	if len(events) == 0 {
+		return false, nil
+	}
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.ID
+	}
+	n, err := idb.NewSelect().Model((*paymentEventRow)(nil)).
+		Where("payment_id = ?", paymentID).Where("id IN (?)", bun.In(ids)).Count(ctx)
+	if err != nil {
+		return false, fmt.Errorf("history of payment %s: %w", paymentID, err)
+	}
+	return int(n) == len(ids), nil
 }
 
 // PayingAccount is the account a payment was paid from, as the bank knows it: its bank code

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -66,6 +67,45 @@ func TestRefundCreditAndFailedSettlementCannotInterleave(t *testing.T) {
 			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err), "%v", err)
 			_, err = db.GetTransfer(ctx, late.ID)
 			require.Equal(t, paysaga.ENOTFOUND, paysaga.ErrorCode(err), "nothing recorded, so nothing sent")
+		})
+	}
+}
+
+// A payment step recorded once and run again later (its local activity re-executed after a
+// worker died before its workflow task completed) is done, even when the payment has moved on
+// since: a refund made the SUCCEEDED payment PARTIALLY_REFUNDED meanwhile. Before, the status
+// change was refused and the payment waited for an operator whose resolution could never be
+// recorded either (found by make chaos).
+func TestRecordedPaymentStepRunAgainAfterARefundIsDone(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, driver)
+			customer, account := seedPayer(t, db)
+			p := newTestPayment(customer, account, 10_000, time.Now())
+			_, _, err := db.CreatePayment(ctx, p)
+			require.NoError(t, err)
+			_, err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentProcessing})
+			require.NoError(t, err)
+			succeeded := store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentSucceeded, Events: []paysaga.PaymentEvent{
+				{ID: "evt_" + p.ID + "_003", PaymentID: p.ID, Type: "payment.succeeded", Status: paysaga.PaymentSucceeded}}}
+			_, err = db.RecordPaymentChange(ctx, succeeded)
+			require.NoError(t, err)
+
+			r := newRefund(p.ID, 4_000)
+			_, err = db.ReserveRefund(ctx, store.RefundReservation{Refund: r})
+			require.NoError(t, err)
+			_, _, err = db.SettleRefund(ctx, store.RefundSettlement{RefundID: r.ID, Status: paysaga.RefundSucceeded})
+			require.NoError(t, err)
+
+			got, err := db.RecordPaymentChange(ctx, succeeded)
+			require.NoError(t, err, "the step was recorded already")
+			require.Equal(t, paysaga.PaymentPartiallyRefunded, got.Status, "and the payment keeps what happened since")
+
+			// A step that was never recorded is still checked against the rules.
+			_, err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentSucceeded,
+				Events: []paysaga.PaymentEvent{{ID: "evt_" + p.ID + "_009", PaymentID: p.ID, Type: "payment.succeeded"}}})
+			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err))
 		})
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -23,30 +22,9 @@ const RefundWorkflowName = "RefundWorkflow"
 // UNKNOWN and waiting for one.
 const UpdateResolveRefund = UpdateResolve
 
-// refundResolveChange versions an operator's resolution of an UNKNOWN refund. Its marker is the
-// first command of a resolution, written when the verdict is acted on: a refund that is never
-// resolved emits the same commands as before (a timer, then CheckCredit, once per
-// UnknownDeadline), so recorded histories and refunds already waiting in UNKNOWN replay, and
-// the latter can be resolved too.
-const refundResolveChange = "refund-resolve"
-
 // creditWaitsChange versions a cancellation during a credit: the run waits for the credit in
 // flight to end before it compensates.
 const creditWaitsChange = "credit-waits-for-cancellation"
-
-// refundUnknownEventChange versions the refund.unknown event (an alert): before it a refund
-// left UNKNOWN published nothing.
-const refundUnknownEventChange = "refund-unknown-event"
-
-// refundOpenUnknownChange versions a refund left UNKNOWN by its compensation: the run stays
-// open (asking the bank, open to an operator) instead of ending.
-const refundOpenUnknownChange = "refund-open-while-unknown"
-
-// refundStoreFinal are the settle errors retrying cannot help; the saga acts on each.
-var refundStoreFinal = []string{
-	activities.ErrTypeStateConflict, activities.ErrTypeRefundRefused,
-	activities.ErrTypeUnknownOutcome, activities.ErrTypeCreditExecuted,
-}
 
 // RefundWorkflowID is the workflow ID of a refund: only the opaque refund id. An operator's
 // replay is a new run under the same ID.
@@ -250,20 +228,6 @@ func (s *refundRun) setHandlers(ctx workflow.Context) error {
 	})
 }
 
-// validateResolution refuses a resolution unless the refund is UNKNOWN and waiting for one
-// (see paymentRun.validateResolution). Its errors carry a paysaga error code as their type.
-func (s *refundRun) validateResolution(_ workflow.Context, r Resolution) error {
-	if s.r.Status != paysaga.RefundUnknown || !s.awaiting || s.resolution != nil {
-		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("refund %s is %s and not waiting for a resolution", s.r.ID, s.r.Status), paysaga.ECONFLICT, nil)
-	}
-	if r.As != ResolveSucceeded && r.As != ResolveFailed {
-		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("resolution must be %q or %q", ResolveSucceeded, ResolveFailed), paysaga.EINVALID, nil)
-	}
-	return checkActor(r.Actor, r.Reason, true)
-}
-
 // run is the saga. On an error (a cancellation included) the registered compensations run in
 // a disconnected context.
 func (s *refundRun) run(ctx workflow.Context) (err error) {
@@ -427,103 +391,6 @@ func refundDeclined(appErr *temporal.ApplicationError) creditOutcome {
 		failureCode: ans.Rpcd, failureMessage: ans.Rsms}
 }
 
-// check asks the bank about the refund's credits whose answer was lost, until the deadline.
-func (s *refundRun) check(ctx workflow.Context) (activities.CheckCreditResult, error) {
-	var chk activities.CheckCreditResult
-	err := workflow.ExecuteActivity(s.checkOptions(ctx), activities.CheckCreditName,
-		activities.CheckCreditInput{RefundID: s.r.ID, SendableFor: s.cfg.BankCallTimeout + s.cfg.SendMargin}).Get(ctx, &chk)
-	return chk, err
-}
-
-// awaitUnknown records UNKNOWN (the reservation stays: the money may have left) and keeps
-// asking the bank, once per UnknownDeadline, until it can say; then settles accordingly. An
-// operator's verdict (the resolve Update), accepted meanwhile, ends the wait instead: the
-// pending timer or CheckCredit is abandoned and the verdict settles the refund.
-func (s *refundRun) awaitUnknown(ctx workflow.Context) error {
-	if err := s.settle(ctx, creditOutcome{status: paysaga.RefundUnknown}); err != nil {
-		return err
-	}
-	return s.waitUnknown(ctx)
-}
-
-// waitUnknown is awaitUnknown once the refund is recorded UNKNOWN.
-func (s *refundRun) waitUnknown(ctx workflow.Context) error {
-	s.awaiting = true
-	defer func() { s.awaiting = false }()
-	workflow.GetLogger(ctx).Warn("refund outcome unknown; asking the bank, or waiting for an operator", "refund_id", s.r.ID)
-	for {
-		// The same commands as workflow.Sleep, unless a verdict cancels the timer.
-		tctx, cancelTimer := workflow.WithCancel(ctx)
-		timer := workflow.NewTimer(tctx, s.cfg.UnknownDeadline)
-		if err := workflow.Await(ctx, func() bool { return timer.IsReady() || s.resolution != nil }); err != nil {
-			cancelTimer()
-			return err
-		}
-		if s.resolution != nil {
-			return s.resolve(ctx, cancelTimer)
-		}
-		cancelTimer()
-		if err := timer.Get(ctx, nil); err != nil {
-			return err
-		}
-
-		// The same commands as s.check, unless a verdict cancels the activity.
-		cctx, cancelCheck := workflow.WithCancel(ctx)
-		fut := workflow.ExecuteActivity(s.checkOptions(cctx), activities.CheckCreditName,
-			activities.CheckCreditInput{RefundID: s.r.ID, SendableFor: s.cfg.BankCallTimeout + s.cfg.SendMargin})
-		if err := workflow.Await(ctx, func() bool { return fut.IsReady() || s.resolution != nil }); err != nil {
-			cancelCheck()
-			return err
-		}
-		if s.resolution != nil {
-			return s.resolve(ctx, cancelCheck)
-		}
-		cancelCheck()
-		var chk activities.CheckCreditResult
-		err := fut.Get(ctx, &chk)
-		if temporal.IsCanceledError(err) {
-			return err
-		}
-		if err != nil {
-			continue
-		}
-		if chk.Executed {
-			return s.settle(ctx, creditOutcome{status: paysaga.RefundSucceeded, rpcd: chk.Rpcd, rsms: chk.Rsms})
-		}
-		s.failure = creditOutcome{status: paysaga.RefundFailed, failureCode: FailureNotExecuted,
-			failureMessage: "the bank did not execute the credit"}
-		return errCreditFailed
-	}
-}
-
-// resolve settles an UNKNOWN refund as the operator said, after abandoning the pending timer or
-// check (abandon): succeeded → SUCCEEDED, its credit in doubt marked SUCCEEDED; failed → FAILED
-// with the reservation given back, its credit in doubt marked NOT_EXECUTED. The history event
-// carries the operator and the reason. Should the bank have answered meanwhile that the credit
-// executed, the refund SUCCEEDED whatever the verdict: money that left is never given back.
-func (s *refundRun) resolve(ctx workflow.Context, abandon workflow.CancelFunc) error {
-	// The first command of a resolution; there is one version so far.
-	_ = workflow.GetVersion(ctx, refundResolveChange, workflow.DefaultVersion, 1)
-	abandon()
-	r := *s.resolution
-	workflow.GetLogger(ctx).Info("refund resolved by an operator", "refund_id", s.r.ID, "as", r.As, "actor", r.Actor)
-	out := creditOutcome{status: paysaga.RefundSucceeded, actor: r.Actor, reason: r.Reason, transfers: paysaga.TransferSucceeded}
-	if r.As == ResolveFailed {
-		out = creditOutcome{status: paysaga.RefundFailed, failureCode: FailureOperator, failureMessage: r.Reason,
-			actor: r.Actor, reason: r.Reason, transfers: paysaga.TransferNotExecuted}
-	}
-	err := s.settle(ctx, out)
-	if errType(err) != activities.ErrTypeCreditExecuted {
-		return err
-	}
-	workflow.GetLogger(ctx).Warn("operator said failed, but the bank says the credit executed", "refund_id", s.r.ID)
-	chk, err := s.check(ctx)
-	if err != nil {
-		return err
-	}
-	return s.settle(ctx, creditOutcome{status: paysaga.RefundSucceeded, rpcd: chk.Rpcd, rsms: chk.Rsms})
-}
-
 // release is the compensation of the reservation: the refund FAILED, its amount given back to
 // the payment. It never gives back money that may have left: a credit with an unknown outcome
 // is asked about first (executed → the refund SUCCEEDED after all; still unknown → UNKNOWN,
@@ -554,188 +421,4 @@ func (s *refundRun) release(ctx workflow.Context) error {
 		}
 		return err
 	}
-}
-
-// settle writes the refund's outcome (and the payment's amounts) in one local activity, then
-// announces it.
-func (s *refundRun) settle(ctx workflow.Context, out creditOutcome) error {
-	typ := EventRefundSucceeded
-	switch out.status {
-	case paysaga.RefundFailed:
-		typ = EventRefundFailed
-	case paysaga.RefundUnknown:
-		typ = EventRefundUnknown
-	}
-	seq := s.eventSeq
-	ev := s.event(ctx, typ)
-	ev.Rpcd, ev.Rsms = out.rpcd, out.rsms
-	if out.status == paysaga.RefundFailed {
-		ev.Reason = out.failureMessage
-	}
-	if out.actor != "" {
-		ev.Actor, ev.Reason = out.actor, out.reason
-	}
-	var r paysaga.Refund
-	// Settling happens whatever: a cancellation of the run does not stop it.
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	err := persist(dctx, s.cfg, refundStoreFinal, s.storeStalled, activities.SettleRefundName, activities.SettleRefundInput{
-		RefundID: s.r.ID, Status: out.status, FailureCode: out.failureCode, FailureMessage: out.failureMessage,
-		ResolveTransfers: out.transfers, Events: []paysaga.PaymentEvent{ev},
-	}, &r)
-	if err != nil {
-		s.eventSeq = seq // the event was not written; its ID is free for the next attempt
-		if s.mayHaveMoved && errType(err) == activities.ErrTypeStateConflict && !errors.Is(err, errGiveUp) {
-			return s.storeRefused(ctx, out, err)
-		}
-		return err
-	}
-	if r.ID == "" {
-		return nil // never reserved: nothing to settle
-	}
-	s.r = r
-	s.settled = true
-	s.needsAttention = out.status == paysaga.RefundUnknown
-	if out.status != paysaga.RefundUnknown ||
-		workflow.GetVersion(ctx, refundUnknownEventChange, workflow.DefaultVersion, 1) == 1 {
-		// refund.unknown too (an alert: the money may have left), since refundUnknownEventChange.
-		s.outbox = append(s.outbox, activities.PublishRefundEventInput{EventID: ev.ID, Type: typ, Refund: s.r, OccurredAt: ev.CreatedAt})
-	}
-	return workflow.UpsertTypedSearchAttributes(ctx,
-		SearchPaymentStatus.ValueSet(string(s.r.Status)),
-		SearchNeedsAttention.ValueSet(s.needsAttention))
-}
-
-// event returns the next history event of the refund, with an ID stable across retries and
-// distinct between runs.
-func (s *refundRun) event(ctx workflow.Context, typ string) paysaga.PaymentEvent {
-	s.eventSeq++
-	return paysaga.PaymentEvent{
-		ID:        fmt.Sprintf("%s%s_%s_%02d", paysaga.PrefixEvent, strings.TrimPrefix(s.r.ID, paysaga.PrefixRefund), s.tag, s.eventSeq),
-		PaymentID: s.r.PaymentID,
-		RefundID:  s.r.ID,
-		Type:      typ,
-		Status:    "",
-		CreatedAt: workflow.Now(ctx),
-	}
-}
-
-// publishLoop publishes queued events in order, beside the saga (see paymentRun.publishLoop).
-func (s *refundRun) publishLoop(ctx workflow.Context) {
-	for {
-		if err := workflow.Await(ctx, func() bool { return len(s.outbox) > 0 }); err != nil {
-			return
-		}
-		in := s.outbox[0]
-		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout:    5 * time.Second,
-			ScheduleToCloseTimeout: 10 * time.Second,
-			RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumAttempts: 2},
-		})
-		if err := workflow.ExecuteLocalActivity(lctx, activities.PublishRefundEventName, in).Get(ctx, nil); err != nil {
-			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-				StartToCloseTimeout: 30 * time.Second,
-				RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
-			})
-			if err := workflow.ExecuteActivity(actx, activities.PublishRefundEventName, in).Get(ctx, nil); err != nil {
-				workflow.GetLogger(ctx).Error("event not published", "refund_id", s.r.ID, "event_id", in.EventID, "error", err)
-			}
-		}
-		s.outbox = s.outbox[1:]
-	}
-}
-
-// creditOptions: with waitForCancellation a cancellation of the run does not abandon a credit in
-// flight — the run waits for it to end, so that what the compensation sees (the transfer row)
-// is final; a credit executing after the reservation was given back would let a second refund
-// exceed the payment (the store refuses that too: CreateRefundTransfer, SettleRefund).
-func (s *refundRun) creditOptions(ctx workflow.Context, waitForCancellation bool) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    s.cfg.BankCallTimeout,
-		ScheduleToCloseTimeout: s.cfg.DebitDeadline,
-		WaitForCancellation:    waitForCancellation,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    15 * time.Second,
-			// Only failures before the request left are retried (a database outage, a failed
-			// depositor inquiry); everything the bank may have seen is final for this transfer.
-			NonRetryableErrorTypes: []string{
-				activities.ErrTypeDeclined, activities.ErrTypeUnknownOutcome, activities.ErrTypeNotExecuted,
-				activities.ErrTypeInvalidRequest, activities.ErrTypeAccountUnusable, activities.ErrTypeStateConflict,
-				activities.ErrTypeNameMismatch,
-			},
-		},
-	})
-}
-
-func (s *refundRun) checkOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    s.cfg.BankCallTimeout,
-		ScheduleToCloseTimeout: s.cfg.UnknownDeadline,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        2 * time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypeStateConflict, activities.ErrTypeAccountUnusable},
-		},
-	})
-}
-
-// refundTransferID is the ID of the attempt-th credit of a run of a refund: stable, so that a
-// retried activity finds the row it wrote before.
-func refundTransferID(refundID, tag string, attempt int) string {
-	return fmt.Sprintf("%s%s_%s_%d", paysaga.PrefixTransfer, strings.TrimPrefix(refundID, paysaga.PrefixRefund), tag, attempt)
-}
-
-// keepOpenWhileUnknown reports whether a refund left UNKNOWN after the saga's course keeps its
-// run open (since refundOpenUnknownChange; before it the run ended).
-func (s *refundRun) keepOpenWhileUnknown(ctx workflow.Context) bool {
-	return workflow.GetVersion(ctx, refundOpenUnknownChange, workflow.DefaultVersion, 1) == 1
-}
-
-// storeStalled: see paymentRun.storeStalled.
-func (s *refundRun) storeStalled(ctx workflow.Context) {
-	s.needsAttention = true
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchNeedsAttention.ValueSet(true)); err != nil {
-		workflow.GetLogger(ctx).Error("needs-attention flag not set", "refund_id", s.r.ID, "error", err)
-	}
-	ev := s.event(ctx, EventRefundStalled)
-	s.outbox = append(s.outbox, activities.PublishRefundEventInput{EventID: ev.ID, Type: ev.Type, Refund: s.r, OccurredAt: ev.CreatedAt})
-}
-
-// compensationFailed announces a compensation that could not finish (an alert).
-func (s *refundRun) compensationFailed(ctx workflow.Context, err error) {
-	ev := s.event(ctx, EventRefundCompensationFailed)
-	s.needsAttention = true
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchNeedsAttention.ValueSet(true))
-	s.outbox = append(s.outbox, activities.PublishRefundEventInput{EventID: ev.ID, Type: ev.Type, Refund: s.r, OccurredAt: ev.CreatedAt})
-}
-
-// storeRefused turns a settlement the store refused, after a credit may have been sent, into
-// an UNKNOWN refund waiting for an operator (see paymentRun.storeRefused).
-func (s *refundRun) storeRefused(ctx workflow.Context, out creditOutcome, err error) error {
-	workflow.GetLogger(ctx).Error("the store refused to settle a refund after a credit may have been sent; needs an operator",
-		"refund_id", s.r.ID, "status", out.status, "error", err)
-	s.r.Status = paysaga.RefundUnknown
-	s.r.UpdatedAt = workflow.Now(ctx)
-	s.needsAttention, s.settled = true, true
-	if uerr := workflow.UpsertTypedSearchAttributes(ctx,
-		SearchPaymentStatus.ValueSet(string(paysaga.RefundUnknown)), SearchNeedsAttention.ValueSet(true)); uerr != nil {
-		return uerr
-	}
-	ev := s.event(ctx, EventRefundUnknown)
-	ev.Reason = fmt.Sprintf("the store refused to record the refund as %s; an operator must check the bank and resolve it", out.status)
-	s.outbox = append(s.outbox, activities.PublishRefundEventInput{EventID: ev.ID, Type: ev.Type, Refund: s.r, OccurredAt: ev.CreatedAt})
-	return errStoreRefused
-}
-
-// repair waits for an operator's verdict on a refund whose settlement the store refused, and
-// settles it so; refused again, it waits for another.
-func (s *refundRun) repair(ctx workflow.Context) error {
-	s.awaiting, s.resolution = true, nil
-	defer func() { s.awaiting = false }()
-	if err := workflow.Await(ctx, func() bool { return s.resolution != nil }); err != nil {
-		return err
-	}
-	return s.resolve(ctx, func() {})
 }

@@ -1,0 +1,188 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"paysaga"
+	"paysaga/activities"
+)
+
+// errType is the type of the application error in err's chain, "" when there is none.
+func errType(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type()
+	}
+	return ""
+}
+
+func (s *paymentRun) debitOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    s.cfg.BankCallTimeout,
+		ScheduleToCloseTimeout: s.cfg.DebitDeadline,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    15 * time.Second,
+			// Only failures before the request left are retried; everything the bank may have
+			// seen is final for this transfer.
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypeDeclined, activities.ErrTypeUnknownOutcome, activities.ErrTypeNotExecuted,
+				activities.ErrTypeInvalidRequest, activities.ErrTypeAccountUnusable, activities.ErrTypeStateConflict,
+			},
+		},
+	})
+}
+
+func (s *paymentRun) checkOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: s.cfg.BankCallTimeout,
+		// Asked again and again until the deadline; then the payment is UNKNOWN.
+		ScheduleToCloseTimeout: s.cfg.UnknownDeadline,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    2 * time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypeDeclined, activities.ErrTypeAccountUnusable, activities.ErrTypeStateConflict,
+			},
+		},
+	})
+}
+
+// step is one change of the payment, written by one RecordPayment local activity.
+type step struct {
+	create                      bool
+	status                      paysaga.PaymentStatus
+	failureCode, failureMessage string
+	needsAttention              bool
+	transfer                    *activities.TransferUpdate
+	events                      []paysaga.PaymentEvent
+}
+
+// record writes a step to the database, then mirrors it in the workflow's state and, on a
+// status change, in the search attributes.
+func (s *paymentRun) record(ctx workflow.Context, st step) error {
+	in := activities.RecordPaymentInput{
+		PaymentID:      s.p.ID,
+		Status:         st.status,
+		FailureCode:    st.failureCode,
+		FailureMessage: st.failureMessage,
+		Events:         st.events,
+		Transfer:       st.transfer,
+	}
+	if st.create {
+		p := s.p
+		p.Status = paysaga.PaymentPending
+		in.Create = &p
+	}
+	err := persist(ctx, s.cfg, []string{activities.ErrTypeStateConflict}, s.storeStalled, activities.RecordPaymentName, in, nil)
+	if err != nil {
+		if !s.mayHaveMoved || errors.Is(err, errGiveUp) || temporal.IsCanceledError(err) {
+			// Nothing was sent (or a history from before store-retry-forever): the run may fail.
+			return fmt.Errorf("record payment %s %s: %w", s.p.ID, st.status, err)
+		}
+		return s.storeRefused(ctx, st, err)
+	}
+	changed := s.p.Status != st.status || s.needsAttention != st.needsAttention
+	s.p.Status = st.status
+	s.p.FailureCode, s.p.FailureMessage = st.failureCode, st.failureMessage
+	s.p.UpdatedAt = workflow.Now(ctx)
+	s.needsAttention = st.needsAttention
+	if !changed {
+		return nil
+	}
+	updates := []temporal.SearchAttributeUpdate{
+		SearchPaymentStatus.ValueSet(string(s.p.Status)),
+		SearchNeedsAttention.ValueSet(s.needsAttention),
+	}
+	if _, ok := workflow.GetTypedSearchAttributes(ctx).GetKeyword(SearchCustomerID); !ok {
+		// Started without them (they are meant to be set at start, which costs no event).
+		updates = append(updates,
+			SearchCustomerID.ValueSet(s.p.CustomerID),
+			SearchMerchantID.ValueSet(s.p.MerchantID),
+			SearchAmountKRW.ValueSet(s.p.Amount))
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx, updates...)
+}
+
+// event returns the next history event of the payment, with a stable ID.
+func (s *paymentRun) event(ctx workflow.Context, typ string, status paysaga.PaymentStatus) paysaga.PaymentEvent {
+	s.eventSeq++
+	return paysaga.PaymentEvent{
+		ID:        eventID(s.p.ID, s.eventSeq),
+		PaymentID: s.p.ID,
+		Type:      typ,
+		Status:    status,
+		CreatedAt: workflow.Now(ctx),
+	}
+}
+
+// announce queues an outcome event for publishing; the publisher goroutine sends it.
+func (s *paymentRun) announce(ev paysaga.PaymentEvent) {
+	s.outbox = append(s.outbox, activities.PublishPaymentEventInput{
+		EventID: ev.ID, Type: ev.Type, Payment: s.p, OccurredAt: ev.CreatedAt,
+	})
+}
+
+// publishLoop publishes queued events in order. Publishing runs beside the saga: a broker
+// outage delays the events, never the payment's outcome or the answer to UpdateOutcome.
+func (s *paymentRun) publishLoop(ctx workflow.Context) {
+	for {
+		if err := workflow.Await(ctx, func() bool { return len(s.outbox) > 0 }); err != nil {
+			return
+		}
+		s.publish(ctx, s.outbox[0])
+		s.outbox = s.outbox[1:]
+	}
+}
+
+// publish tries a quick local activity first (no extra history events when the broker is up),
+// then falls back to an activity retried without limit, with backoff, until the broker is back.
+func (s *paymentRun) publish(ctx workflow.Context, in activities.PublishPaymentEventInput) {
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    5 * time.Second,
+		ScheduleToCloseTimeout: 10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    500 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumAttempts:    2,
+		},
+	})
+	err := workflow.ExecuteLocalActivity(lctx, activities.PublishPaymentEventName, in).Get(ctx, nil)
+	if err == nil {
+		return
+	}
+	logger := workflow.GetLogger(ctx)
+	logger.Warn("event not published; retrying in the background", "payment_id", s.p.ID, "event_id", in.EventID, "error", err)
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			MaximumAttempts:    0, // until the broker is back
+		},
+	})
+	if err := workflow.ExecuteActivity(actx, activities.PublishPaymentEventName, in).Get(ctx, nil); err != nil {
+		logger.Error("event not published", "payment_id", s.p.ID, "event_id", in.EventID, "error", err)
+	}
+}
+
+// transferID is the ID of the attempt-th transfer of a payment: stable, so that a retried
+// activity finds the row it wrote before.
+func transferID(paymentID string, attempt int) string {
+	return fmt.Sprintf("%s%s_%d", paysaga.PrefixTransfer, strings.TrimPrefix(paymentID, paysaga.PrefixPayment), attempt)
+}
+
+// eventID is the ID of the seq-th history event of a payment: stable across retries, and
+// sorting in the order the events were written.
+func eventID(paymentID string, seq int) string {
+	return fmt.Sprintf("%s%s_%03d", paysaga.PrefixEvent, strings.TrimPrefix(paymentID, paysaga.PrefixPayment), seq)
+}

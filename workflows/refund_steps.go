@@ -1,0 +1,163 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"paysaga"
+	"paysaga/activities"
+)
+
+// refundUnknownEventChange versions the refund.unknown event (an alert): before it a refund
+// left UNKNOWN published nothing.
+const refundUnknownEventChange = "refund-unknown-event"
+
+// refundStoreFinal are the settle errors retrying cannot help; the saga acts on each.
+var refundStoreFinal = []string{
+	activities.ErrTypeStateConflict, activities.ErrTypeRefundRefused,
+	activities.ErrTypeUnknownOutcome, activities.ErrTypeCreditExecuted,
+}
+
+// check asks the bank about the refund's credits whose answer was lost, until the deadline.
+func (s *refundRun) check(ctx workflow.Context) (activities.CheckCreditResult, error) {
+	var chk activities.CheckCreditResult
+	err := workflow.ExecuteActivity(s.checkOptions(ctx), activities.CheckCreditName,
+		activities.CheckCreditInput{RefundID: s.r.ID, SendableFor: s.cfg.BankCallTimeout + s.cfg.SendMargin}).Get(ctx, &chk)
+	return chk, err
+}
+
+// settle writes the refund's outcome (and the payment's amounts) in one local activity, then
+// announces it.
+func (s *refundRun) settle(ctx workflow.Context, out creditOutcome) error {
+	typ := EventRefundSucceeded
+	switch out.status {
+	case paysaga.RefundFailed:
+		typ = EventRefundFailed
+	case paysaga.RefundUnknown:
+		typ = EventRefundUnknown
+	}
+	seq := s.eventSeq
+	ev := s.event(ctx, typ)
+	ev.Rpcd, ev.Rsms = out.rpcd, out.rsms
+	if out.status == paysaga.RefundFailed {
+		ev.Reason = out.failureMessage
+	}
+	if out.actor != "" {
+		ev.Actor, ev.Reason = out.actor, out.reason
+	}
+	var r paysaga.Refund
+	// Settling happens whatever: a cancellation of the run does not stop it.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	err := persist(dctx, s.cfg, refundStoreFinal, s.storeStalled, activities.SettleRefundName, activities.SettleRefundInput{
+		RefundID: s.r.ID, Status: out.status, FailureCode: out.failureCode, FailureMessage: out.failureMessage,
+		ResolveTransfers: out.transfers, Events: []paysaga.PaymentEvent{ev},
+	}, &r)
+	if err != nil {
+		s.eventSeq = seq // the event was not written; its ID is free for the next attempt
+		if s.mayHaveMoved && errType(err) == activities.ErrTypeStateConflict && !errors.Is(err, errGiveUp) {
+			return s.storeRefused(ctx, out, err)
+		}
+		return err
+	}
+	if r.ID == "" {
+		return nil // never reserved: nothing to settle
+	}
+	s.r = r
+	s.settled = true
+	s.needsAttention = out.status == paysaga.RefundUnknown
+	if out.status != paysaga.RefundUnknown ||
+		workflow.GetVersion(ctx, refundUnknownEventChange, workflow.DefaultVersion, 1) == 1 {
+		// refund.unknown too (an alert: the money may have left), since refundUnknownEventChange.
+		s.outbox = append(s.outbox, activities.PublishRefundEventInput{EventID: ev.ID, Type: typ, Refund: s.r, OccurredAt: ev.CreatedAt})
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx,
+		SearchPaymentStatus.ValueSet(string(s.r.Status)),
+		SearchNeedsAttention.ValueSet(s.needsAttention))
+}
+
+// event returns the next history event of the refund, with an ID stable across retries and
+// distinct between runs.
+func (s *refundRun) event(ctx workflow.Context, typ string) paysaga.PaymentEvent {
+	s.eventSeq++
+	return paysaga.PaymentEvent{
+		ID:        fmt.Sprintf("%s%s_%s_%02d", paysaga.PrefixEvent, strings.TrimPrefix(s.r.ID, paysaga.PrefixRefund), s.tag, s.eventSeq),
+		PaymentID: s.r.PaymentID,
+		RefundID:  s.r.ID,
+		Type:      typ,
+		Status:    "",
+		CreatedAt: workflow.Now(ctx),
+	}
+}
+
+// publishLoop publishes queued events in order, beside the saga (see paymentRun.publishLoop).
+func (s *refundRun) publishLoop(ctx workflow.Context) {
+	for {
+		if err := workflow.Await(ctx, func() bool { return len(s.outbox) > 0 }); err != nil {
+			return
+		}
+		in := s.outbox[0]
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout:    5 * time.Second,
+			ScheduleToCloseTimeout: 10 * time.Second,
+			RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumAttempts: 2},
+		})
+		if err := workflow.ExecuteLocalActivity(lctx, activities.PublishRefundEventName, in).Get(ctx, nil); err != nil {
+			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				StartToCloseTimeout: 30 * time.Second,
+				RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+			})
+			if err := workflow.ExecuteActivity(actx, activities.PublishRefundEventName, in).Get(ctx, nil); err != nil {
+				workflow.GetLogger(ctx).Error("event not published", "refund_id", s.r.ID, "event_id", in.EventID, "error", err)
+			}
+		}
+		s.outbox = s.outbox[1:]
+	}
+}
+
+// creditOptions: with waitForCancellation a cancellation of the run does not abandon a credit in
+// flight — the run waits for it to end, so that what the compensation sees (the transfer row)
+// is final; a credit executing after the reservation was given back would let a second refund
+// exceed the payment (the store refuses that too: CreateRefundTransfer, SettleRefund).
+func (s *refundRun) creditOptions(ctx workflow.Context, waitForCancellation bool) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    s.cfg.BankCallTimeout,
+		ScheduleToCloseTimeout: s.cfg.DebitDeadline,
+		WaitForCancellation:    waitForCancellation,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    15 * time.Second,
+			// Only failures before the request left are retried (a database outage, a failed
+			// depositor inquiry); everything the bank may have seen is final for this transfer.
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypeDeclined, activities.ErrTypeUnknownOutcome, activities.ErrTypeNotExecuted,
+				activities.ErrTypeInvalidRequest, activities.ErrTypeAccountUnusable, activities.ErrTypeStateConflict,
+				activities.ErrTypeNameMismatch,
+			},
+		},
+	})
+}
+
+func (s *refundRun) checkOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    s.cfg.BankCallTimeout,
+		ScheduleToCloseTimeout: s.cfg.UnknownDeadline,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        2 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeStateConflict, activities.ErrTypeAccountUnusable},
+		},
+	})
+}
+
+// refundTransferID is the ID of the attempt-th credit of a run of a refund: stable, so that a
+// retried activity finds the row it wrote before.
+func refundTransferID(refundID, tag string, attempt int) string {
+	return fmt.Sprintf("%s%s_%s_%d", paysaga.PrefixTransfer, strings.TrimPrefix(refundID, paysaga.PrefixRefund), tag, attempt)
+}
