@@ -37,10 +37,13 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"paysaga"
+	"paysaga/cmd/payctl/ctl"
 	"paysaga/config"
 	"paysaga/internal/app"
 	"paysaga/internal/stack"
 	"paysaga/internal/temporaltest"
+	"paysaga/nh"
+	"paysaga/nhsim"
 	"paysaga/payloadcodec"
 	"paysaga/telemetry"
 	"paysaga/workflows"
@@ -465,4 +468,30 @@ func TestWebUIDecodesPaymentsThroughTheCodecServer(t *testing.T) {
 	require.Len(t, decoded.Payloads, 1)
 	require.Contains(t, string(decoded.Payloads[0].Data), description)
 	require.Contains(t, string(decoded.Payloads[0].Data), `"amount":31337`)
+}
+
+// A payment whose outcome the bank cannot tell shows in the gauges the UNKNOWN alert watches,
+// with how long it has been waiting, until an operator resolves it.
+func TestUnknownPaymentShowsInTheOperatorGauges(t *testing.T) {
+	c, m := newUser(t, paysaga.RoleCustomer), newUser(t, paysaga.RoleMerchant)
+	acct := seedAccount(t, c, 100_000)
+	withFault(t, nh.APIDrawingTransfer, nhsim.Fault{Kind: nhsim.FaultLostResponse, Probability: 1})
+	withFault(t, nh.APICheckOnDrawingTransfer, nhsim.Fault{Kind: nhsim.FaultHTTP500, Probability: 1})
+	before := gather(t)
+	id := paymentIDOf(t, pay(t, c, acct, m, 7_777, "gauges-"+randomHex(4)))
+	waitStatus(t, c, id, paysaga.PaymentUnknown)
+
+	var now map[string]float64
+	require.Eventually(t, func() bool {
+		now = gather(t)
+		return now["paysaga_workflows_unknown"] >= 1 && now["paysaga_workflows_needing_attention"] >= 1
+	}, 45*time.Second, 500*time.Millisecond, "the UNKNOWN payment is not in the gauges")
+	require.Greater(t, now["paysaga_workflows_unknown_oldest_age_seconds"], 0.0)
+	require.GreaterOrEqual(t, now[`paysaga_bank_unknown_outcomes_total{api="DrawingTransfer"}`]-
+		before[`paysaga_bank_unknown_outcomes_total{api="DrawingTransfer"}`], 1.0)
+	require.GreaterOrEqual(t, now[`paysaga_payments_total{failure_code="none",outcome="unknown"}`]-
+		before[`paysaga_payments_total{failure_code="none",outcome="unknown"}`], 1.0)
+
+	res := payctl(t, "payments", "resolve", id, "--as", "succeeded", "--reason", "debit on the statement")
+	require.Equal(t, ctl.ExitOK, res.Code, "%s%s", res.Stdout, res.Stderr)
 }
