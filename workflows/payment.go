@@ -285,8 +285,15 @@ func (s *paymentRun) setHandlers(ctx workflow.Context) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateResolve,
 		func(ctx workflow.Context, r Resolution) (paysaga.Payment, error) {
-			s.resolution = &r
-			err := workflow.Await(ctx, func() bool { return s.p.Status != paysaga.PaymentUnknown })
+			mine := &r
+			s.resolution = mine
+			// Answered once the verdict is recorded — or refused by the store (repair then
+			// waits for another verdict and s.resolution is no longer this one).
+			err := workflow.Await(ctx, func() bool { return s.p.Status != paysaga.PaymentUnknown || s.resolution != mine })
+			if err == nil && s.p.Status == paysaga.PaymentUnknown {
+				err = temporal.NewApplicationError(fmt.Sprintf(
+					"the store refused to record the resolution of payment %s; repair its row and resolve it again", s.p.ID), paysaga.ECONFLICT)
+			}
 			return s.p, err
 		},
 		workflow.UpdateHandlerOptions{Validator: s.validateResolution},

@@ -199,9 +199,12 @@ func (s *refundRun) setHandlers(ctx workflow.Context) error {
 	// awaitUnknown. Answered once the refund has left UNKNOWN.
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateResolveRefund,
 		func(ctx workflow.Context, r Resolution) (paysaga.Refund, error) {
-			s.resolution = &r
+			mine := &r
+			s.resolution = mine
 			dctx, _ := workflow.NewDisconnectedContext(ctx)
-			if err := workflow.Await(dctx, func() bool { return s.r.Status != paysaga.RefundUnknown || !s.awaiting }); err != nil {
+			if err := workflow.Await(dctx, func() bool {
+				return s.r.Status != paysaga.RefundUnknown || !s.awaiting || s.resolution != mine
+			}); err != nil {
 				return s.r, err
 			}
 			if s.r.Status == paysaga.RefundUnknown {

@@ -269,3 +269,42 @@ func TestRefundReservedAfterAStoreOutage(t *testing.T) {
 	require.Equal(t, paysaga.RefundSucceeded, r.Status)
 	require.Equal(t, []string{EventRefundStalled, EventRefundSucceeded}, steps.publishedTypes())
 }
+
+// The store refuses the operator's verdict too (the row is still wrong): the resolve Update
+// answers at once that it could not be recorded — it does not hang — and the payment waits
+// for the next verdict, which lands once the row is repaired.
+func TestPaymentVerdictTheStoreRefusesIsAnsweredAndAskedAgain(t *testing.T) {
+	steps := &fakeSteps{debitFn: succeedDebit}
+	refusals := 0
+	steps.recordFn = func(_ int, in activities.RecordPaymentInput) error {
+		if in.Status == paysaga.PaymentSucceeded && refusals < 2 {
+			refusals++
+			return conflict()
+		}
+		return nil
+	}
+	h := newHarness(t, steps)
+	var first, second error
+	var firstDone, secondDone bool
+	resolve := func(id string, done *bool, into *error) func() {
+		return func() {
+			h.env.UpdateWorkflow(UpdateResolve, id, &testsuite.TestUpdateCallback{
+				OnReject: func(err error) { t.Errorf("%s rejected: %v", id, err) },
+				OnAccept: func() {},
+				OnComplete: func(_ any, err error) {
+					*done, *into = true, err
+				},
+			}, Resolution{As: ResolveSucceeded, Reason: "bank shows the debit", Actor: "usr_operator"})
+		}
+	}
+	h.env.RegisterDelayedCallback(resolve("resolve-1", &firstDone, &first), time.Hour)
+	h.env.RegisterDelayedCallback(resolve("resolve-2", &secondDone, &second), 2*time.Hour)
+	p := h.run(t)
+
+	require.True(t, firstDone, "the first verdict is answered")
+	require.ErrorContains(t, first, "refused to record the resolution")
+	require.True(t, secondDone)
+	require.NoError(t, second)
+	require.Equal(t, paysaga.PaymentSucceeded, p.Status)
+	require.Len(t, steps.debits, 1)
+}

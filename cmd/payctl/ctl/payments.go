@@ -356,6 +356,10 @@ func (s *session) resolve(ctx context.Context, id string, r workflows.Resolution
 		return err
 	}
 	want := paysaga.PaymentSucceeded
+	if p.CaptureMode == paysaga.CaptureManual {
+		// A manual-capture payment that was debited waits for its merchant's capture.
+		want = paysaga.PaymentAuthorized
+	}
 	if r.As == workflows.ResolveFailed {
 		want = paysaga.PaymentFailed
 	}
