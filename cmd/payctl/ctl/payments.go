@@ -357,13 +357,14 @@ func (s *session) resolve(ctx context.Context, id string, r workflows.Resolution
 	}
 	want := paysaga.PaymentSucceeded
 	if p.CaptureMode == paysaga.CaptureManual {
-		// A manual-capture payment that was debited waits for its merchant's capture.
+		// A manual-capture payment that was debited waits for its merchant's capture (or,
+		// resolved after the store refused a step, is SUCCEEDED: the operator's verdict is final).
 		want = paysaga.PaymentAuthorized
 	}
 	if r.As == workflows.ResolveFailed {
 		want = paysaga.PaymentFailed
 	}
-	if p.Status != want {
+	if p.Status != want && !(want == paysaga.PaymentAuthorized && p.Status == paysaga.PaymentSucceeded) {
 		// Someone resolved it first; the fixed update ID answered with their verdict.
 		return refusedErrorf("payment %s was already resolved: it is %s", id, p.Status)
 	}
