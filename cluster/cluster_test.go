@@ -16,6 +16,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"paysaga/nhsim"
 )
@@ -219,6 +221,52 @@ func TestTwoAPIsTwoWorkersOnATemporalCluster(t *testing.T) {
 		}
 	}
 	require.Positive(t, refunded)
+
+	// No workflow run failed, timed out or was terminated — a killed worker included — and the
+	// search attributes are set and queryable on the cluster's SQL visibility.
+	count := func(query string) int64 {
+		r, err := tc.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: tc.Namespace, Query: query})
+		require.NoError(t, err, query)
+		return r.GetCount()
+	}
+	// A refund refused before any credit (the second of two that cannot both fit) ends its run
+	// failed; the API shows it FAILED, and the bank has no credit of its amount (checked above):
+	// no money moved. Any other run that ended so is a defect.
+	refusedRefund := func(workflowID string) bool {
+		id, ok := strings.CutPrefix(workflowID, "refund:")
+		if !ok {
+			return false
+		}
+		g := c.send(ctx, 0, http.MethodGet, "/v1/refunds/"+id, merchant.Token, nil)
+		return g.Status == http.StatusOK && g.str("status") == "FAILED"
+	}
+	const bad = `ExecutionStatus="Failed" OR ExecutionStatus="TimedOut" OR ExecutionStatus="Terminated"`
+	var unexpected []string
+	var token []byte
+	for {
+		l, err := tc.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: tc.Namespace, Query: bad, PageSize: 100, NextPageToken: token})
+		require.NoError(t, err)
+		for _, w := range l.GetExecutions() {
+			id := w.GetExecution().GetWorkflowId()
+			if w.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_FAILED && w.GetType().GetName() == "RefundWorkflow" && refusedRefund(id) {
+				continue
+			}
+			unexpected = append(unexpected, fmt.Sprintf("%s %s %s", w.GetType().GetName(), id, w.GetStatus()))
+		}
+		if token = l.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	require.Empty(t, unexpected, "workflow runs that ended failed, timed out or terminated (a killed worker's included)")
+	perCustomer := map[string]int64{}
+	for _, p := range pays {
+		perCustomer[p.cust.ID]++
+	}
+	for id, n := range perCustomer {
+		require.Eventually(t, func() bool { return count(fmt.Sprintf("CustomerId=%q", id)) >= n },
+			30*time.Second, 500*time.Millisecond, "visibility lists the payments of customer %s by CustomerId", id)
+	}
+	require.Zero(t, count(`NeedsAttention=true`), "nothing waits for an operator")
 
 	// The surviving worker is ready and exposes its metrics; the killed one's probe is gone.
 	waitReady(t, workers[1], workerURLs[1]+"/readyz", 10*time.Second)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
+	sdkclient "go.temporal.io/sdk/client"
 
 	"paysaga/internal/temporalcluster"
 	"paysaga/internal/temporaltest"
@@ -32,16 +33,18 @@ type user struct{ ID, Email, Token, Account string }
 // compare, the dev server.
 type temporalServer struct {
 	HostPort, Namespace, Version string
+	// Client talks to Namespace.
+	Client sdkclient.Client
 }
 
 func realServer(t testing.TB) temporalServer {
 	c := temporalcluster.Start(t)
-	return temporalServer{c.HostPort, c.Namespace, c.Version + " (4 history shards, PostgreSQL)"}
+	return temporalServer{c.HostPort, c.Namespace, c.Version + " (4 history shards, PostgreSQL)", c.Client}
 }
 
 func devServer(t testing.TB) temporalServer {
 	s := temporaltest.Start(t)
-	return temporalServer{s.HostPort, "default", "dev server (temporal server start-dev, in memory)"}
+	return temporalServer{s.HostPort, "default", "dev server (temporal server start-dev, in memory)", s.Client}
 }
 
 // engine is paysaga as production runs it, on the test's Temporal cluster: the NH simulator,
