@@ -40,10 +40,12 @@ const (
 // Redis and RabbitMQ. Payments and refunds go to both APIs, one worker is SIGKILLed while
 // payments run, a customer's notification stream is held on the other API than the one that
 // took the payment, and the money-safety invariants are checked against the simulated bank.
+// The processes reach Temporal over mTLS (PAYSAGA_TEMPORAL_TLS_*), through a TLS-terminating
+// listener in front of the frontend.
 func TestTwoAPIsTwoWorkersOnATemporalCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	e := startEngine(t, ctx, customers, realServer)
+	e := startEngine(t, ctx, customers, realServer, true)
 	tc, c, runID, merchant, custs, workers, apiURLs, workerURLs, simAdmin := e.tc, e.c, e.runID, e.merchant, e.custs, e.workers, e.apiURLs, e.workerURLs, e.simAdmin
 	redisAddr, redisPrefix := e.redisAddr, e.redisPrefix
 	var before nhsim.Ledger

@@ -66,8 +66,22 @@ type engine struct {
 	with                func(kv ...string) []string
 }
 
-func startEngine(t testing.TB, ctx context.Context, customers int, server func(testing.TB) temporalServer) *engine {
+// With tlsFront the engine's processes reach Temporal through an mTLS-terminating listener
+// (PAYSAGA_TEMPORAL_TLS_CA, _CERT, _KEY, _SERVER_NAME), as they would a cluster with TLS or
+// Temporal Cloud.
+func startEngine(t testing.TB, ctx context.Context, customers int, server func(testing.TB) temporalServer, tlsFront bool) *engine {
 	tc := server(t)
+	temporalSettings := map[string]string{"PAYSAGA_TEMPORAL_ADDRESS": tc.HostPort}
+	if tlsFront {
+		pki := temporaltest.NewPKI(t)
+		temporalSettings = map[string]string{
+			"PAYSAGA_TEMPORAL_ADDRESS":         temporaltest.TLSProxy(t, pki, tc.HostPort, true),
+			"PAYSAGA_TEMPORAL_TLS_CA":          pki.CAFile,
+			"PAYSAGA_TEMPORAL_TLS_CERT":        pki.ClientCert,
+			"PAYSAGA_TEMPORAL_TLS_KEY":         pki.ClientKey,
+			"PAYSAGA_TEMPORAL_TLS_SERVER_NAME": "temporal.test",
+		}
+	}
 	root, err := temporalcluster.Root()
 	require.NoError(t, err)
 	dir := t.TempDir()
@@ -127,7 +141,6 @@ func startEngine(t testing.TB, ctx context.Context, customers int, server func(t
 		"PAYSAGA_REDIS_ADDR":         redisAddr,
 		"PAYSAGA_REDIS_KEY_PREFIX":   redisPrefix,
 		"PAYSAGA_AMQP_URL":           amqpURL.String(),
-		"PAYSAGA_TEMPORAL_ADDRESS":   tc.HostPort,
 		"PAYSAGA_TEMPORAL_NAMESPACE": tc.Namespace,
 		"PAYSAGA_JWT_SECRET":         hex.EncodeToString(randBytes(32)),
 		"PAYSAGA_NH_BASE_URL":        simURL,
@@ -137,6 +150,9 @@ func startEngine(t testing.TB, ctx context.Context, customers int, server func(t
 			",hmac:" + base64.StdEncoding.EncodeToString(randBytes(32)),
 		"PAYSAGA_TEMPORAL_PAYLOAD_KEYS": "p1:" + base64.StdEncoding.EncodeToString(randBytes(32)),
 		"PAYSAGA_LOG_FORMAT":            "json",
+	}
+	for k, v := range temporalSettings {
+		settings[k] = v
 	}
 	var env []string
 	for _, kv := range os.Environ() {

@@ -34,7 +34,7 @@ func throughput(b *testing.B, server func(testing.TB) temporalServer) {
 	window := 30 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	e := startEngine(b, ctx, clients, server)
+	e := startEngine(b, ctx, clients, server, false)
 	var before nhsim.Ledger
 	e.simAdmin(http.MethodGet, "/admin/ledger", nil, &before)
 

@@ -2,21 +2,12 @@ package app_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -35,101 +26,6 @@ import (
 	"paysaga/internal/app"
 	"paysaga/internal/temporaltest"
 )
-
-// pki is a test CA with a server certificate (for "temporal.test", "redis.test" and 127.0.0.1)
-// and a client certificate, written as PEM files.
-type pki struct {
-	dir                                string
-	caFile, serverCert, serverKey      string
-	clientCert, clientKey, otherCAFile string
-	serverPair                         tls.Certificate
-	pool                               *x509.CertPool
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	dir := t.TempDir()
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
-		return p
-	}
-	newCA := func(cn string) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		require.NoError(t, err)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		require.NoError(t, err)
-		cert, err := x509.ParseCertificate(der)
-		require.NoError(t, err)
-		return cert, key, der
-	}
-	leaf := func(name string, serial int64, ca *x509.Certificate, caKey *ecdsa.PrivateKey, usage x509.ExtKeyUsage, dns []string) (string, string, tls.Certificate) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		require.NoError(t, err)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			DNSNames: dns, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		require.NoError(t, err)
-		kder, err := x509.MarshalECPrivateKey(key)
-		require.NoError(t, err)
-		c := write(name+".pem", "CERTIFICATE", der)
-		k := write(name+"-key.pem", "EC PRIVATE KEY", kder)
-		pair, err := tls.LoadX509KeyPair(c, k)
-		require.NoError(t, err)
-		return c, k, pair
-	}
-	ca, caKey, caDER := newCA("paysaga test CA")
-	_, _, otherDER := newCA("another CA")
-	p := &pki{dir: dir, caFile: write("ca.pem", "CERTIFICATE", caDER), otherCAFile: write("other-ca.pem", "CERTIFICATE", otherDER)}
-	p.serverCert, p.serverKey, p.serverPair = leaf("server", 2, ca, caKey, x509.ExtKeyUsageServerAuth, []string{"temporal.test", "redis.test"})
-	p.clientCert, p.clientKey, _ = leaf("client", 3, ca, caKey, x509.ExtKeyUsageClientAuth, nil)
-	p.pool = x509.NewCertPool()
-	p.pool.AddCert(ca)
-	return p
-}
-
-// tlsProxy terminates TLS (HTTP/2 by ALPN, as gRPC wants) in front of a plain-text address,
-// as a load balancer in front of a Temporal frontend does. requireClientCert makes it mTLS.
-func tlsProxy(t *testing.T, p *pki, backend string, requireClientCert bool) string {
-	t.Helper()
-	cfg := &tls.Config{Certificates: []tls.Certificate{p.serverPair}, NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS12}
-	if requireClientCert {
-		cfg.ClientAuth, cfg.ClientCAs = tls.RequireAndVerifyClientCert, p.pool
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				if err := c.(*tls.Conn).Handshake(); err != nil {
-					return
-				}
-				b, err := net.Dial("tcp", backend)
-				if err != nil {
-					return
-				}
-				defer b.Close()
-				done := make(chan struct{}, 2)
-				go func() { _, _ = io.Copy(b, c); done <- struct{}{} }()
-				go func() { _, _ = io.Copy(c, b); done <- struct{}{} }()
-				<-done
-			})
-		}
-	})
-	return ln.Addr().String()
-}
 
 func loadConfig(t *testing.T, env map[string]string) config.Config {
 	t.Helper()
@@ -161,9 +57,9 @@ func dial(cfg config.Config) error {
 // server name, a missing client certificate or plain text are refused.
 func TestTemporalClientOverTLS(t *testing.T) {
 	srv := temporaltest.Start(t)
-	p := newPKI(t)
-	mtls := tlsProxy(t, p, srv.HostPort, true)
-	oneWay := tlsProxy(t, p, srv.HostPort, false)
+	p := temporaltest.NewPKI(t)
+	mtls := temporaltest.TLSProxy(t, p, srv.HostPort, true)
+	oneWay := temporaltest.TLSProxy(t, p, srv.HostPort, false)
 
 	base := func(addr string, kv ...string) map[string]string {
 		env := map[string]string{"PAYSAGA_TEMPORAL_ADDRESS": addr}
@@ -181,18 +77,18 @@ func TestTemporalClientOverTLS(t *testing.T) {
 		why  string
 	}{
 		{"mTLS: CA, client certificate and key, server name", base(mtls,
-			"PAYSAGA_TEMPORAL_TLS_CA", p.caFile, "PAYSAGA_TEMPORAL_TLS_CERT", p.clientCert,
-			"PAYSAGA_TEMPORAL_TLS_KEY", p.clientKey, "PAYSAGA_TEMPORAL_TLS_SERVER_NAME", "temporal.test"), true, ""},
+			"PAYSAGA_TEMPORAL_TLS_CA", p.CAFile, "PAYSAGA_TEMPORAL_TLS_CERT", p.ClientCert,
+			"PAYSAGA_TEMPORAL_TLS_KEY", p.ClientKey, "PAYSAGA_TEMPORAL_TLS_SERVER_NAME", "temporal.test"), true, ""},
 		{"mTLS with the PEM text in the variables", base(mtls,
-			"PAYSAGA_TEMPORAL_TLS_CA", pemText(p.caFile), "PAYSAGA_TEMPORAL_TLS_CERT", pemText(p.clientCert),
-			"PAYSAGA_TEMPORAL_TLS_KEY", pemText(p.clientKey), "PAYSAGA_TEMPORAL_TLS_SERVER_NAME", "temporal.test"), true, ""},
-		{"TLS, the address's IP checked against the certificate", base(oneWay, "PAYSAGA_TEMPORAL_TLS_CA", p.caFile), true, ""},
-		{"API key over TLS", base(oneWay, "PAYSAGA_TEMPORAL_TLS_CA", p.caFile, "PAYSAGA_TEMPORAL_API_KEY", "test-api-key"), true, ""},
+			"PAYSAGA_TEMPORAL_TLS_CA", pemText(p.CAFile), "PAYSAGA_TEMPORAL_TLS_CERT", pemText(p.ClientCert),
+			"PAYSAGA_TEMPORAL_TLS_KEY", pemText(p.ClientKey), "PAYSAGA_TEMPORAL_TLS_SERVER_NAME", "temporal.test"), true, ""},
+		{"TLS, the address's IP checked against the certificate", base(oneWay, "PAYSAGA_TEMPORAL_TLS_CA", p.CAFile), true, ""},
+		{"API key over TLS", base(oneWay, "PAYSAGA_TEMPORAL_TLS_CA", p.CAFile, "PAYSAGA_TEMPORAL_API_KEY", "test-api-key"), true, ""},
 		{"no client certificate where one is required", base(mtls,
-			"PAYSAGA_TEMPORAL_TLS_CA", p.caFile, "PAYSAGA_TEMPORAL_TLS_SERVER_NAME", "temporal.test"), false, ""},
-		{"a CA that did not sign the server's certificate", base(oneWay, "PAYSAGA_TEMPORAL_TLS_CA", p.otherCAFile), false, "certificate"},
+			"PAYSAGA_TEMPORAL_TLS_CA", p.CAFile, "PAYSAGA_TEMPORAL_TLS_SERVER_NAME", "temporal.test"), false, ""},
+		{"a CA that did not sign the server's certificate", base(oneWay, "PAYSAGA_TEMPORAL_TLS_CA", p.OtherCAFile), false, "certificate"},
 		{"a server name the certificate does not name", base(oneWay,
-			"PAYSAGA_TEMPORAL_TLS_CA", p.caFile, "PAYSAGA_TEMPORAL_TLS_SERVER_NAME", "elsewhere.test"), false, "elsewhere.test"},
+			"PAYSAGA_TEMPORAL_TLS_CA", p.CAFile, "PAYSAGA_TEMPORAL_TLS_SERVER_NAME", "elsewhere.test"), false, "elsewhere.test"},
 		{"system roots only (the test CA is not one)", base(oneWay, "PAYSAGA_TEMPORAL_TLS", "true"), false, "certificate"},
 		{"plain text to a TLS listener", base(oneWay), false, ""},
 	} {
@@ -208,15 +104,15 @@ func TestTemporalClientOverTLS(t *testing.T) {
 	}
 	// And the server itself is plain text: TLS settings against it fail, so the cases above
 	// went through the listener's TLS.
-	require.Error(t, dial(loadConfig(t, base(srv.HostPort, "PAYSAGA_TEMPORAL_TLS_CA", p.caFile))))
+	require.Error(t, dial(loadConfig(t, base(srv.HostPort, "PAYSAGA_TEMPORAL_TLS_CA", p.CAFile))))
 	require.NoError(t, dial(loadConfig(t, base(srv.HostPort))))
 }
 
 func TestTemporalClientOptionsRefuseUnusableTLSSettings(t *testing.T) {
-	p := newPKI(t)
+	p := temporaltest.NewPKI(t)
 	logger := slog.New(slog.DiscardHandler)
 	_, err := config.Load(func(k string) string {
-		return map[string]string{"PAYSAGA_TEMPORAL_TLS_CERT": p.clientCert}[k]
+		return map[string]string{"PAYSAGA_TEMPORAL_TLS_CERT": p.ClientCert}[k]
 	})
 	require.ErrorContains(t, err, "PAYSAGA_TEMPORAL_TLS_KEY", "a certificate without its key")
 
@@ -226,13 +122,13 @@ func TestTemporalClientOptionsRefuseUnusableTLSSettings(t *testing.T) {
 		_, err := app.TemporalClientOptions(loadConfig(t, map[string]string{setting: "/nonexistent/ca.pem"}), logger)
 		require.ErrorContains(t, err, want)
 	}
-	_, err = app.TemporalClientOptions(loadConfig(t, map[string]string{"PAYSAGA_TEMPORAL_TLS_CA": p.clientKey}), logger)
+	_, err = app.TemporalClientOptions(loadConfig(t, map[string]string{"PAYSAGA_TEMPORAL_TLS_CA": p.ClientKey}), logger)
 	require.ErrorContains(t, err, "no PEM certificate")
 	// A key that is not the certificate's: the message names the settings, not the key.
 	_, err = app.TemporalClientOptions(loadConfig(t, map[string]string{
-		"PAYSAGA_TEMPORAL_TLS_CERT": p.clientCert, "PAYSAGA_TEMPORAL_TLS_KEY": p.serverKey}), logger)
+		"PAYSAGA_TEMPORAL_TLS_CERT": p.ClientCert, "PAYSAGA_TEMPORAL_TLS_KEY": p.ServerKey}), logger)
 	require.ErrorContains(t, err, "PAYSAGA_TEMPORAL_TLS_CERT / PAYSAGA_TEMPORAL_TLS_KEY")
-	keyPEM, _ := os.ReadFile(p.serverKey)
+	keyPEM, _ := os.ReadFile(p.ServerKey)
 	require.NotContains(t, err.Error(), strings.TrimSpace(string(keyPEM))[30:60])
 
 	// The API key: TLS on even without a CA, and the key is the client's credential.
@@ -253,14 +149,14 @@ func TestTemporalClientOptionsRefuseUnusableTLSSettings(t *testing.T) {
 func TestRedisOverTLSWithAnACLUser(t *testing.T) {
 	bin, err := exec.LookPath("redis-server")
 	require.NoError(t, err, "redis-server is needed (it runs on every machine of the project)")
-	p := newPKI(t)
+	p := temporaltest.NewPKI(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
 	_ = ln.Close()
 	cmd := exec.Command(bin, "--port", "0", "--tls-port", fmt.Sprint(port), "--bind", "127.0.0.1",
-		"--tls-cert-file", p.serverCert, "--tls-key-file", p.serverKey, "--tls-ca-cert-file", p.caFile,
-		"--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", p.dir,
+		"--tls-cert-file", p.ServerCert, "--tls-key-file", p.ServerKey, "--tls-ca-cert-file", p.CAFile,
+		"--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", p.Dir,
 		"--user", "default", "off",
 		"--user", "paysaga", "on", ">s3cret-pass", "~*", "&*", "+@all")
 	out := &strings.Builder{}
@@ -281,15 +177,15 @@ func TestRedisOverTLSWithAnACLUser(t *testing.T) {
 		return rdb.Ping(ctx).Err()
 	}
 	require.Eventually(t, func() bool {
-		return ping(map[string]string{"PAYSAGA_REDIS_TLS_CA": p.caFile, "PAYSAGA_REDIS_USERNAME": "paysaga",
+		return ping(map[string]string{"PAYSAGA_REDIS_TLS_CA": p.CAFile, "PAYSAGA_REDIS_USERNAME": "paysaga",
 			"PAYSAGA_REDIS_PASSWORD": "s3cret-pass"}) == nil
 	}, 10*time.Second, 100*time.Millisecond, "redis-server with TLS: %s", out)
 
 	require.Error(t, ping(map[string]string{"PAYSAGA_REDIS_USERNAME": "paysaga", "PAYSAGA_REDIS_PASSWORD": "s3cret-pass"}),
 		"plain text to a TLS port")
-	require.ErrorContains(t, ping(map[string]string{"PAYSAGA_REDIS_TLS_CA": p.caFile, "PAYSAGA_REDIS_PASSWORD": "s3cret-pass"}),
+	require.ErrorContains(t, ping(map[string]string{"PAYSAGA_REDIS_TLS_CA": p.CAFile, "PAYSAGA_REDIS_PASSWORD": "s3cret-pass"}),
 		"WRONGPASS", "the default user is off: the ACL user is what got in")
-	require.ErrorContains(t, ping(map[string]string{"PAYSAGA_REDIS_TLS_CA": p.otherCAFile, "PAYSAGA_REDIS_USERNAME": "paysaga",
+	require.ErrorContains(t, ping(map[string]string{"PAYSAGA_REDIS_TLS_CA": p.OtherCAFile, "PAYSAGA_REDIS_USERNAME": "paysaga",
 		"PAYSAGA_REDIS_PASSWORD": "s3cret-pass"}), "certificate")
 	_, err = app.OpenRedis(loadConfig(t, map[string]string{"PAYSAGA_REDIS_TLS_CA": "/nonexistent/ca.pem"}))
 	require.ErrorContains(t, err, "PAYSAGA_REDIS_TLS_CA")
@@ -299,13 +195,13 @@ func TestRedisOverTLSWithAnACLUser(t *testing.T) {
 // would be, and checks what the engine's client sends it: the API key as a bearer token, on a
 // TLS connection (the key alone turns TLS on).
 func TestTemporalAPIKeyIsSentOverTLS(t *testing.T) {
-	p := newPKI(t)
+	p := temporaltest.NewPKI(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	var mu sync.Mutex
 	var auth []string
 	var tlsSeen bool
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{p.serverPair}})),
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{p.ServerPair}})),
 		grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
 			md, _ := metadata.FromIncomingContext(stream.Context())
 			pr, _ := peer.FromContext(stream.Context())
@@ -321,7 +217,7 @@ func TestTemporalAPIKeyIsSentOverTLS(t *testing.T) {
 	t.Cleanup(srv.Stop)
 
 	err = dial(loadConfig(t, map[string]string{"PAYSAGA_TEMPORAL_ADDRESS": ln.Addr().String(),
-		"PAYSAGA_TEMPORAL_TLS_CA": p.caFile, "PAYSAGA_TEMPORAL_API_KEY": "test-api-key-123"}))
+		"PAYSAGA_TEMPORAL_TLS_CA": p.CAFile, "PAYSAGA_TEMPORAL_API_KEY": "test-api-key-123"}))
 	require.Error(t, err, "the stand-in answers no call")
 	mu.Lock()
 	defer mu.Unlock()
