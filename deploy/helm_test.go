@@ -239,18 +239,6 @@ func TestHelmChartRefusesAReleaseWithoutItsSecrets(t *testing.T) {
 	require.ErrorContains(t, err, "config.PAYSAGA_NH_ISCD is required")
 }
 
-func TestHelmValuesNameTheMakefilesTemporalVersion(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(chart, "values.yaml"))
-	require.NoError(t, err)
-	var v struct {
-		Temporal struct {
-			ServerVersion string `yaml:"serverVersion"`
-		} `yaml:"temporal"`
-	}
-	require.NoError(t, yaml.Unmarshal(b, &v))
-	require.Equal(t, strings.TrimPrefix(makeVar(t, "TEMPORAL_SERVER_VERSION"), "v"), v.Temporal.ServerVersion)
-}
-
 // The validation can fail: kubeconform with the generated schemas rejects an unknown field and
 // a replica count written as a string, and accepts the same manifest written right.
 func TestKubeconformRejectsBadManifests(t *testing.T) {
