@@ -162,7 +162,6 @@ func TestComposePublishesOnlyTheAPI(t *testing.T) {
 	require.Empty(t, published, "nothing else is published: not Temporal's frontend, MySQL, Redis, RabbitMQ nor the simulator")
 
 	ui := envOf(p.Services["temporal-ui"])
-	require.Equal(t, "false", ui["TEMPORAL_UI_ENABLED_WRITE_ACTIONS"])
 	require.Equal(t, "true", ui["TEMPORAL_DISABLE_WRITE_ACTIONS"], "the Web UI cannot cancel, signal or reset workflows")
 }
 
