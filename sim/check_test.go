@@ -235,8 +235,14 @@ func (w *world) check(starts []startResult, stats map[string]int) []string {
 		if p.Status == paysaga.PaymentAuthorized && !open {
 			fail("invariant 4: payment %s is left AUTHORIZED (debited) and its workflow has ended: it can be neither captured nor canceled", pp.ID)
 		}
-		if p.Status == paysaga.PaymentAuthorized && view.NeedsAttention && !published[workflows.EventCancelFailed+"|"+pp.ID] {
+		if p.Status == paysaga.PaymentAuthorized && view.NeedsAttention && view.Payment.Status == paysaga.PaymentAuthorized &&
+			!published[workflows.EventCancelFailed+"|"+pp.ID] {
 			fail("invariant 6: payment %s's cancellation failed (AUTHORIZED, NeedsAttention); no payment.cancel_failed alert was published", pp.ID)
+		}
+		// The store refused a step after the debit (an injected conflict): the row stays where it
+		// was, the workflow says UNKNOWN and waits for an operator — with payment.unknown out.
+		if view.Payment.Status == paysaga.PaymentUnknown && view.NeedsAttention && !published[workflows.EventUnknown+"|"+pp.ID] {
+			fail("invariant 6: payment %s waits for an operator (UNKNOWN, NeedsAttention); no payment.unknown alert was published", pp.ID)
 		}
 		// Invariant 2 on the payment: never more refunded than captured, at the bank and in the store.
 		if succeededRefunds[pp.ID] > p.Amount {
