@@ -146,33 +146,7 @@ func (s *paymentRun) publishLoop(ctx workflow.Context) {
 // publish tries a quick local activity first (no extra history events when the broker is up),
 // then falls back to an activity retried without limit, with backoff, until the broker is back.
 func (s *paymentRun) publish(ctx workflow.Context, in activities.PublishPaymentEventInput) {
-	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout:    5 * time.Second,
-		ScheduleToCloseTimeout: 10 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    500 * time.Millisecond,
-			BackoffCoefficient: 2,
-			MaximumAttempts:    2,
-		},
-	})
-	err := workflow.ExecuteLocalActivity(lctx, activities.PublishPaymentEventName, in).Get(ctx, nil)
-	if err == nil {
-		return
-	}
-	logger := workflow.GetLogger(ctx)
-	logger.Warn("event not published; retrying in the background", "payment_id", s.p.ID, "event_id", in.EventID, "error", err)
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
-			MaximumAttempts:    0, // until the broker is back
-		},
-	})
-	if err := workflow.ExecuteActivity(actx, activities.PublishPaymentEventName, in).Get(ctx, nil); err != nil {
-		logger.Error("event not published", "payment_id", s.p.ID, "event_id", in.EventID, "error", err)
-	}
+	publishEvent(ctx, activities.PublishPaymentEventName, in, "payment_id", s.p.ID, "event_id", in.EventID)
 }
 
 // transferID is the ID of the attempt-th transfer of a payment: stable, so that a retried

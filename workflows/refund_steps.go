@@ -101,20 +101,7 @@ func (s *refundRun) publishLoop(ctx workflow.Context) {
 			return
 		}
 		in := s.outbox[0]
-		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout:    5 * time.Second,
-			ScheduleToCloseTimeout: 10 * time.Second,
-			RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumAttempts: 2},
-		})
-		if err := workflow.ExecuteLocalActivity(lctx, activities.PublishRefundEventName, in).Get(ctx, nil); err != nil {
-			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-				StartToCloseTimeout: 30 * time.Second,
-				RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
-			})
-			if err := workflow.ExecuteActivity(actx, activities.PublishRefundEventName, in).Get(ctx, nil); err != nil {
-				workflow.GetLogger(ctx).Error("event not published", "refund_id", s.r.ID, "event_id", in.EventID, "error", err)
-			}
-		}
+		publishEvent(ctx, activities.PublishRefundEventName, in, "refund_id", s.r.ID, "event_id", in.EventID)
 		s.outbox = s.outbox[1:]
 	}
 }
