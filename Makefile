@@ -32,9 +32,11 @@ TEST_FLAGS ?= -race -count=1 -timeout 30m
 run: build $(TEMPORAL)
 	$(BIN)/paysaga dev
 
-## test: every test, with the race detector (needs MariaDB, Redis, RabbitMQ reachable; see README)
+## test: every test, with the race detector (needs MariaDB, Redis, RabbitMQ reachable; see README), then the
+##       Helm chart rendered and validated offline (helm-check: builds helm and kubeconform once, ~5 min cold)
 test: $(TEMPORAL)
 	$(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) helm-check
 
 ## build: the server and the operators' CLI into bin/
 build:
