@@ -313,19 +313,21 @@ func (db *DB) RecordPaymentChange(ctx context.Context, ch PaymentChange) (*paysa
 					return err
 				}
 			}
-			// A step whose history events are all written already was recorded before (its
-			// local activity ran again: a worker died before the workflow task that ran it
-			// completed). It is done, whatever happened to the payment since — a refund may
-			// have moved a SUCCEEDED payment on to PARTIALLY_REFUNDED meanwhile, which the
-			// status change would otherwise refuse.
-			if done, err := eventsRecorded(ctx, tx, ch.PaymentID, ch.Events); err != nil {
-				return err
-			} else if done {
-				out, err = getPayment(ctx, tx, ch.PaymentID)
-				return err
-			}
 			p, err := updatePaymentStatus(ctx, tx, now, ch.PaymentID, ch.Status,
 				PaymentStatusChange{FailureCode: ch.FailureCode, FailureMessage: ch.FailureMessage})
+			if paysaga.ErrorCode(err) == paysaga.ECONFLICT {
+				// A refused move (nothing written) of a step whose history events are all
+				// written already: the step was recorded before and its local activity ran
+				// again (a worker died before the workflow task that ran it completed). It is
+				// done, whatever happened to the payment since — a refund may have moved a
+				// SUCCEEDED payment on to PARTIALLY_REFUNDED meanwhile.
+				if done, derr := eventsRecorded(ctx, tx, ch.PaymentID, ch.Events); derr != nil {
+					return derr
+				} else if done {
+					out, err = getPayment(ctx, tx, ch.PaymentID)
+					return err
+				}
+			}
 			if err != nil {
 				return err
 			}
