@@ -18,6 +18,21 @@ import (
 // money moved (item 2), a failed cancellation (item 3), a cancellation during a credit (item 4),
 // alerts that were never published (item 8).
 
+// outage returns a store that is down for d from its first use, on the clock now: each call
+// fails like a refused connection until then.
+func outage(now func() time.Time, d time.Duration) func() error {
+	var until time.Time
+	return func() error {
+		if until.IsZero() {
+			until = now().Add(d)
+		}
+		if now().Before(until) {
+			return errors.New("dial tcp 127.0.0.1:3306: connection refused")
+		}
+		return nil
+	}
+}
+
 func conflict() error {
 	return temporal.NewNonRetryableApplicationError("row is not what the saga expects", activities.ErrTypeStateConflict, nil)
 }
@@ -28,20 +43,14 @@ func conflict() error {
 // PROCESSING.
 func TestPaymentStoreDownForHoursAfterTheDebitStillSucceeds(t *testing.T) {
 	steps := &fakeSteps{debitFn: succeedDebit}
-	var downUntil time.Time
+	h := newHarness(t, steps)
+	down := outage(h.env.Now, 2*time.Hour)
 	steps.recordFn = func(_ int, in activities.RecordPaymentInput) error {
 		if in.Status != paysaga.PaymentSucceeded {
 			return nil
 		}
-		if downUntil.IsZero() {
-			downUntil = steps.now().Add(2 * time.Hour)
-		}
-		if steps.now().Before(downUntil) {
-			return errors.New("dial tcp 127.0.0.1:3306: connection refused")
-		}
-		return nil
+		return down()
 	}
-	h := newHarness(t, steps)
 	var during PaymentView
 	h.env.RegisterDelayedCallback(func() {
 		v, err := h.env.QueryWorkflow(QueryStatus)
@@ -231,17 +240,8 @@ func TestRefundCancelledDuringItsCreditSettlesAsTheBankSays(t *testing.T) {
 func TestRefundStoreDownForHoursAfterTheCreditStillSettles(t *testing.T) {
 	steps := &fakeRefundSteps{creditFn: creditOK}
 	h := newRefundHarness(t, steps)
-	var downUntil time.Time
-	steps.settleFn = func(_ int, in activities.SettleRefundInput) error {
-		now := h.env.Now()
-		if downUntil.IsZero() {
-			downUntil = now.Add(2 * time.Hour)
-		}
-		if now.Before(downUntil) {
-			return errors.New("dial tcp 127.0.0.1:3306: connection refused")
-		}
-		return nil
-	}
+	down := outage(h.env.Now, 2*time.Hour)
+	steps.settleFn = func(int, activities.SettleRefundInput) error { return down() }
 	r, err := h.run(t, testRefundInput())
 	require.NoError(t, err)
 	require.Equal(t, paysaga.RefundSucceeded, r.Status)
@@ -253,17 +253,8 @@ func TestRefundStoreDownForHoursAfterTheCreditStillSettles(t *testing.T) {
 func TestRefundReservedAfterAStoreOutage(t *testing.T) {
 	steps := &fakeRefundSteps{creditFn: creditOK}
 	h := newRefundHarness(t, steps)
-	var downUntil time.Time
-	steps.reserveFn = func(int) error {
-		now := h.env.Now()
-		if downUntil.IsZero() {
-			downUntil = now.Add(2 * time.Hour)
-		}
-		if now.Before(downUntil) {
-			return errors.New("dial tcp 127.0.0.1:3306: connection refused")
-		}
-		return nil
-	}
+	down := outage(h.env.Now, 2*time.Hour)
+	steps.reserveFn = func(int) error { return down() }
 	r, err := h.run(t, testRefundInput())
 	require.NoError(t, err)
 	require.Equal(t, paysaga.RefundSucceeded, r.Status)
