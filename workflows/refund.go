@@ -255,7 +255,7 @@ func (s *refundRun) run(ctx workflow.Context) (err error) {
 					continue
 				}
 				err = errors.Join(err, cerr)
-				s.compensationFailed(dctx, cerr)
+				s.needsPerson(dctx, EventRefundCompensationFailed) // an alert: the compensation could not finish
 			}
 		}
 	}()

@@ -123,20 +123,15 @@ func (s *refundRun) keepOpenWhileUnknown(ctx workflow.Context) bool {
 }
 
 // storeStalled: see paymentRun.storeStalled.
-func (s *refundRun) storeStalled(ctx workflow.Context) {
+func (s *refundRun) storeStalled(ctx workflow.Context) { s.needsPerson(ctx, EventRefundStalled) }
+
+// needsPerson sets NeedsAttention and announces an alert event of type typ.
+func (s *refundRun) needsPerson(ctx workflow.Context, typ string) {
 	s.needsAttention = true
 	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchNeedsAttention.ValueSet(true)); err != nil {
 		workflow.GetLogger(ctx).Error("needs-attention flag not set", "refund_id", s.r.ID, "error", err)
 	}
-	ev := s.event(ctx, EventRefundStalled)
-	s.outbox = append(s.outbox, activities.PublishRefundEventInput{EventID: ev.ID, Type: ev.Type, Refund: s.r, OccurredAt: ev.CreatedAt})
-}
-
-// compensationFailed announces a compensation that could not finish (an alert).
-func (s *refundRun) compensationFailed(ctx workflow.Context, err error) {
-	ev := s.event(ctx, EventRefundCompensationFailed)
-	s.needsAttention = true
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchNeedsAttention.ValueSet(true))
+	ev := s.event(ctx, typ)
 	s.outbox = append(s.outbox, activities.PublishRefundEventInput{EventID: ev.ID, Type: ev.Type, Refund: s.r, OccurredAt: ev.CreatedAt})
 }
 
