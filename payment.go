@@ -91,12 +91,66 @@ type Payment struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 }
 
-// Refundable is what is left to refund of a payment.
+// SetByRefund reports whether a payment reaches status s only through one of its refunds
+// succeeding (see RefundSucceeded): PARTIALLY_REFUNDED, REFUNDED, and CANCELED, which the
+// refund of a cancellation gives. Its refunded amount moves with it, so the store writes these
+// with the refund's settlement, in one transaction, and a status change on its own may not.
+func (s PaymentStatus) SetByRefund() bool {
+	return s == PaymentPartiallyRefunded || s == PaymentRefunded || s == PaymentCanceled
+}
+
+// Refundable is what is left to refund of a payment (refunds in flight not counted).
 func (p *Payment) Refundable() int64 {
 	if p.Status != PaymentSucceeded && p.Status != PaymentPartiallyRefunded {
 		return 0
 	}
 	return p.Amount - p.RefundedAmount
+}
+
+// ReserveRefund is the rule "never refund more than was paid": it checks that a refund of
+// amount may be reserved against p while reserved won are held by its refunds not settled yet,
+// and returns what is reserved with it. p must be SUCCEEDED or PARTIALLY_REFUNDED — AUTHORIZED
+// for a cancellation (the refund of a manual-capture payment canceled before capture) — and
+// its refunded amount, reserved and amount together at most p.Amount. A refusal is ECONFLICT
+// saying why and how much is left (reserved returned as it was). The store applies it under
+// the payment's row lock, so that concurrent refunds see each other's reservations.
+func (p *Payment) ReserveRefund(reserved, amount int64, cancellation bool) (int64, error) {
+	if err := ValidateAmount(amount); err != nil {
+		return reserved, err
+	}
+	switch {
+	case cancellation && p.Status != PaymentAuthorized:
+		return reserved, Errorf(ECONFLICT, "payment %s is %s, not AUTHORIZED", p.ID, p.Status)
+	case !cancellation && p.Status == PaymentAuthorized:
+		return reserved, Errorf(ECONFLICT, "payment %s is AUTHORIZED: capture it first, or cancel it", p.ID)
+	case !cancellation && p.Status != PaymentSucceeded && p.Status != PaymentPartiallyRefunded:
+		return reserved, Errorf(ECONFLICT, "payment %s is %s and cannot be refunded", p.ID, p.Status)
+	}
+	if left := p.Amount - p.RefundedAmount - reserved; amount > left {
+		return reserved, Errorf(ECONFLICT, "a refund of %d won exceeds what is left to refund of payment %s: %d won (%d refunded, %d being refunded)",
+			amount, p.ID, max(left, 0), p.RefundedAmount, reserved)
+	}
+	return reserved + amount, nil
+}
+
+// RefundSucceeded returns p as it is once a refund of amount, reserved against it, succeeded:
+// the amount counted as refunded, and the payment PARTIALLY_REFUNDED, REFUNDED when nothing is
+// left, or CANCELED when the refund of an AUTHORIZED payment's cancellation gave everything
+// back. The money went back, so this never refuses: a payment in another status (it cannot be,
+// the reservation saw to it) counts the amount and keeps its status. p is not changed.
+func (p *Payment) RefundSucceeded(amount int64) Payment {
+	out := *p
+	out.RefundedAmount += amount
+	full := out.RefundedAmount == out.Amount
+	switch {
+	case p.Status == PaymentAuthorized && full:
+		out.Status = PaymentCanceled
+	case (p.Status == PaymentSucceeded || p.Status == PaymentPartiallyRefunded) && full:
+		out.Status = PaymentRefunded
+	case p.Status == PaymentSucceeded || p.Status == PaymentPartiallyRefunded:
+		out.Status = PaymentPartiallyRefunded
+	}
+	return out
 }
 
 // PaymentEvent is one line of a payment's history, kept for customer support: every status

@@ -28,6 +28,23 @@ func (s RefundStatus) CanTransition(next RefundStatus) bool {
 	return false
 }
 
+// Settle checks that r may end (or wait) in status to — SUCCEEDED, FAILED or UNKNOWN (the bank
+// could not say whether the credit executed) — and reports whether that changes it: false when
+// it is there already (settling is idempotent). Any other move is ECONFLICT; PENDING is reached
+// only by reserving the refund (an operator's replay of a FAILED one), EINVALID here.
+func (r *Refund) Settle(to RefundStatus) (changes bool, err error) {
+	if to != RefundSucceeded && to != RefundFailed && to != RefundUnknown {
+		return false, Errorf(EINVALID, "a refund settles as SUCCEEDED, FAILED or UNKNOWN, not %q", to)
+	}
+	if r.Status == to {
+		return false, nil
+	}
+	if !r.Status.CanTransition(to) {
+		return false, Errorf(ECONFLICT, "refund %s is %s and cannot become %s", r.ID, r.Status, to)
+	}
+	return true, nil
+}
+
 // Final reports whether a refund in status s is settled: SUCCEEDED, or FAILED with its
 // reservation released (an operator's replay may still start it again).
 func (s RefundStatus) Final() bool { return s == RefundSucceeded || s == RefundFailed }

@@ -132,7 +132,10 @@ type PaymentStatusChange struct {
 // UpdatePaymentStatus moves a payment to status `to` in one conditional statement, so that two
 // writers can never both move it: only from a status that may transition to `to`
 // (paysaga.PaymentStatus.CanTransition). A payment already in `to` is returned unchanged
-// (idempotent); any other status is ECONFLICT; a missing payment ENOTFOUND.
+// (idempotent); any other status is ECONFLICT; a missing payment ENOTFOUND. The statuses a
+// refund sets (paysaga.PaymentStatus.SetByRefund: PARTIALLY_REFUNDED, REFUNDED, CANCELED) are
+// written only by SettleRefund, with the refunded amount: here they are ECONFLICT unless the
+// payment is there already.
 func (db *DB) UpdatePaymentStatus(ctx context.Context, id string, to paysaga.PaymentStatus, ch PaymentStatusChange) (*paysaga.Payment, error) {
 	return updatePaymentStatus(ctx, db.bun, db.Now(), id, to, ch)
 }
@@ -143,7 +146,7 @@ func updatePaymentStatus(ctx context.Context, idb bun.IDB, now time.Time, id str
 	}
 	var from []string
 	for _, s := range allPaymentStatuses {
-		if s.CanTransition(to) {
+		if s.CanTransition(to) && !to.SetByRefund() {
 			from = append(from, string(s))
 		}
 	}

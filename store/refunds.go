@@ -12,14 +12,19 @@ import (
 	"paysaga"
 )
 
-// Refunds. A refund's amount is reserved against its payment (payments.reserved_refund_amount)
-// in the same transaction that creates the refund PENDING, with one conditional UPDATE that
-// can only succeed while refunded + reserved + amount ≤ amount: concurrent refunds of one
-// payment serialize on the payment's row and can never give back more than was paid (the
-// table's CHECK is the safety net under it). Settling a refund moves its amount from reserved
-// to refunded (SUCCEEDED) or gives the reservation back (FAILED), again in one transaction
-// with the refund's own status change. Every transaction takes the payment's row first, then
-// the refund's, so that two of them never wait on each other in opposite orders.
+// Refunds. The rules are the domain's (paysaga.Payment.ReserveRefund and RefundSucceeded,
+// paysaga.Refund.Settle); this file applies them atomically. Every transaction that changes a
+// refund or what is reserved against its payment reads the payment's row under its row lock
+// first (lockPayment: SELECT … FOR UPDATE on MySQL; on SQLite the transaction holds the write
+// lock from its first statement), then the refund's, computes the change with the domain's
+// functions and writes it, all in one transaction: concurrent refunds of one payment take
+// turns on the payment's row and can never give back more than was paid (the table's CHECK is
+// the safety net under it). Reserving adds a refund's amount to
+// payments.reserved_refund_amount as it creates the refund PENDING; settling moves it to the
+// refunded amount with the payment's new status (SUCCEEDED) or gives it back (FAILED). The
+// payment's PARTIALLY_REFUNDED, REFUNDED and CANCELED are written here and nowhere else
+// (paysaga.PaymentStatus.SetByRefund). Payment row first, then the refund's, always: two
+// transactions never wait on each other in opposite orders.
 
 type refundRow struct {
 	bun.BaseModel `bun:"table:refunds"`
@@ -181,7 +186,7 @@ func (db *DB) ReserveRefund(ctx context.Context, r RefundReservation) (*paysaga.
 				return paysaga.Errorf(paysaga.ECONFLICT, "refund %s already succeeded", ref.ID)
 			}
 
-			if err := reserve(ctx, tx, now, ref.PaymentID, ref.Amount, r.Cancellation); err != nil {
+			if err := reserve(ctx, tx, db.dialect, now, ref.PaymentID, ref.Amount, r.Cancellation); err != nil {
 				if existing != nil || r.Cancellation || paysaga.ErrorCode(err) != paysaga.ECONFLICT {
 					// A replay's refusal leaves the refund as it is; a cancellation's refund
 					// is the payment workflow's own, asked again under the same ID.
@@ -269,45 +274,40 @@ func recordRefusal(ctx context.Context, tx bun.Tx, now time.Time, ref paysaga.Re
 	return appendEvents(ctx, tx, now, ref.PaymentID, events)
 }
 
-// reserve adds amount to the payment's reserved refunds in one conditional statement, and
-// says why when it cannot.
-func reserve(ctx context.Context, tx bun.Tx, now time.Time, paymentID string, amount int64, cancellation bool) error {
-	statuses := []string{string(paysaga.PaymentSucceeded), string(paysaga.PaymentPartiallyRefunded)}
-	if cancellation {
-		statuses = []string{string(paysaga.PaymentAuthorized)}
+// reserve adds amount to the payment's reserved refunds, under the payment's row lock, when
+// the domain allows it (paysaga.Payment.ReserveRefund), and says why when it does not.
+func reserve(ctx context.Context, tx bun.Tx, dialect string, now time.Time, paymentID string, amount int64, cancellation bool) error {
+	row, err := lockPayment(ctx, tx, dialect, paymentID)
+	if err != nil {
+		return err
 	}
+	reserved, err := row.payment().ReserveRefund(row.ReservedRefundAmount, amount, cancellation)
+	if err != nil {
+		return err
+	}
+	return writeRefundAmounts(ctx, tx, now, row, row.Status, row.RefundedAmount, reserved)
+}
+
+// writeRefundAmounts writes a payment's status and refund amounts as computed from row, read
+// under its lock in this transaction (the version check is a safety net: it cannot fail while
+// the lock is held).
+func writeRefundAmounts(ctx context.Context, tx bun.Tx, now time.Time, row *paymentRow, status string, refunded, reserved int64) error {
 	res, err := tx.NewUpdate().Model((*paymentRow)(nil)).
-		Set("reserved_refund_amount = reserved_refund_amount + ?", amount).
+		Set("status = ?", status).
+		Set("refunded_amount = ?", refunded).
+		Set("reserved_refund_amount = ?", reserved).
 		Set("version = version + 1").
 		Set("updated_at = ?", now).
-		Where("id = ?", paymentID).
-		Where("status IN (?)", bun.In(statuses)).
-		Where("refunded_amount + reserved_refund_amount + ? <= amount", amount).
+		Where("id = ?", row.ID).
+		Where("version = ?", row.Version).
 		Exec(ctx)
 	if err != nil {
-		return fmt.Errorf("reserve refund on payment %s: %w", paymentID, err)
+		return fmt.Errorf("refund amounts of payment %s: %w", row.ID, err)
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		return nil
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("refund amounts of payment %s: changed under its row lock", row.ID)
 	}
-	var p paymentRow
-	if err := tx.NewSelect().Model(&p).Where("id = ?", paymentID).Limit(1).Scan(ctx); err != nil {
-		if isNoRows(err) {
-			return paysaga.Errorf(paysaga.ENOTFOUND, "payment not found")
-		}
-		return fmt.Errorf("reserve refund on payment %s: %w", paymentID, err)
-	}
-	switch {
-	case cancellation && p.Status != string(paysaga.PaymentAuthorized):
-		return paysaga.Errorf(paysaga.ECONFLICT, "payment %s is %s, not AUTHORIZED", paymentID, p.Status)
-	case !cancellation && p.Status == string(paysaga.PaymentAuthorized):
-		return paysaga.Errorf(paysaga.ECONFLICT, "payment %s is AUTHORIZED: capture it first, or cancel it", paymentID)
-	case !cancellation && p.Status != string(paysaga.PaymentSucceeded) && p.Status != string(paysaga.PaymentPartiallyRefunded):
-		return paysaga.Errorf(paysaga.ECONFLICT, "payment %s is %s and cannot be refunded", paymentID, p.Status)
-	}
-	left := p.Amount - p.RefundedAmount - p.ReservedRefundAmount
-	return paysaga.Errorf(paysaga.ECONFLICT, "a refund of %d won exceeds what is left to refund of payment %s: %d won (%d refunded, %d being refunded)",
-		amount, paymentID, max(left, 0), p.RefundedAmount, p.ReservedRefundAmount)
+	return nil
 }
 
 // typedInHistory says in the history written with a refund to a typed-in account where the
@@ -431,14 +431,8 @@ type RefundSettlement struct {
 // A refund already in the asked status is returned unchanged (idempotent); any other move is
 // ECONFLICT. The payment is returned as it is after the change.
 func (db *DB) SettleRefund(ctx context.Context, s RefundSettlement) (*paysaga.Refund, *paysaga.Payment, error) {
-	var from []string
-	switch s.Status {
-	case paysaga.RefundSucceeded, paysaga.RefundFailed:
-		from = []string{string(paysaga.RefundPending), string(paysaga.RefundUnknown)}
-	case paysaga.RefundUnknown:
-		from = []string{string(paysaga.RefundPending)}
-	default:
-		return nil, nil, paysaga.Errorf(paysaga.EINVALID, "a refund settles as SUCCEEDED, FAILED or UNKNOWN, not %q", s.Status)
+	if _, err := (&paysaga.Refund{Status: paysaga.RefundPending}).Settle(s.Status); paysaga.ErrorCode(err) == paysaga.EINVALID {
+		return nil, nil, err
 	}
 	var (
 		ref *paysaga.Refund
@@ -451,9 +445,22 @@ func (db *DB) SettleRefund(ctx context.Context, s RefundSettlement) (*paysaga.Re
 			if err != nil {
 				return err
 			}
-			// The payment's row first (see the top of this file).
-			if err := lockPayment(ctx, tx, db.dialect, r.PaymentID); err != nil {
+			// The payment's row first (see the top of this file), then the refund's as it is
+			// now: a locking read, not the transaction's snapshot.
+			prow, err := lockPayment(ctx, tx, db.dialect, r.PaymentID)
+			if err != nil {
 				return err
+			}
+			if r, err = lockRefund(ctx, tx, db.dialect, s.RefundID); err != nil {
+				return err
+			}
+			changes, err := r.Settle(s.Status)
+			if err != nil {
+				return err
+			}
+			if !changes {
+				ref, pay = r, prow.payment()
+				return nil
 			}
 			if s.Status == paysaga.RefundFailed {
 				// Under the lock CreateRefundTransfer takes: no credit can start meanwhile.
@@ -467,51 +474,23 @@ func (db *DB) SettleRefund(ctx context.Context, s RefundSettlement) (*paysaga.Re
 				Set("failure_message = ?", s.FailureMessage).
 				Set("updated_at = ?", now).
 				Where("id = ?", s.RefundID).
-				Where("status IN (?)", bun.In(from)).
+				Where("status = ?", string(r.Status)).
 				Exec(ctx)
 			if err != nil {
 				return fmt.Errorf("settle refund %s: %w", s.RefundID, err)
 			}
 			if n, _ := res.RowsAffected(); n != 1 {
-				if r, err = getRefund(ctx, tx, s.RefundID); err != nil {
-					return err
-				}
-				if r.Status != s.Status {
-					return paysaga.Errorf(paysaga.ECONFLICT, "refund %s is %s and cannot become %s", s.RefundID, r.Status, s.Status)
-				}
-				ref = r
-				pay, err = getPayment(ctx, tx, r.PaymentID)
-				return err
+				return fmt.Errorf("settle refund %s: changed under its payment's row lock", s.RefundID)
 			}
 			switch s.Status {
 			case paysaga.RefundSucceeded:
-				// status first: MySQL evaluates assignments left to right, each seeing the
-				// ones before it, and the CASE must read the amounts as they were.
-				_, err = tx.NewUpdate().Model((*paymentRow)(nil)).
-					Set(`status = CASE
-						WHEN status = ? AND refunded_amount + ? = amount THEN ?
-						WHEN status IN (?, ?) AND refunded_amount + ? = amount THEN ?
-						WHEN status IN (?, ?) THEN ?
-						ELSE status END`,
-						string(paysaga.PaymentAuthorized), r.Amount, string(paysaga.PaymentCanceled),
-						string(paysaga.PaymentSucceeded), string(paysaga.PaymentPartiallyRefunded), r.Amount, string(paysaga.PaymentRefunded),
-						string(paysaga.PaymentSucceeded), string(paysaga.PaymentPartiallyRefunded), string(paysaga.PaymentPartiallyRefunded)).
-					Set("reserved_refund_amount = reserved_refund_amount - ?", r.Amount).
-					Set("refunded_amount = refunded_amount + ?", r.Amount).
-					Set("version = version + 1").
-					Set("updated_at = ?", now).
-					Where("id = ?", r.PaymentID).
-					Exec(ctx)
+				after := prow.payment().RefundSucceeded(r.Amount)
+				err = writeRefundAmounts(ctx, tx, now, prow, string(after.Status), after.RefundedAmount, prow.ReservedRefundAmount-r.Amount)
 			case paysaga.RefundFailed:
-				_, err = tx.NewUpdate().Model((*paymentRow)(nil)).
-					Set("reserved_refund_amount = reserved_refund_amount - ?", r.Amount).
-					Set("version = version + 1").
-					Set("updated_at = ?", now).
-					Where("id = ?", r.PaymentID).
-					Exec(ctx)
+				err = writeRefundAmounts(ctx, tx, now, prow, prow.Status, prow.RefundedAmount, prow.ReservedRefundAmount-r.Amount)
 			}
 			if err != nil {
-				return fmt.Errorf("settle refund %s: payment %s: %w", s.RefundID, r.PaymentID, err)
+				return fmt.Errorf("settle refund %s: %w", s.RefundID, err)
 			}
 			if err := appendEvents(ctx, tx, now, r.PaymentID, s.Events); err != nil {
 				return err
@@ -556,17 +535,39 @@ func creditsAllowFailure(ctx context.Context, idb bun.IDB, refundID string) erro
 	return nil
 }
 
-// lockPayment takes the payment's row lock for the rest of the transaction. SQLite's
-// transactions hold the database's write lock from their first statement already.
-func lockPayment(ctx context.Context, tx bun.Tx, dialect, paymentID string) error {
-	if dialect != DriverMySQL {
-		return nil
+// lockPayment reads the payment's row and holds its lock for the rest of the transaction:
+// SELECT … FOR UPDATE on MySQL (a locking read sees the row as it is now, not the
+// transaction's snapshot); SQLite's transactions hold the database's write lock from their
+// first statement already. ENOTFOUND when there is no such payment.
+func lockPayment(ctx context.Context, tx bun.Tx, dialect, paymentID string) (*paymentRow, error) {
+	var row paymentRow
+	q := tx.NewSelect().Model(&row).Where("id = ?", paymentID)
+	if dialect == DriverMySQL {
+		q = q.For("UPDATE")
 	}
-	var id string
-	if err := tx.NewSelect().Table("payments").Column("id").Where("id = ?", paymentID).For("UPDATE").Scan(ctx, &id); err != nil {
-		return fmt.Errorf("lock payment %s: %w", paymentID, err)
+	if err := q.Limit(1).Scan(ctx); err != nil {
+		if isNoRows(err) {
+			return nil, paysaga.Errorf(paysaga.ENOTFOUND, "payment not found")
+		}
+		return nil, fmt.Errorf("lock payment %s: %w", paymentID, err)
 	}
-	return nil
+	return &row, nil
+}
+
+// lockRefund reads a refund's row as lockPayment reads a payment's (take its payment's first).
+func lockRefund(ctx context.Context, tx bun.Tx, dialect, refundID string) (*paysaga.Refund, error) {
+	var row refundRow
+	q := tx.NewSelect().Model(&row).Where("id = ?", refundID)
+	if dialect == DriverMySQL {
+		q = q.For("UPDATE")
+	}
+	if err := q.Limit(1).Scan(ctx); err != nil {
+		if isNoRows(err) {
+			return nil, paysaga.Errorf(paysaga.ENOTFOUND, "refund not found")
+		}
+		return nil, fmt.Errorf("lock refund %s: %w", refundID, err)
+	}
+	return row.refund(), nil
 }
 
 // ReservedRefundAmount returns what is being refunded of a payment right now (reserved by

@@ -337,3 +337,47 @@ func mustOnlyPending(t *testing.T, db *store.DB, paymentID string) string {
 	require.Len(t, page.Refunds, 1)
 	return page.Refunds[0].ID
 }
+
+// One writer per transition: PARTIALLY_REFUNDED, REFUNDED and CANCELED come with a refund's
+// money (SettleRefund), never from a status change on its own.
+func TestRefundStatusesAreSetOnlyBySettlingARefund(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, driver)
+			paid := paidPayment(t, db, 10_000, paysaga.PaymentSucceeded)
+			authorized := paidPayment(t, db, 10_000, paysaga.PaymentAuthorized)
+			for _, step := range []struct {
+				id string
+				to paysaga.PaymentStatus
+			}{
+				{paid.ID, paysaga.PaymentPartiallyRefunded},
+				{paid.ID, paysaga.PaymentRefunded},
+				{authorized.ID, paysaga.PaymentCanceled},
+			} {
+				_, err := db.UpdatePaymentStatus(ctx, step.id, step.to, store.PaymentStatusChange{})
+				require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err), "to %s", step.to)
+				_, err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: step.id, Status: step.to})
+				require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err), "to %s", step.to)
+			}
+			for _, p := range []*paysaga.Payment{paid, authorized} {
+				got, err := db.GetPayment(ctx, p.ID)
+				require.NoError(t, err)
+				require.Zero(t, got.RefundedAmount)
+				require.Contains(t, []paysaga.PaymentStatus{paysaga.PaymentSucceeded, paysaga.PaymentAuthorized}, got.Status)
+			}
+
+			// The cancellation's refund cancels the payment; recording CANCELED afterwards (the
+			// payment workflow's step) is a no-op.
+			r := newRefund(authorized.ID, 10_000)
+			_, err := db.ReserveRefund(ctx, store.RefundReservation{Refund: r, Cancellation: true})
+			require.NoError(t, err)
+			_, pay, err := db.SettleRefund(ctx, store.RefundSettlement{RefundID: r.ID, Status: paysaga.RefundSucceeded})
+			require.NoError(t, err)
+			require.Equal(t, paysaga.PaymentCanceled, pay.Status)
+			again, err := db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: authorized.ID, Status: paysaga.PaymentCanceled})
+			require.NoError(t, err)
+			require.Equal(t, pay.Version, again.Version, "nothing written")
+		})
+	}
+}

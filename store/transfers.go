@@ -61,7 +61,7 @@ func (db *DB) CreateRefundTransfer(ctx context.Context, t *paysaga.Transfer) (st
 			} else if paysaga.ErrorCode(gerr) != paysaga.ENOTFOUND {
 				return gerr
 			}
-			if err := lockPayment(ctx, tx, db.dialect, t.PaymentID); err != nil {
+			if _, err := lockPayment(ctx, tx, db.dialect, t.PaymentID); err != nil {
 				return err
 			}
 			r, err := getRefund(ctx, tx, t.RefundID)
