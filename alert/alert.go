@@ -32,13 +32,15 @@ import (
 var Patterns = []string{
 	events.PaymentFailed, events.PaymentUnknown, events.PaymentCancelFailed,
 	events.RefundFailed, events.RefundUnknown,
+	events.SettlementFailed, events.SettlementUnknown,
 	"*.stalled", "*.compensation_failed",
 }
 
 // Wanted reports whether an event of this type raises an alert.
 func Wanted(eventType string) bool {
 	switch eventType {
-	case events.PaymentFailed, events.PaymentUnknown, events.PaymentCancelFailed, events.RefundFailed, events.RefundUnknown:
+	case events.PaymentFailed, events.PaymentUnknown, events.PaymentCancelFailed, events.RefundFailed, events.RefundUnknown,
+		events.SettlementFailed, events.SettlementUnknown:
 		return true
 	}
 	return strings.HasSuffix(eventType, ".compensation_failed") || strings.HasSuffix(eventType, ".stalled")
@@ -89,6 +91,9 @@ var headlines = map[string]string{
 	events.PaymentUnknown: "Payment outcome UNKNOWN — needs an operator",
 	events.RefundFailed:   "Refund failed",
 	events.RefundUnknown:  "Refund outcome UNKNOWN — needs an operator",
+
+	events.SettlementFailed:  "Settlement payout failed — retry it with payctl settlements retry",
+	events.SettlementUnknown: "Settlement payout outcome UNKNOWN — needs an operator",
 
 	events.PaymentCancelFailed: "Cancellation refund failed — the customer is still debited; replay it",
 	"payment.stalled":          "Payment store writes failing — retrying, needs attention",

@@ -28,6 +28,11 @@ const (
 	// is still debited until an operator replays it.
 	PaymentCancelFailed = "payment.cancel_failed"
 	AccountRegistered   = "account.registered"
+	// Settlement outcomes (issue 17): the body is the settlement, with its merchant_id.
+	// SettlementFailed and SettlementUnknown are alerts: an operator retries the payout.
+	SettlementPaid    = "settlement.paid"
+	SettlementFailed  = "settlement.failed"
+	SettlementUnknown = "settlement.unknown"
 )
 
 // Event is one thing that happened.
