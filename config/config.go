@@ -64,6 +64,7 @@ var Vars = []Var{
 	{Name: "PAYSAGA_PAYMENT_MAX_IN_FLIGHT", Default: "64", Help: "payments one API instance works on at once; past it `POST /v1/payments` answers 429 with Retry-After at once (0 = no bound)"},
 	{Name: "PAYSAGA_PAYMENT_MAX_IN_FLIGHT_PER_CUSTOMER", Default: "8", Help: "payments of one customer one API instance works on at once; past it 429 (0 = no bound)"},
 	{Name: "PAYSAGA_PAYMENT_UNKNOWN_DEADLINE", Default: "10m", Help: "how long an unknown bank outcome is inquired before the payment becomes UNKNOWN"},
+	{Name: "PAYSAGA_REFUND_UNKNOWN_DEADLINE", Default: "", Help: "how long an unknown credit outcome is inquired before the refund becomes UNKNOWN, and then between two inquiries; empty = `PAYSAGA_PAYMENT_UNKNOWN_DEADLINE`"},
 	{Name: "PAYSAGA_CAPTURE_DEADLINE", Default: "168h", Help: "how long a manual-capture payment waits for its capture before it is canceled and refunded"},
 	{Name: "PAYSAGA_NOTIFY_REPLAY_WINDOW", Default: "5m", Help: "how long a notification can be replayed to a stream that reconnects with `Last-Event-ID`"},
 	{Name: "PAYSAGA_NOTIFY_MAX_STREAMS", Default: "5", Help: "notification streams a user may hold open at once, across all API instances"},
@@ -119,7 +120,9 @@ type Config struct {
 	PaymentMaxInFlight     int
 	PaymentMaxPerCustomer  int
 	PaymentUnknownDeadline time.Duration
-	CaptureDeadline        time.Duration
+	// RefundUnknownDeadline is PaymentUnknownDeadline unless set.
+	RefundUnknownDeadline time.Duration
+	CaptureDeadline       time.Duration
 
 	NotifyReplayWindow time.Duration
 	NotifyMaxStreams   int
@@ -183,12 +186,16 @@ func Load(getenv func(string) string) (Config, error) {
 		TemporalPayloadKeys:    get("PAYSAGA_TEMPORAL_PAYLOAD_KEYS"),
 		PaymentSyncWait:        dur("PAYSAGA_PAYMENT_SYNC_WAIT"),
 		PaymentUnknownDeadline: dur("PAYSAGA_PAYMENT_UNKNOWN_DEADLINE"),
+		RefundUnknownDeadline:  dur("PAYSAGA_PAYMENT_UNKNOWN_DEADLINE"),
 		CaptureDeadline:        dur("PAYSAGA_CAPTURE_DEADLINE"),
 		NotifyReplayWindow:     dur("PAYSAGA_NOTIFY_REPLAY_WINDOW"),
 		NotifyHeartbeat:        dur("PAYSAGA_NOTIFY_HEARTBEAT"),
 		AlertWebhookURL:        get("PAYSAGA_ALERT_WEBHOOK_URL"),
 		LogLevel:               get("PAYSAGA_LOG_LEVEL"),
 		LogFormat:              get("PAYSAGA_LOG_FORMAT"),
+	}
+	if strings.TrimSpace(getenv("PAYSAGA_REFUND_UNKNOWN_DEADLINE")) != "" {
+		c.RefundUnknownDeadline = dur("PAYSAGA_REFUND_UNKNOWN_DEADLINE")
 	}
 	for _, p := range strings.Split(get("PAYSAGA_TRUSTED_PROXIES"), ",") {
 		if p = strings.TrimSpace(p); p == "" {

@@ -82,3 +82,17 @@ func TestWorkerStartsWithoutABroker(t *testing.T) {
 	}), "worker"))
 	require.NotContains(t, config.Needed("worker"), "PAYSAGA_AMQP_URL")
 }
+
+// Refunds have their own unknown-outcome deadline; unset, it is the payments' (as it was before
+// refunds had their own configuration).
+func TestRefundUnknownDeadline(t *testing.T) {
+	c, err := config.Load(env(map[string]string{"PAYSAGA_PAYMENT_UNKNOWN_DEADLINE": "20s"}))
+	require.NoError(t, err)
+	require.Equal(t, 20*time.Second, c.RefundUnknownDeadline)
+	c, err = config.Load(env(map[string]string{"PAYSAGA_PAYMENT_UNKNOWN_DEADLINE": "20s", "PAYSAGA_REFUND_UNKNOWN_DEADLINE": "3m"}))
+	require.NoError(t, err)
+	require.Equal(t, 20*time.Second, c.PaymentUnknownDeadline)
+	require.Equal(t, 3*time.Minute, c.RefundUnknownDeadline)
+	_, err = config.Load(env(map[string]string{"PAYSAGA_REFUND_UNKNOWN_DEADLINE": "soon"}))
+	require.ErrorContains(t, err, "PAYSAGA_REFUND_UNKNOWN_DEADLINE")
+}
