@@ -475,7 +475,7 @@ func (a *RefundActivities) destination(ctx context.Context, r *paysaga.Refund, p
 	if a.Keys == nil {
 		return nil, temporal.NewNonRetryableApplicationError("no keys to open a typed-in destination", ErrTypeStateConflict, nil)
 	}
-	td, err := OpenDestination(a.Keys, r.ID, seal.Sealed{Ciphertext: d.Sealed.Ciphertext, KeyID: d.Sealed.KeyID})
+	td, err := a.Keys.OpenRefundDestination(r.ID, seal.Sealed{Ciphertext: d.Sealed.Ciphertext, KeyID: d.Sealed.KeyID})
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeStateConflict, nil)
 	}
@@ -563,38 +563,4 @@ func settledCredit(tr *paysaga.Transfer) (CreditResult, error) {
 	}
 	return CreditResult{}, temporal.NewNonRetryableApplicationError(
 		"transfer "+tr.ID+" was sent and its outcome is unknown", ErrTypeUnknownOutcome, nil)
-}
-
-// TypedDestination is an account an operator typed in for a refund: its number, sealed as one
-// secret bound to its refund. Whose account it must be is not part of it: the credit step
-// asks the bank for the paying account's depositor (a "holder" sealed by older code is
-// ignored).
-type TypedDestination struct {
-	Number string `json:"number"`
-}
-
-// RefundDestinationAD is the additional data a refund's destination is sealed with: it opens
-// only as the destination of that refund.
-func RefundDestinationAD(refundID string) string { return "refund-destination:" + refundID }
-
-// SealDestination seals a typed-in destination for refund refundID.
-func SealDestination(keys *seal.Keyring, refundID string, d TypedDestination) (seal.Sealed, error) {
-	b, err := json.Marshal(d)
-	if err != nil {
-		return seal.Sealed{}, err
-	}
-	return keys.Seal(b, RefundDestinationAD(refundID))
-}
-
-// OpenDestination opens what SealDestination sealed.
-func OpenDestination(keys *seal.Keyring, refundID string, s seal.Sealed) (TypedDestination, error) {
-	var d TypedDestination
-	b, err := keys.Open(s, RefundDestinationAD(refundID))
-	if err != nil {
-		return d, err
-	}
-	if err := json.Unmarshal(b, &d); err != nil {
-		return d, fmt.Errorf("refund destination of %s: %w", refundID, err)
-	}
-	return d, nil
 }

@@ -64,7 +64,7 @@ func (f *typedInFixture) typeIn(t *testing.T, bank, number string, plaintext []b
 	t.Helper()
 	ctx := context.Background()
 	id := paysaga.NewID(paysaga.PrefixRefund)
-	sealed, err := f.keys.Seal(plaintext, activities.RefundDestinationAD(id))
+	sealed, err := f.keys.Seal(plaintext, seal.RefundDestinationAD(id))
 	require.NoError(t, err)
 	kind := paysaga.DestinationOtherBank
 	if nh.IsNHBank(bank) {

@@ -15,7 +15,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
-	"paysaga/activities"
 	"paysaga/nh"
 	"paysaga/seal"
 	"paysaga/store"
@@ -247,7 +246,7 @@ func (h *refundHandlers) refundDone(c *gin.Context, scope, key string, r *paysag
 // credit step pays it only if the bank names the same depositor for it as for the account
 // that paid; the refund's history records it (masked) with the operator who typed it.
 func (h *refundHandlers) saveDestination(ctx context.Context, refundID string, d *destinationRequest, number string) error {
-	sealed, err := activities.SealDestination(h.Keys, refundID, activities.TypedDestination{Number: number})
+	sealed, err := h.Keys.SealRefundDestination(refundID, seal.RefundDestination{Number: number})
 	if err != nil {
 		return err
 	}
