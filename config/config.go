@@ -69,6 +69,8 @@ var Vars = []Var{
 	{Name: "PAYSAGA_NOTIFY_REPLAY_WINDOW", Default: "5m", Help: "how long a notification can be replayed to a stream that reconnects with `Last-Event-ID`"},
 	{Name: "PAYSAGA_NOTIFY_MAX_STREAMS", Default: "5", Help: "notification streams a user may hold open at once, across all API instances"},
 	{Name: "PAYSAGA_NOTIFY_HEARTBEAT", Default: "15s", Help: "interval of the heartbeat comments on a quiet notification stream"},
+	{Name: "PAYSAGA_SETTLEMENT_TIME", Default: "01:00", Help: "Korea time (HH:MM) at which the worker's daily Temporal Schedule `paysaga-settlement` settles the previous day's payments to the merchants (created or updated at worker start); `off`: no schedule"},
+	{Name: "PAYSAGA_SETTLEMENT_FEE_BPS", Default: "250", Help: "fee kept on each settled payment, in basis points of its amount (rounded down to the won), for merchants without a rate of their own (`payctl settlements fee`)"},
 	{Name: "PAYSAGA_ALERT_WEBHOOK_URL", Default: "", Help: "Slack-compatible incoming-webhook URL for failure alerts (failed or unknown payments and refunds, failed compensations); empty = no alerts; needs the broker", Secret: true},
 	{Name: "PAYSAGA_LOG_LEVEL", Default: "info", Help: "`debug`, `info`, `warn` or `error`"},
 	{Name: "PAYSAGA_LOG_FORMAT", Default: "json", Help: "`json` or `text`"},
@@ -128,6 +130,10 @@ type Config struct {
 	NotifyMaxStreams   int
 	NotifyHeartbeat    time.Duration
 	AlertWebhookURL    string
+
+	// SettlementTime is the KST time of day of the settlement Schedule ("HH:MM"), "" when off.
+	SettlementTime   string
+	SettlementFeeBPS int64
 
 	LogLevel  string
 	LogFormat string
@@ -231,6 +237,20 @@ func Load(getenv func(string) string) (Config, error) {
 			errs = append(errs, v.name+": want a number, 0 or more")
 		}
 		*v.to = n
+	}
+	switch st := get("PAYSAGA_SETTLEMENT_TIME"); st {
+	case "off":
+	default:
+		if t, err := time.Parse("15:04", st); err != nil || len(st) != 5 {
+			errs = append(errs, "PAYSAGA_SETTLEMENT_TIME: want HH:MM (Korea time) or off")
+		} else {
+			c.SettlementTime = t.Format("15:04")
+		}
+	}
+	if n, err := strconv.ParseInt(get("PAYSAGA_SETTLEMENT_FEE_BPS"), 10, 64); err != nil || n < 0 || n > 10_000 {
+		errs = append(errs, "PAYSAGA_SETTLEMENT_FEE_BPS: want basis points, 0 to 10000")
+	} else {
+		c.SettlementFeeBPS = n
 	}
 	if n, err := strconv.Atoi(get("PAYSAGA_NOTIFY_MAX_STREAMS")); err != nil || n < 1 {
 		errs = append(errs, "PAYSAGA_NOTIFY_MAX_STREAMS: want a positive number")
