@@ -5,6 +5,12 @@ TEMPORAL    := $(BIN)/temporal
 WFCHECK     := $(BIN)/workflowcheck
 TEMPORAL_CLI_VERSION  := v1.5.1
 WORKFLOWCHECK_VERSION := v0.6.0
+# make lint's linters: staticcheck (2026.2.x, built with our Go 1.26) and Redocly's CLI for api/openapi.yaml
+STATICCHECK_VERSION   := v0.8.2
+REDOCLY_VERSION       := 2.77.0
+STATICCHECK := $(BIN)/staticcheck
+TOOLS       := $(CURDIR)/.tools
+REDOCLY     := $(TOOLS)/redocly-$(REDOCLY_VERSION)/node_modules/.bin/redocly
 # The Temporal server version, declared once: the test cluster (make test-cluster), docker-compose.yml
 # and the Helm values name this same version (deploy/ tests check they agree).
 TEMPORAL_SERVER_VERSION := v1.29.1
@@ -43,11 +49,15 @@ build:
 	$(GO) build -o $(BIN)/paysaga ./cmd/paysaga
 	@if [ -d cmd/payctl ]; then $(GO) build -o $(BIN)/payctl ./cmd/payctl; fi
 
-## lint: go vet, gofmt and workflowcheck
-lint: $(WFCHECK)
+## lint: go vet, gofmt, workflowcheck, staticcheck, the OpenAPI document (Redocly CLI, redocly.yaml) and no
+##       tracked file over 5 MB (.ci/tracked-file-sizes); staticcheck into bin/, Redocly into .tools/ (npm), once
+lint: $(WFCHECK) $(STATICCHECK) $(REDOCLY)
+	.ci/tracked-file-sizes
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(WFCHECK) ./workflows/...
+	$(STATICCHECK) ./...
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true $(REDOCLY) lint --config redocly.yaml api/openapi.yaml
 
 ## fuzz: a short run of each fuzz target
 fuzz:
@@ -75,6 +85,11 @@ $(TEMPORAL):
 
 $(WFCHECK):
 	GOBIN=$(BIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
+$(STATICCHECK):
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+# Redocly's CLI from npm, into a folder git ignores (works offline once installed).
+$(REDOCLY):
+	npm install --prefix $(TOOLS)/redocly-$(REDOCLY_VERSION) --no-save --no-audit --no-fund --loglevel=error @redocly/cli@$(REDOCLY_VERSION)
 
 ## observability-check: the Prometheus alert rules (promtool check rules + their unit tests in
 ##      deploy/observability/alerts_test.yml) and the Grafana dashboard (valid JSON, known metrics,
