@@ -8,18 +8,16 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
 	"paysaga/balance"
 	"paysaga/nh"
+	"paysaga/saga"
 	"paysaga/seal"
 	"paysaga/store"
 	"paysaga/workflows"
@@ -39,7 +37,8 @@ type AccountStore interface {
 
 // AccountStarter starts the registration workflow of a PENDING account, or joins the one
 // running, and waits up to wait for its outcome: the account ACTIVE or FAILED, or (nil, nil)
-// when the bank has not issued the fin account in time (the client polls).
+// when the bank has not issued the fin account in time (the client polls). saga.Accounts
+// implements it.
 type AccountStarter interface {
 	StartRegistration(ctx context.Context, in workflows.FinAccountInput, wait time.Duration) (*paysaga.Account, error)
 }
@@ -206,6 +205,11 @@ func (h *accountHandlers) create(c *gin.Context) {
 	if acct.Status == paysaga.AccountPending {
 		out, err := h.Starter.StartRegistration(ctx, workflows.FinAccountInput{AccountID: acct.ID, OwnerID: user.UserID}, h.SyncWait)
 		if err != nil {
+			if paysaga.ErrorCode(err) == paysaga.EUNAVAILABLE {
+				// Not started, or not confirmed: the PENDING account waits for the retry with
+				// the same Idempotency-Key, which starts it.
+				err = WithRetryAfter(err, 2*time.Second)
+			}
 			Problem(c, err)
 			return
 		}
@@ -434,72 +438,16 @@ func (h *accountHandlers) balance(c *gin.Context) {
 	c.JSON(http.StatusOK, b)
 }
 
-// TemporalAccounts starts registration workflows with Update-with-Start: one round trip starts
-// the workflow (or joins the one running for the account) and waits on its "outcome" Update.
+// TemporalAccounts is saga.Accounts under its former name and field names.
+//
+// Deprecated: use saga.Accounts. It stays only until the registration history test in
+// workflows/ calls saga.Accounts itself.
 type TemporalAccounts struct {
-	Client client.Client
-	// Accounts reads an account whose workflow has already closed.
-	Accounts interface {
-		GetAccount(ctx context.Context, id string) (*paysaga.Account, error)
-	}
+	Client   client.Client
+	Accounts saga.AccountStore
 }
 
-// StartRegistration implements AccountStarter.
+// StartRegistration implements AccountStarter with saga.Accounts.
 func (t TemporalAccounts) StartRegistration(ctx context.Context, in workflows.FinAccountInput, wait time.Duration) (*paysaga.Account, error) {
-	start := t.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:        workflows.FinAccountWorkflowID(in.AccountID),
-		TaskQueue: workflows.TaskQueue,
-		// A retry joins the running registration. A closed one may be followed by a new run:
-		// the API starts one only for a PENDING account (a new registration after FAILED or
-		// DELETED), and the workflow's steps refuse any other.
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.SearchCustomerID.ValueSet(in.OwnerID)),
-	}, workflows.FinAccountWorkflowName, in)
-
-	waitCtx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	handle, err := t.Client.UpdateWithStartWorkflow(waitCtx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			// An update of its own per call: unlike a payment, an account is registered again
-			// after a refusal (a new run under the same workflow ID), and the server would
-			// answer a reused update ID with the previous run's outcome. Waiting twice on a
-			// running registration is harmless.
-			UpdateID:     workflows.UpdateOutcome + ":" + strings.TrimPrefix(paysaga.NewID("u"), "u"),
-			UpdateName:   workflows.UpdateOutcome,
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
-	})
-	if err == nil {
-		var a paysaga.Account
-		if err = handle.Get(waitCtx, &a); err == nil {
-			return &a, nil
-		}
-	}
-	// A wait that runs out looks the same whether the registration is running or the start
-	// never reached the server (Temporal down): 202 "poll here" is answered only once the
-	// server confirms the workflow runs. Otherwise 503: the PENDING account waits for the
-	// client's retry with the same Idempotency-Key, which starts it.
-	if stillRunning(ctx, waitCtx, err) && t.running(ctx, in.AccountID) {
-		return nil, nil // still issuing: the client polls
-	}
-	// The workflow may have ended between our read and the update: the store has the answer.
-	if a, gerr := t.Accounts.GetAccount(ctx, in.AccountID); gerr == nil && a.Status != paysaga.AccountPending {
-		return a, nil
-	}
-	if err == nil {
-		err = errors.New("the registration workflow is not running")
-	}
-	return nil, fmt.Errorf("account %s: %w", in.AccountID, errors.Join(
-		WithRetryAfter(paysaga.Errorf(paysaga.EUNAVAILABLE, "the registration could not be started; retry with the same Idempotency-Key"), 2*time.Second), err))
-}
-
-// running asks the server whether the account's registration workflow is running, briefly:
-// no answer counts as no.
-func (t TemporalAccounts) running(ctx context.Context, accountID string) bool {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	desc, err := t.Client.DescribeWorkflowExecution(ctx, workflows.FinAccountWorkflowID(accountID), "")
-	return err == nil && desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	return saga.Accounts{Client: t.Client, Store: t.Accounts}.StartRegistration(ctx, in, wait)
 }

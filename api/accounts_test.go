@@ -29,6 +29,7 @@ import (
 	"paysaga/events"
 	"paysaga/nh"
 	"paysaga/nhsim"
+	"paysaga/saga"
 	"paysaga/seal"
 	"paysaga/store"
 	"paysaga/store/storetest"
@@ -682,7 +683,7 @@ func TestRegisterAccountNot202WhenTheWorkflowNeverStarted(t *testing.T) {
 	db := storetest.Open(t, store.DriverSQLite)
 	tc := &unreachableTemporal{}
 	env := newTestEnv(t, func(d *api.Deps) {
-		d.Accounts = api.AccountDeps{Store: db, Starter: api.TemporalAccounts{Client: tc, Accounts: db},
+		d.Accounts = api.AccountDeps{Store: db, Starter: saga.Accounts{Client: tc, Store: db},
 			Keys: seal.NewDevKeyring(), SyncWait: 100 * time.Millisecond}
 	})
 	e := &acctEnv{testEnv: env, db: db}

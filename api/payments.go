@@ -41,7 +41,7 @@ type IdempotencyStore interface {
 
 // PaymentStarter starts a payment workflow, or joins the one already running for the same
 // payment, and waits up to wait for its outcome. It returns (nil, nil) when the outcome is not
-// known in time: the payment goes on, and the client polls.
+// known in time: the payment goes on, and the client polls. saga.Payments implements it.
 type PaymentStarter interface {
 	StartPayment(ctx context.Context, in workflows.PaymentInput, wait time.Duration) (*paysaga.Payment, error)
 }

@@ -17,6 +17,7 @@ import (
 	"paysaga"
 	"paysaga/activities"
 	"paysaga/api"
+	"paysaga/saga"
 	"paysaga/store"
 	"paysaga/store/storetest"
 	"paysaga/workflows"
@@ -872,7 +873,7 @@ func TestCreatePaymentWhenTemporalNeverAnswers(t *testing.T) {
 	env := newPayEnv(t, store.DriverSQLite)
 	temporal := &deadTemporal{}
 	env.srv = api.New(api.Deps{Auth: env.svc, Users: env.db, Logger: slog.New(slog.NewJSONHandler(env.logs, nil)),
-		Payments: api.PaymentDeps{Store: env.db, Starter: api.TemporalPayments{Client: temporal, Payments: env.db},
+		Payments: api.PaymentDeps{Store: env.db, Starter: saga.Payments{Client: temporal, Store: env.db},
 			SyncWait: 200 * time.Millisecond}})
 	c := env.customer
 	body := payBody(t, c.account.ID, 4_000, env.merchant.ID())

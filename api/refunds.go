@@ -4,15 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
 	"paysaga/nh"
@@ -30,7 +26,7 @@ type RefundStore interface {
 }
 
 // RefundStarter starts refund workflows and sends the merchant's capture or cancel to a
-// payment workflow. TemporalPayments implements it.
+// payment workflow. saga.Payments implements it.
 type RefundStarter interface {
 	// StartRefund starts the refund's workflow (or joins the running one) and waits up to wait
 	// for its outcome: the refund, (nil, nil) when it is not known in time, or an ECONFLICT
@@ -48,7 +44,7 @@ type refundHandlers struct {
 }
 
 // registerRefunds adds the refund, capture and cancel routes. They use the payment routes'
-// store and starter when those can serve refunds (store.DB and TemporalPayments can); else
+// store and starter when those can serve refunds (store.DB and saga.Payments can); else
 // they answer 503.
 func (s *Server) registerRefunds(h *paymentHandlers) {
 	r := &refundHandlers{paymentHandlers: h}
@@ -374,168 +370,4 @@ func (h *refundHandlers) decide(update string) gin.HandlerFunc {
 		}
 		c.JSON(http.StatusOK, got)
 	}
-}
-
-// StartRefund implements RefundStarter with Update-with-Start on the refund's workflow. A
-// replay may start a new run of a refund whose last run has closed; a first request never
-// does.
-func (t TemporalPayments) StartRefund(ctx context.Context, in workflows.RefundInput, wait time.Duration) (*paysaga.Refund, error) {
-	reuse := enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
-	if in.Replay {
-		reuse = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
-	}
-	id := workflows.RefundWorkflowID(in.RefundID)
-	opts := client.StartWorkflowOptions{
-		ID:                       id,
-		TaskQueue:                workflows.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    reuse,
-		TypedSearchAttributes:    workflows.SearchAttributesForRefund(in),
-	}
-	waitCtx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	if in.Replay {
-		// A replay joins another replay's run, never the run that failed: that one may still
-		// be finishing (publishing its event), and its outcome is the failure being replayed.
-		opts.Memo = map[string]any{replayMemo: true}
-		t.awaitFailedRun(waitCtx, id)
-	}
-	start := t.Client.NewWithStartWorkflowOperation(opts, workflows.RefundWorkflowName, in)
-	// One update per refund request, so that every retry shares its result. A replay asks
-	// afresh: the server keeps the outcome of a closed run's update and would answer with the
-	// failure being replayed.
-	updateID := workflows.UpdateOutcome
-	if in.Replay {
-		updateID = "replay-" + paysaga.NewID("")
-	}
-	var err error
-	for attempt := 1; ; attempt++ {
-		var handle client.WorkflowUpdateHandle
-		handle, err = t.Client.UpdateWithStartWorkflow(waitCtx, client.UpdateWithStartWorkflowOptions{
-			StartWorkflowOperation: start,
-			UpdateOptions: client.UpdateWorkflowOptions{
-				UpdateID:     updateID,
-				UpdateName:   workflows.UpdateOutcome,
-				WaitForStage: client.WorkflowUpdateStageCompleted,
-			},
-		})
-		if err == nil {
-			var r paysaga.Refund
-			if err = handle.Get(waitCtx, &r); err == nil {
-				return &r, nil
-			}
-		}
-		// Two starts racing (two replays, or a retry of the first request) can leave the loser
-		// with "already started" for a run it may simply join: ask again, a few times.
-		if !in.Replay || !isClosed(err) || attempt == 3 || waitCtx.Err() != nil {
-			break
-		}
-		start = t.Client.NewWithStartWorkflowOperation(opts, workflows.RefundWorkflowName, in)
-		select {
-		case <-waitCtx.Done():
-		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
-		}
-	}
-	if refused := refusal(err); refused != nil {
-		return nil, refused
-	}
-	switch {
-	case stillRunning(ctx, waitCtx, err):
-		// As for payments: the wait running out is no proof that the workflow started.
-		if cerr := t.confirmStarted(ctx, id); cerr != nil {
-			return nil, fmt.Errorf("refund %s: %w", in.RefundID, errors.Join(
-				paysaga.Errorf(paysaga.EUNAVAILABLE, "the refund could not be confirmed as started; retry with the same Idempotency-Key"), cerr))
-		}
-		return nil, nil
-	case isClosed(err):
-		// The workflow finished already: the database has the refund, or the workflow's
-		// result says why there is none.
-		if rs, ok := t.Payments.(interface {
-			GetRefund(ctx context.Context, id string) (*paysaga.Refund, error)
-		}); ok {
-			if r, gerr := rs.GetRefund(ctx, in.RefundID); gerr == nil {
-				return r, nil
-			}
-		}
-		var r paysaga.Refund
-		gerr := t.Client.GetWorkflow(waitCtx, id, "").Get(waitCtx, &r)
-		if refused := refusal(gerr); refused != nil {
-			return nil, refused
-		}
-		if gerr != nil {
-			return nil, fmt.Errorf("refund %s: %w", in.RefundID, gerr)
-		}
-		return &r, nil
-	default:
-		return nil, fmt.Errorf("refund %s: %w", in.RefundID, errors.Join(
-			paysaga.Errorf(paysaga.EUNAVAILABLE, "the refund could not be started; retry with the same Idempotency-Key"), err))
-	}
-}
-
-// replayMemo marks the runs of a refund workflow started by a replay.
-const replayMemo = "replay"
-
-// awaitFailedRun waits for the open run of workflow id to close, unless it is a replay's.
-func (t TemporalPayments) awaitFailedRun(ctx context.Context, id string) {
-	desc, err := t.Client.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil {
-		return
-	}
-	info := desc.GetWorkflowExecutionInfo()
-	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return
-	}
-	if _, replay := info.GetMemo().GetFields()[replayMemo]; replay {
-		return
-	}
-	_ = t.Client.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, nil)
-}
-
-// refusal turns the workflow's refusal (an application error typed with a paysaga code) into
-// the domain error, nil for anything else.
-func refusal(err error) error {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && (appErr.Type() == paysaga.ECONFLICT || appErr.Type() == paysaga.EINVALID) {
-		return paysaga.Errorf(appErr.Type(), "%s", appErr.Message())
-	}
-	return nil
-}
-
-// DecidePayment implements RefundStarter. The update ID is the decision's name, so that a
-// retried capture (or cancel) gets the first one's result.
-func (t TemporalPayments) DecidePayment(ctx context.Context, paymentID, update string, d workflows.CaptureDecision, wait time.Duration) (*paysaga.Payment, error) {
-	waitCtx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	handle, err := t.Client.UpdateWorkflow(waitCtx, client.UpdateWorkflowOptions{
-		WorkflowID:   workflows.PaymentWorkflowID(paymentID),
-		UpdateName:   update,
-		UpdateID:     update,
-		Args:         []any{d},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		var p paysaga.Payment
-		if err = handle.Get(waitCtx, &p); err == nil {
-			return &p, nil
-		}
-	}
-	if refused := refusal(err); refused != nil {
-		return nil, refused
-	}
-	switch {
-	case stillRunning(ctx, waitCtx, err):
-		return nil, nil
-	case isClosed(err):
-		p, gerr := t.Payments.GetPayment(ctx, paymentID)
-		if gerr != nil {
-			return nil, gerr
-		}
-		if (update == workflows.UpdateCapture && p.Status == paysaga.PaymentSucceeded) ||
-			(update == workflows.UpdateCancel && p.Status == paysaga.PaymentCanceled) {
-			return p, nil
-		}
-		return nil, paysaga.Errorf(paysaga.ECONFLICT, "payment %s is %s and not waiting for a capture or a cancellation", paymentID, p.Status)
-	}
-	return nil, fmt.Errorf("payment %s: %s: %w", paymentID, update, errors.Join(
-		paysaga.Errorf(paysaga.EUNAVAILABLE, "the %s could not be sent; retry", update), err))
 }

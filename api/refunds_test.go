@@ -15,6 +15,7 @@ import (
 
 	"paysaga"
 	"paysaga/api"
+	"paysaga/saga"
 	"paysaga/store"
 	"paysaga/workflows"
 )
@@ -806,7 +807,7 @@ func TestCreateRefundWhenTemporalNeverAnswers(t *testing.T) {
 	env := newRefundEnv(t)
 	temporal := &deadTemporal{}
 	env.srv = api.New(api.Deps{Auth: env.svc, Users: env.db, Logger: slog.New(slog.NewJSONHandler(env.logs, nil)),
-		Payments: api.PaymentDeps{Store: env.db, Starter: api.TemporalPayments{Client: temporal, Payments: env.db},
+		Payments: api.PaymentDeps{Store: env.db, Starter: saga.Payments{Client: temporal, Store: env.db},
 			SyncWait: 200 * time.Millisecond, Keys: env.keys}})
 	m := env.merchant
 	p := env.seedPayment(t, env.customer, m, 10000, paysaga.PaymentSucceeded, time.Time{})

@@ -16,6 +16,7 @@ import (
 	"paysaga/events"
 	"paysaga/nh"
 	"paysaga/notify"
+	"paysaga/saga"
 	"paysaga/seal"
 	"paysaga/store"
 	"paysaga/telemetry"
@@ -74,7 +75,7 @@ func (p *Parts) API() (*api.Server, error) {
 		TrustedProxies: p.Config.TrustedProxies,
 		Payments: api.PaymentDeps{
 			Store:    p.DB,
-			Starter:  api.TemporalPayments{Client: p.Temporal, Payments: p.DB},
+			Starter:  saga.Payments{Client: p.Temporal, Store: p.DB},
 			Keys:     p.Keys,
 			SyncWait: p.Config.PaymentSyncWait,
 			Admission: &api.Admission{
@@ -84,7 +85,7 @@ func (p *Parts) API() (*api.Server, error) {
 		Notifications: NotificationDeps(p.Config, p.Hub),
 		Accounts: api.AccountDeps{
 			Store:    p.DB,
-			Starter:  api.TemporalAccounts{Client: p.Temporal, Accounts: p.DB},
+			Starter:  saga.Accounts{Client: p.Temporal, Store: p.DB},
 			Keys:     p.Keys,
 			Balances: balances,
 			SyncWait: p.Config.PaymentSyncWait,

@@ -10,10 +10,9 @@ import (
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
+	"paysaga/saga"
 	"paysaga/workflows"
 )
 
@@ -320,10 +319,6 @@ func printDetail(s *session, id string, d *paymentDetail) error {
 
 // ---- resolve ----
 
-// resolveUpdateID is the Update ID of every resolution: an operator who retries after a lost
-// answer gets the first call's result instead of a refusal, and nothing runs twice.
-const resolveUpdateID = "resolve"
-
 func paymentsResolveCmd(s *session) *cobra.Command {
 	var r workflows.Resolution
 	cmd := &cobra.Command{
@@ -351,9 +346,13 @@ failed when it did not. The payment's history records who (--actor, default $USE
 }
 
 func (s *session) resolve(ctx context.Context, id string, r workflows.Resolution) error {
-	var p paysaga.Payment
-	if err := s.sendResolution(ctx, "payment", id, workflows.PaymentWorkflowID(id), workflows.UpdateResolve, r, &p); err != nil {
+	sagas, err := s.resolver(ctx, "payment", id, workflows.PaymentWorkflowID(id))
+	if err != nil {
 		return err
+	}
+	p, err := sagas.ResolvePayment(ctx, id, r)
+	if err != nil {
+		return resolveError(id, err)
 	}
 	want := paysaga.PaymentSucceeded
 	if p.CaptureMode == paysaga.CaptureManual {
@@ -401,48 +400,38 @@ func (s *session) checkResolution(r *workflows.Resolution) error {
 	return nil
 }
 
-// sendResolution sends the resolve Update (named update) to the running workflow wid of a
-// payment or refund (kind, id) and decodes its answer into out. The update ID is fixed, so a
-// retry after a lost answer gets the first call's result. A closed workflow or one not waiting
-// is refused (exit 3); a verdict the workflow finds invalid is a usage error.
-func (s *session) sendResolution(ctx context.Context, kind, id, wid, update string, r workflows.Resolution, out any) error {
+// resolver returns the sagas to send a resolution to, once it has checked that the workflow wid
+// of the payment or refund (kind, id) runs: a closed workflow, or one not waiting, is refused
+// (exit 3). saga's resolve Update has a fixed ID, so a retry after a lost answer gets the first
+// call's result.
+func (s *session) resolver(ctx context.Context, kind, id, wid string) (saga.Payments, error) {
 	c, err := s.client(ctx)
 	if err != nil {
-		return err
+		return saga.Payments{}, err
 	}
 	desc, err := c.DescribeWorkflowExecution(ctx, wid, "")
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
-		return fmt.Errorf("no %s workflow %s", kind, wid)
+		return saga.Payments{}, fmt.Errorf("no %s workflow %s", kind, wid)
 	}
 	if err != nil {
-		return fmt.Errorf("describe %s: %w", wid, err)
+		return saga.Payments{}, fmt.Errorf("describe %s: %w", wid, err)
 	}
 	row := rowFromInfo(desc.GetWorkflowExecutionInfo())
 	if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return refusedErrorf("%s %s is %s (workflow %s) and not waiting for a resolution", kind, id, row.PaymentStatus, row.WorkflowStatus)
+		return saga.Payments{}, refusedErrorf("%s %s is %s (workflow %s) and not waiting for a resolution", kind, id, row.PaymentStatus, row.WorkflowStatus)
 	}
+	return saga.Payments{Client: c}, nil
+}
 
-	uctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	h, err := c.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
-		WorkflowID: wid, UpdateName: update, UpdateID: resolveUpdateID,
-		Args: []any{r}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		err = h.Get(uctx, out)
+// resolveError is the exit of a resolution the workflow did not take: refused (exit 3) when it
+// is not waiting for one, a usage error for a verdict it finds invalid.
+func resolveError(id string, err error) error {
+	switch paysaga.ErrorCode(err) {
+	case paysaga.ECONFLICT:
+		return refusedErrorf("refused: %s", paysaga.ErrorMessage(err))
+	case paysaga.EINVALID:
+		return usageErrorf("refused: %s", paysaga.ErrorMessage(err))
 	}
-	if err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) {
-			switch appErr.Type() {
-			case paysaga.ECONFLICT:
-				return refusedErrorf("refused: %s", appErr.Message())
-			case paysaga.EINVALID:
-				return usageErrorf("refused: %s", appErr.Message())
-			}
-		}
-		return fmt.Errorf("resolve %s: %w", id, err)
-	}
-	return nil
+	return fmt.Errorf("resolve %s: %w", id, err)
 }

@@ -10,12 +10,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
-	"paysaga/api"
+	"paysaga/saga"
 	"paysaga/store"
 	"paysaga/workflows"
 )
@@ -126,13 +123,13 @@ func (s *session) replayRefunds(ctx context.Context, ids []string, o refundRepla
 		return usageErrorf("name refunds, or give --from-file or --status")
 	}
 
-	var starter api.TemporalPayments
+	var sagas saga.Payments
 	if !o.dryRun {
 		c, err := s.client(ctx)
 		if err != nil {
 			return err
 		}
-		starter = api.TemporalPayments{Client: c, Payments: db}
+		sagas = saga.Payments{Client: c, Store: db}
 	}
 	seen := map[string]bool{}
 	var results []refundReplayResult
@@ -141,7 +138,7 @@ func (s *session) replayRefunds(ctx context.Context, ids []string, o refundRepla
 			continue
 		}
 		seen[id] = true
-		results = append(results, s.replayRefund(ctx, db, starter, id, o))
+		results = append(results, s.replayRefund(ctx, db, sagas, id, o))
 	}
 	if s.output == "json" {
 		if results == nil {
@@ -178,7 +175,7 @@ func (s *session) replayRefunds(ctx context.Context, ids []string, o refundRepla
 }
 
 // replayRefund replays one refund, saying what became of it.
-func (s *session) replayRefund(ctx context.Context, db *store.DB, starter api.TemporalPayments, id string, o refundReplayOptions) refundReplayResult {
+func (s *session) replayRefund(ctx context.Context, db *store.DB, sagas saga.Payments, id string, o refundReplayOptions) refundReplayResult {
 	res := refundReplayResult{RefundID: id}
 	r, err := db.GetRefund(ctx, id)
 	if err != nil {
@@ -209,13 +206,13 @@ func (s *session) replayRefund(ctx context.Context, db *store.DB, starter api.Te
 	if p.Status == paysaga.PaymentAuthorized {
 		// The refund of a canceled manual-capture payment: its payment's workflow waits for the
 		// replay and runs it (then cancels the payment).
-		return s.replayCancellation(ctx, db, starter, p, res, o)
+		return s.replayCancellation(ctx, db, sagas, p, res, o)
 	}
 	in := workflows.RefundInput{
 		RefundID: r.ID, PaymentID: r.PaymentID, CustomerID: p.CustomerID, MerchantID: p.MerchantID,
 		Amount: r.Amount, Reason: r.Reason, Actor: o.actor, Replay: true, CreatedAt: r.CreatedAt,
 	}
-	got, err := starter.StartRefund(ctx, in, o.wait)
+	got, err := sagas.StartRefund(ctx, in, o.wait)
 	switch {
 	case paysaga.ErrorCode(err) == paysaga.ECONFLICT:
 		res.Result, res.Detail = replayRefused, paysaga.ErrorMessage(err)
@@ -330,11 +327,15 @@ resolution is refused (exit code 3).`,
 	return cmd
 }
 
-// resolveRefund resolves a refund left UNKNOWN (see sendResolution) and reports its new status.
+// resolveRefund resolves a refund left UNKNOWN (see resolver) and reports its new status.
 func (s *session) resolveRefund(ctx context.Context, id string, r workflows.Resolution) error {
-	var ref paysaga.Refund
-	if err := s.sendResolution(ctx, "refund", id, workflows.RefundWorkflowID(id), workflows.UpdateResolveRefund, r, &ref); err != nil {
+	sagas, err := s.resolver(ctx, "refund", id, workflows.RefundWorkflowID(id))
+	if err != nil {
 		return err
+	}
+	ref, err := sagas.ResolveRefund(ctx, id, r)
+	if err != nil {
+		return resolveError(id, err)
 	}
 	want := paysaga.RefundSucceeded
 	if r.As == workflows.ResolveFailed {
@@ -353,36 +354,20 @@ func (s *session) resolveRefund(ctx context.Context, id string, r workflows.Reso
 }
 
 // replayCancellation replays the failed refund of a cancellation through the payment's
-// workflow (UpdateReplayCancel), which stays open for it, and reports the refund as it ended.
-func (s *session) replayCancellation(ctx context.Context, db *store.DB, starter api.TemporalPayments, p *paysaga.Payment,
+// workflow (saga.Payments.ReplayCancellation), which stays open for it, and reports the refund
+// as it ended.
+func (s *session) replayCancellation(ctx context.Context, db *store.DB, sagas saga.Payments, p *paysaga.Payment,
 	res refundReplayResult, o refundReplayOptions) refundReplayResult {
-	wctx, cancel := context.WithTimeout(ctx, o.wait)
-	defer cancel()
-	h, err := starter.Client.UpdateWorkflow(wctx, client.UpdateWorkflowOptions{
-		WorkflowID:   workflows.PaymentWorkflowID(p.ID),
-		UpdateName:   workflows.UpdateReplayCancel,
-		UpdateID:     "replay-cancel-" + paysaga.NewID(""),
-		Args:         []any{workflows.CaptureDecision{Actor: o.actor, Reason: "refund replayed by an operator"}},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	var got paysaga.Payment
-	if err == nil {
-		err = h.Get(wctx, &got)
-	}
-	var appErr *temporal.ApplicationError
-	var notFound *serviceerror.NotFound
-	switch {
-	case errors.As(err, &appErr) && (appErr.Type() == paysaga.ECONFLICT || appErr.Type() == paysaga.EINVALID):
-		res.Result, res.Detail = replayRefused, appErr.Message()
-		return res
-	case errors.As(err, &notFound):
-		res.Result, res.Detail = replayRefused, "the payment's workflow is closed: its cancellation cannot be replayed from here"
-		return res
-	case wctx.Err() != nil:
-		res.Result, res.Status, res.Detail = replayPending, string(paysaga.RefundPending), "still running; check it again later"
+	got, err := sagas.ReplayCancellation(ctx, p.ID, workflows.CaptureDecision{Actor: o.actor, Reason: "refund replayed by an operator"}, o.wait)
+	switch code := paysaga.ErrorCode(err); {
+	case err != nil && (code == paysaga.ECONFLICT || code == paysaga.EINVALID):
+		res.Result, res.Detail = replayRefused, paysaga.ErrorMessage(err)
 		return res
 	case err != nil:
 		res.Result, res.Detail = replayError, err.Error()
+		return res
+	case got == nil:
+		res.Result, res.Status, res.Detail = replayPending, string(paysaga.RefundPending), "still running; check it again later"
 		return res
 	}
 	r, err := db.GetRefund(ctx, res.RefundID)
