@@ -554,7 +554,7 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, a webhook.Attempt) error
 
 // FinishWebhookDelivery ends generation gen of a delivery: succeeded (the endpoint is enabled
 // again if it was failing), failed (the endpoint becomes failing: reported true when this call
-// made it so), or canceled. A newer redelivery's row is not touched (reported by the error
+// made it so; failing_since stays the start of the failing spell), or canceled. A newer redelivery's row is not touched (reported by the error
 // ECONFLICT), nor a delivery already ended the same way.
 func (db *DB) FinishWebhookDelivery(ctx context.Context, id string, gen int, status webhook.DeliveryStatus) (endpointNowFailing bool, err error) {
 	err = db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -584,7 +584,8 @@ func (db *DB) FinishWebhookDelivery(ctx context.Context, id string, gen int, sta
 			var r sql.Result
 			r, err = tx.NewUpdate().Table("webhook_endpoints").Where("id = ? AND status IN (?)", d.EndpointID,
 				bun.In([]string{string(webhook.EndpointEnabled), string(webhook.EndpointFailing)})).
-				Set("status = ?", string(webhook.EndpointFailing)).Set("failing_since = ?", now).Set("updated_at = ?", now).Exec(ctx)
+				Set("status = ?", string(webhook.EndpointFailing)).Set("failing_since = COALESCE(failing_since, ?)", now).
+				Set("updated_at = ?", now).Exec(ctx)
 			if err == nil {
 				n, _ := r.RowsAffected()
 				endpointNowFailing = n > 0

@@ -225,3 +225,7 @@ func NewEndpointID() string { return paysaga.NewID(PrefixEndpoint) }
 
 // NewDeliveryID returns a fresh delivery id.
 func NewDeliveryID() string { return paysaga.NewID(PrefixDelivery) }
+
+// SecretAD is the additional data an endpoint's secret is sealed with: a sealed secret moved
+// to another endpoint's row does not open.
+func SecretAD(endpointID string) string { return "webhook-secret:" + endpointID }
