@@ -289,11 +289,11 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 		return false, err
 	}
 	if f.OpenRuns, err = op.openRuns(ctx); err != nil {
-		return false, fmt.Errorf("Temporal visibility: %w", err)
+		return false, fmt.Errorf("open runs from Temporal visibility: %w", err)
 	}
 	var byStatus map[string]int
 	if f.BadRuns, byStatus, err = op.badRuns(ctx); err != nil {
-		return false, fmt.Errorf("Temporal visibility: %w", err)
+		return false, fmt.Errorf("closed runs from Temporal visibility: %w", err)
 	}
 	messages := 0
 	for waited := time.Duration(0); ; waited += 3 * time.Second {

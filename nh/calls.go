@@ -431,7 +431,7 @@ func (c *Client) InquireTransactionHistory(ctx context.Context, req HistoryReque
 	}
 	if n := r.get("Iqtcnt"); n != "" {
 		if cnt, err := ParseAmount(n); err != nil || cnt != int64(len(page.Records)) {
-			return nil, &TransportError{API: api, Cause: fmt.Errorf("Iqtcnt disagrees with the rows received")}
+			return nil, &TransportError{API: api, Cause: fmt.Errorf("the bank's Iqtcnt disagrees with the rows received")}
 		}
 	}
 	return page, nil

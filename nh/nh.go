@@ -52,10 +52,10 @@ func (r Ref) IsZero() bool { return r.Tsymd == "" && r.IsTuno == "" }
 
 func (r Ref) validate() error {
 	if len(r.Tsymd) != 8 || !isDigits(r.Tsymd) {
-		return fmt.Errorf("Tsymd must be 8 digits")
+		return fmt.Errorf("the reference date Tsymd must be 8 digits")
 	}
 	if len(r.IsTuno) == 0 || len(r.IsTuno) > 20 || !isDigits(r.IsTuno) {
-		return fmt.Errorf("IsTuno must be 1 to 20 digits")
+		return fmt.Errorf("the reference number IsTuno must be 1 to 20 digits")
 	}
 	return nil
 }

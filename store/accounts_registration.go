@@ -174,7 +174,7 @@ func (db *DB) RestartAccountRegistration(ctx context.Context, id string, birth S
 				Set("rgno = ''").Set("fin_account = ''").
 				Set("failure_code = ''").Set("failure_message = ''").
 				Set("updated_at = ?", now).
-				Where("id = ? AND status IN (?)", id, bun.In([]string{string(paysaga.AccountFailed), string(paysaga.AccountDeleted)})).
+				Where("id = ? AND status IN (?)", id, bun.List([]string{string(paysaga.AccountFailed), string(paysaga.AccountDeleted)})).
 				Exec(ctx)
 			if err != nil {
 				return err
@@ -421,7 +421,7 @@ func (db *DB) DeleteAccount(ctx context.Context, id string) (*paysaga.Account, e
 		return db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			res, err := tx.NewUpdate().Model((*accountRow)(nil)).
 				Set("status = ?", string(paysaga.AccountDeleted)).Set("updated_at = ?", db.Now()).
-				Where("id = ? AND status IN (?)", id, bun.In([]string{string(paysaga.AccountActive), string(paysaga.AccountFailed)})).
+				Where("id = ? AND status IN (?)", id, bun.List([]string{string(paysaga.AccountActive), string(paysaga.AccountFailed)})).
 				Exec(ctx)
 			if err != nil {
 				return err

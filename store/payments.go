@@ -158,7 +158,7 @@ func updatePaymentStatus(ctx context.Context, idb bun.IDB, now time.Time, id str
 			Set("version = version + 1").
 			Set("updated_at = ?", now).
 			Where("id = ?", id).
-			Where("status IN (?)", bun.In(from)).
+			Where("status IN (?)", bun.List(from)).
 			Exec(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("update payment %s to %s: %w", id, to, err)
@@ -377,7 +377,7 @@ func eventsRecorded(ctx context.Context, idb bun.IDB, paymentID string, events [
 		ids[i] = e.ID
 	}
 	n, err := idb.NewSelect().Model((*paymentEventRow)(nil)).
-		Where("payment_id = ?", paymentID).Where("id IN (?)", bun.In(ids)).Count(ctx)
+		Where("payment_id = ?", paymentID).Where("id IN (?)", bun.List(ids)).Count(ctx)
 	if err != nil {
 		return false, fmt.Errorf("history of payment %s: %w", paymentID, err)
 	}

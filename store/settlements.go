@@ -202,7 +202,7 @@ func unsettledLines(ctx context.Context, idb bun.IDB, merchantID string, end tim
 		ColumnExpr("p.id AS id, p.amount AS amount, MIN(e.created_at) AS at").
 		Join("JOIN payment_events AS e ON e.payment_id = p.id").
 		Where("p.merchant_id = ?", merchantID).
-		Where("p.status IN (?)", bun.In(capturedStatuses)).
+		Where("p.status IN (?)", bun.List(capturedStatuses)).
 		Where("e.type = ?", CapturedEventType).
 		Where("e.refund_id IS NULL").
 		Where("e.created_at < ?", end).
@@ -352,7 +352,7 @@ func (db *DB) SettlementMerchants(ctx context.Context, day string) ([]string, er
 	var ids []string
 	if err := db.bun.NewSelect().TableExpr("payments AS p").ColumnExpr("DISTINCT p.merchant_id").
 		Join("JOIN payment_events AS e ON e.payment_id = p.id").
-		Where("p.status IN (?)", bun.In(capturedStatuses)).
+		Where("p.status IN (?)", bun.List(capturedStatuses)).
 		Where("e.type = ?", CapturedEventType).Where("e.refund_id IS NULL").Where("e.created_at < ?", end).
 		Where("NOT EXISTS (SELECT 1 FROM settlement_lines AS l WHERE l.kind = ? AND l.item_id = p.id)", string(settlement.LinePayment)).
 		Scan(ctx, &ids); err != nil {

@@ -92,7 +92,7 @@ func (db *DB) CreateRefundTransfer(ctx context.Context, t *paysaga.Transfer) (st
 func noCreditInDoubt(ctx context.Context, idb bun.IDB, refundID string) error {
 	var rows []transferRow
 	if err := idb.NewSelect().Model(&rows).Where("refund_id = ?", refundID).
-		Where("state IN (?)", bun.In([]string{string(paysaga.TransferSent), string(paysaga.TransferUnknown), string(paysaga.TransferSucceeded)})).
+		Where("state IN (?)", bun.List([]string{string(paysaga.TransferSent), string(paysaga.TransferUnknown), string(paysaga.TransferSucceeded)})).
 		Scan(ctx); err != nil {
 		return fmt.Errorf("credits of refund %s: %w", refundID, err)
 	}
@@ -193,11 +193,6 @@ type TransferUpdate struct {
 	Rsms  string
 }
 
-// transferFinal reports whether a transfer in state s can no longer change.
-func transferFinal(s paysaga.TransferState) bool {
-	return s == paysaga.TransferSucceeded || s == paysaga.TransferDeclined || s == paysaga.TransferNotExecuted
-}
-
 // UpdateTransfer sets a transfer's state and the bank's answer. SENT and UNKNOWN transfers may
 // move anywhere; a final one (SUCCEEDED, DECLINED, NOT_EXECUTED) only to the state it has
 // (idempotent, the answer kept), anything else being ECONFLICT: what the bank did is never
@@ -218,7 +213,7 @@ func updateTransfer(ctx context.Context, idb bun.IDB, now time.Time, id string, 
 		Set("rsms = ?", u.Rsms).
 		Set("updated_at = ?", now).
 		Where("id = ?", id).
-		Where("state IN (?)", bun.In([]string{string(paysaga.TransferSent), string(paysaga.TransferUnknown)})).
+		Where("state IN (?)", bun.List([]string{string(paysaga.TransferSent), string(paysaga.TransferUnknown)})).
 		Exec(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("update transfer %s: %w", id, err)
