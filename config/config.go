@@ -72,6 +72,7 @@ var Vars = []Var{
 	{Name: "PAYSAGA_SETTLEMENT_TIME", Default: "01:00", Help: "Korea time (HH:MM) at which the worker's daily Temporal Schedule `paysaga-settlement` settles the previous day's payments to the merchants (created or updated at worker start); `off`: no schedule"},
 	{Name: "PAYSAGA_SETTLEMENT_FEE_BPS", Default: "250", Help: "fee kept on each settled payment, in basis points of its amount (rounded down to the won), for merchants without a rate of their own (`payctl settlements fee`)"},
 	{Name: "PAYSAGA_ALERT_WEBHOOK_URL", Default: "", Help: "Slack-compatible incoming-webhook URL for failure alerts (failed or unknown payments and refunds, failed compensations); empty = no alerts; needs the broker", Secret: true},
+	{Name: "PAYSAGA_WEBHOOK_ALLOW_LOOPBACK", Default: "false", Help: "`true`: merchants' webhook endpoints may be on loopback addresses (127.0.0.0/8, ::1) and plain `http` — for `paysaga dev` (which sets it) and tests only; private, link-local and the other internal ranges stay refused either way"},
 	{Name: "PAYSAGA_LOG_LEVEL", Default: "info", Help: "`debug`, `info`, `warn` or `error`"},
 	{Name: "PAYSAGA_LOG_FORMAT", Default: "json", Help: "`json` or `text`"},
 }
@@ -134,6 +135,9 @@ type Config struct {
 	// SettlementTime is the KST time of day of the settlement Schedule ("HH:MM"), "" when off.
 	SettlementTime   string
 	SettlementFeeBPS int64
+
+	// WebhookAllowLoopback lets webhook endpoints be on loopback and plain http (dev, tests).
+	WebhookAllowLoopback bool
 
 	LogLevel  string
 	LogFormat string
@@ -223,6 +227,7 @@ func Load(getenv func(string) string) (Config, error) {
 		return b
 	}
 	c.RedisTLS = boolean("PAYSAGA_REDIS_TLS") || c.RedisTLSCA != ""
+	c.WebhookAllowLoopback = boolean("PAYSAGA_WEBHOOK_ALLOW_LOOPBACK")
 	c.TemporalTLS = boolean("PAYSAGA_TEMPORAL_TLS") || c.TemporalTLSCA != "" || c.TemporalTLSCert != "" ||
 		c.TemporalTLSKey != "" || c.TemporalTLSServerName != "" || c.TemporalAPIKey != ""
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
