@@ -160,7 +160,7 @@ type payee struct {
 
 // SettlementAccountAD is the additional data a merchant's settlement account number is sealed
 // with: it opens only as that merchant's.
-func SettlementAccountAD(merchantID string) string { return "settlement-account:" + merchantID }
+func SettlementAccountAD(merchantID string) string { return settlement.AccountAD(merchantID) }
 
 // payee opens the merchant's settlement account; none (or one that cannot be opened) is
 // ErrTypeAccountUnusable: nothing is sent.

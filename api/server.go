@@ -60,6 +60,9 @@ type Deps struct {
 	// Accounts serves /v1/accounts, on the same terms as Payments (503 until set).
 	Accounts AccountDeps
 
+	// Settlements serves /v1/settlements and /v1/settlement-account (503 until set).
+	Settlements SettlementDeps
+
 	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For is believed when taking
 	// the client's address (login rate limits). Empty: trust none, use the peer address.
 	TrustedProxies []string
@@ -161,6 +164,7 @@ func New(deps Deps) *Server {
 	s.registerPayments(deps.Payments)
 	s.registerNotifications(deps.Notifications)
 	s.registerAccounts(deps.Accounts)
+	s.registerSettlements(deps.Settlements)
 
 	return s
 }

@@ -230,6 +230,10 @@ func WorkflowID(merchantID, day string) string {
 	return fmt.Sprintf("settlement:%s:%s", merchantID, day)
 }
 
+// AccountAD is the additional data a merchant's settlement account number is sealed with: it
+// opens only as that merchant's.
+func AccountAD(merchantID string) string { return "settlement-account:" + merchantID }
+
 // DayWorkflowID is the workflow ID of a day's settlement run started by payctl (the schedule
 // names its own runs).
 func DayWorkflowID(day string) string { return "settlement-day:" + day }
