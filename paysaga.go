@@ -7,6 +7,7 @@ package paysaga
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -23,6 +24,19 @@ func ValidateAmount(amount int64) error {
 		return Errorf(EINVALID, "amount must have at most 15 digits")
 	}
 	return nil
+}
+
+// FormatWon writes an amount of won with thousands separators, as people read it: "1,234,567".
+func FormatWon(amount int64) string {
+	digits := strconv.FormatInt(amount, 10)
+	sign := ""
+	if amount < 0 {
+		sign, digits = "-", digits[1:]
+	}
+	for i := len(digits) - 3; i > 0; i -= 3 {
+		digits = digits[:i] + "," + digits[i:]
+	}
+	return sign + digits
 }
 
 // ID prefixes: public IDs are opaque strings with a type prefix.

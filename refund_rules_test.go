@@ -121,3 +121,12 @@ func TestRefundSettle(t *testing.T) {
 		require.Equal(t, tc.changes, changes, "%s -> %s", tc.from, tc.to)
 	}
 }
+
+func TestFormatWon(t *testing.T) {
+	for amount, want := range map[int64]string{
+		0: "0", 7: "7", 999: "999", 1_000: "1,000", 15_000: "15,000", 1_234_567: "1,234,567",
+		-1_234: "-1,234", -123: "-123", paysaga.MaxAmount: "999,999,999,999,999",
+	} {
+		require.Equal(t, want, paysaga.FormatWon(amount), "%d", amount)
+	}
+}
