@@ -189,7 +189,7 @@ func (db *DB) ListWebhookEndpoints(ctx context.Context, f WebhookEndpointFilter)
 func (db *DB) SubscribedWebhookEndpoints(ctx context.Context, merchantID, t string) ([]*webhook.Endpoint, error) {
 	var rows []webhookEndpointRow
 	err := db.bun.NewSelect().Model(&rows).Where("merchant_id = ?", merchantID).
-		Where("status IN (?)", bun.In([]string{string(webhook.EndpointEnabled), string(webhook.EndpointFailing)})).
+		Where("status IN (?)", bun.List([]string{string(webhook.EndpointEnabled), string(webhook.EndpointFailing)})).
 		Order("created_at", "id").Scan(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("webhook endpoints of %s: %w", merchantID, err)
@@ -435,7 +435,7 @@ func (db *DB) webhookAttempts(ctx context.Context, ids []string) (map[string][]w
 		return out, nil
 	}
 	var rows []webhookAttemptRow
-	if err := db.bun.NewSelect().Model(&rows).Where("delivery_id IN (?)", bun.In(ids)).
+	if err := db.bun.NewSelect().Model(&rows).Where("delivery_id IN (?)", bun.List(ids)).
 		Order("delivery_id", "generation", "number").Scan(ctx); err != nil {
 		return nil, fmt.Errorf("webhook attempts: %w", err)
 	}
@@ -583,7 +583,7 @@ func (db *DB) FinishWebhookDelivery(ctx context.Context, id string, gen int, sta
 		case webhook.DeliveryFailed:
 			var r sql.Result
 			r, err = tx.NewUpdate().Table("webhook_endpoints").Where("id = ? AND status IN (?)", d.EndpointID,
-				bun.In([]string{string(webhook.EndpointEnabled), string(webhook.EndpointFailing)})).
+				bun.List([]string{string(webhook.EndpointEnabled), string(webhook.EndpointFailing)})).
 				Set("status = ?", string(webhook.EndpointFailing)).Set("failing_since = COALESCE(failing_since, ?)", now).
 				Set("updated_at = ?", now).Exec(ctx)
 			if err == nil {
