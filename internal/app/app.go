@@ -22,6 +22,7 @@ import (
 	"paysaga/api"
 	"paysaga/auth"
 	"paysaga/config"
+	"paysaga/internal/connect"
 	"paysaga/nh"
 	"paysaga/seal"
 	"paysaga/store"
@@ -40,42 +41,23 @@ func NewLogger(cfg config.Config) *slog.Logger {
 	return slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr, opts)))
 }
 
-// OpenDB opens the database; migrate also brings its schema up to date.
+// OpenDB opens the database; migrate also brings its schema up to date (connect.OpenDB).
 func OpenDB(ctx context.Context, cfg config.Config, migrate bool) (*store.DB, error) {
-	db, err := store.Open(ctx, store.Config{Driver: cfg.DBDriver, DSN: cfg.DBDSN})
-	if err != nil {
-		return nil, err
-	}
-	// Each query is a span of the trace it runs in (operation and table, never the statement).
-	db.Bun().AddQueryHook(telemetry.QueryHook{System: cfg.DBDriver})
-	if migrate {
-		if err := db.Migrate(ctx); err != nil {
-			_ = db.Close()
-			return nil, err
-		}
-	}
-	return db, nil
+	return connect.OpenDB(ctx, cfg, migrate)
 }
 
-// NewRedis returns a Redis client for cfg (address, ACL user, password, TLS: see redisOptions).
-// A TLS setting that cannot be read (a missing CA file) is reported by OpenRedis; NewRedis
-// panics on it, for callers that have checked the configuration before.
-func NewRedis(cfg config.Config) *redis.Client {
-	rdb, err := OpenRedis(cfg)
-	if err != nil {
-		panic(err)
-	}
-	return rdb
-}
+// NewRedis returns a Redis client for cfg; it panics on TLS settings that cannot be read
+// (connect.NewRedis).
+func NewRedis(cfg config.Config) *redis.Client { return connect.NewRedis(cfg) }
 
-// OpenRedis returns a Redis client for cfg, or why its TLS settings cannot be used.
-func OpenRedis(cfg config.Config) (*redis.Client, error) {
-	o, err := redisOptions(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return redis.NewClient(o), nil
-}
+// OpenRedis returns a Redis client for cfg, or why its TLS settings cannot be used
+// (connect.OpenRedis).
+func OpenRedis(cfg config.Config) (*redis.Client, error) { return connect.OpenRedis(cfg) }
+
+// RedisKeyPrefix is the deployment's prefix of every Redis key and channel
+// (PAYSAGA_REDIS_KEY_PREFIX) followed by the engine's own "paysaga:": two deployments with
+// different prefixes share one Redis without seeing each other's keys.
+func RedisKeyPrefix(cfg config.Config) string { return cfg.RedisKeyPrefix + "paysaga:" }
 
 // DialTemporal connects to the Temporal frontend, retrying for a while: in compose the worker
 // may start before the cluster is ready.
@@ -101,36 +83,21 @@ func DialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 	}
 }
 
-// TemporalClientOptions are the options of every Temporal client of the engine — the API's,
-// the worker's and payctl's — so that they connect, encode and observe alike.
+// TemporalClientOptions are connect.TemporalClientOptions with the engine's SDK logger: the
+// SDK's line about a failed activity attempt that was a bank answer, which the activity logged
+// already, is lowered (TemporalLogger).
 func TemporalClientOptions(cfg config.Config, logger *slog.Logger) (client.Options, error) {
-	opts := client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    TemporalLogger(logger.With("component", "temporal")),
-	}
-	// TLS, mTLS and Temporal Cloud API keys (PAYSAGA_TEMPORAL_TLS_*, PAYSAGA_TEMPORAL_API_KEY).
-	if err := temporalConnection(cfg, &opts); err != nil {
+	opts, err := connect.TemporalClientOptions(cfg, logger)
+	if err != nil {
 		return client.Options{}, err
 	}
-	// Encrypted payloads, the tracing interceptor, the SDK's metrics (issue 14).
-	if err := EncodeAndObserve(cfg, &opts, logger); err != nil {
-		return client.Options{}, err
-	}
+	opts.Logger = TemporalLogger(logger.With("component", "temporal"))
 	return opts, nil
 }
 
-// NewBank returns the NH client; IsTuno numbers come from the database, so a number is never
-// handed out twice, even across processes and restarts.
+// NewBank returns the NH client, its IsTuno numbers from the database (connect.NewBank).
 func NewBank(cfg config.Config, db *store.DB, logger *slog.Logger) (*nh.Client, error) {
-	return nh.New(nh.Config{
-		BaseURL:      cfg.NHBaseURL,
-		Iscd:         cfg.NHIscd,
-		FintechApsno: cfg.NHFintechApsno,
-		AccessToken:  cfg.NHAccessToken,
-		HTTPClient:   bankHTTPClient(),
-		Logger:       logger.With("component", "nh"),
-	}, db)
+	return connect.NewBank(cfg, db, logger)
 }
 
 // OpenKeys reads the account-sealing keys of PAYSAGA_ACCOUNT_KEYS.

@@ -1,4 +1,4 @@
-package app_test
+package connect_test
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"paysaga/config"
-	"paysaga/internal/app"
+	"paysaga/internal/connect"
 	"paysaga/internal/temporaltest"
 )
 
@@ -36,7 +36,7 @@ func loadConfig(t *testing.T, env map[string]string) config.Config {
 
 // dial connects as the API, the worker and payctl do, and asks the cluster for its health.
 func dial(cfg config.Config) error {
-	opts, err := app.TemporalClientOptions(cfg, slog.New(slog.DiscardHandler))
+	opts, err := connect.TemporalClientOptions(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -119,25 +119,25 @@ func TestTemporalClientOptionsRefuseUnusableTLSSettings(t *testing.T) {
 	for setting, want := range map[string]string{
 		"PAYSAGA_TEMPORAL_TLS_CA": "PAYSAGA_TEMPORAL_TLS_CA: read /nonexistent/ca.pem: no such file",
 	} {
-		_, err := app.TemporalClientOptions(loadConfig(t, map[string]string{setting: "/nonexistent/ca.pem"}), logger)
+		_, err := connect.TemporalClientOptions(loadConfig(t, map[string]string{setting: "/nonexistent/ca.pem"}), logger)
 		require.ErrorContains(t, err, want)
 	}
-	_, err = app.TemporalClientOptions(loadConfig(t, map[string]string{"PAYSAGA_TEMPORAL_TLS_CA": p.ClientKey}), logger)
+	_, err = connect.TemporalClientOptions(loadConfig(t, map[string]string{"PAYSAGA_TEMPORAL_TLS_CA": p.ClientKey}), logger)
 	require.ErrorContains(t, err, "no PEM certificate")
 	// A key that is not the certificate's: the message names the settings, not the key.
-	_, err = app.TemporalClientOptions(loadConfig(t, map[string]string{
+	_, err = connect.TemporalClientOptions(loadConfig(t, map[string]string{
 		"PAYSAGA_TEMPORAL_TLS_CERT": p.ClientCert, "PAYSAGA_TEMPORAL_TLS_KEY": p.ServerKey}), logger)
 	require.ErrorContains(t, err, "PAYSAGA_TEMPORAL_TLS_CERT / PAYSAGA_TEMPORAL_TLS_KEY")
 	keyPEM, _ := os.ReadFile(p.ServerKey)
 	require.NotContains(t, err.Error(), strings.TrimSpace(string(keyPEM))[30:60])
 
 	// The API key: TLS on even without a CA, and the key is the client's credential.
-	opts, err := app.TemporalClientOptions(loadConfig(t, map[string]string{"PAYSAGA_TEMPORAL_API_KEY": "k"}), logger)
+	opts, err := connect.TemporalClientOptions(loadConfig(t, map[string]string{"PAYSAGA_TEMPORAL_API_KEY": "k"}), logger)
 	require.NoError(t, err)
 	require.NotNil(t, opts.ConnectionOptions.TLS)
 	require.NotNil(t, opts.Credentials)
 	// Nothing set: plain text, as the dev server and the compose network want.
-	opts, err = app.TemporalClientOptions(loadConfig(t, nil), logger)
+	opts, err = connect.TemporalClientOptions(loadConfig(t, nil), logger)
 	require.NoError(t, err)
 	require.Nil(t, opts.ConnectionOptions.TLS)
 	require.Nil(t, opts.Credentials)
@@ -167,7 +167,7 @@ func TestRedisOverTLSWithAnACLUser(t *testing.T) {
 
 	ping := func(env map[string]string) error {
 		env["PAYSAGA_REDIS_ADDR"] = addr
-		rdb, err := app.OpenRedis(loadConfig(t, env))
+		rdb, err := connect.OpenRedis(loadConfig(t, env))
 		if err != nil {
 			return err
 		}
@@ -187,7 +187,7 @@ func TestRedisOverTLSWithAnACLUser(t *testing.T) {
 		"WRONGPASS", "the default user is off: the ACL user is what got in")
 	require.ErrorContains(t, ping(map[string]string{"PAYSAGA_REDIS_TLS_CA": p.OtherCAFile, "PAYSAGA_REDIS_USERNAME": "paysaga",
 		"PAYSAGA_REDIS_PASSWORD": "s3cret-pass"}), "certificate")
-	_, err = app.OpenRedis(loadConfig(t, map[string]string{"PAYSAGA_REDIS_TLS_CA": "/nonexistent/ca.pem"}))
+	_, err = connect.OpenRedis(loadConfig(t, map[string]string{"PAYSAGA_REDIS_TLS_CA": "/nonexistent/ca.pem"}))
 	require.ErrorContains(t, err, "PAYSAGA_REDIS_TLS_CA")
 }
 
