@@ -18,7 +18,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 var metricName = regexp.MustCompile(`\b(?:paysaga|temporal)_[a-z0-9_]+`)
