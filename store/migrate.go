@@ -305,8 +305,9 @@ func (db *DB) withMigrator(ctx context.Context, fsys fs.FS, refuseDirty bool, fn
 			}
 			if len(dirty) > 0 {
 				d := dirty[0]
-				return fmt.Errorf("%w: version %s_%s (%s) started at %s and did not finish: check the schema, put it right, then clear it (store.DB.ClearDirty)",
-					ErrDirty, d.Name, d.Comment, d.Direction, d.StartedAt.Format(time.RFC3339))
+				return fmt.Errorf("%w: version %s_%s (%s) started at %s and did not finish: check the schema and put it right, then clear the mark "+
+					"(store.DB.ClearDirty; by hand: DELETE FROM %s WHERE name = '%s', and when the version is all there, record it in %s)",
+					ErrDirty, d.Name, d.Comment, d.Direction, d.StartedAt.Format(time.RFC3339), migrationsDirtyTable, d.Name, migrationsTable)
 			}
 		}
 		return fn(ctx, m)
