@@ -3,13 +3,9 @@ package activities
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
-	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
 	"paysaga/events"
@@ -18,7 +14,7 @@ import (
 	"paysaga/store"
 )
 
-// Names of the steps of FinAccountWorkflow, as registered by AccountActivities.Register.
+// Names of the steps of FinAccountWorkflow, as the worker registers them.
 const (
 	// OpenFinAccountName sends OpenFinAccountDirect for a PENDING account and stores the Rgno.
 	OpenFinAccountName = "OpenFinAccount"
@@ -30,14 +26,6 @@ const (
 	// PublishAccountEventName publishes account.registered.
 	PublishAccountEventName = "PublishAccountEvent"
 )
-
-// ErrTypeInProgress: the bank is still issuing the fin account (A0017). Retryable: the
-// workflow's retry policy is the polling loop.
-const ErrTypeInProgress = "BankInProgress"
-
-// ErrTypeNotPending: the account is not being registered (any more): a run started after
-// another run finished it. Final; the details hold the account as it is (paysaga.Account).
-const ErrTypeNotPending = "AccountNotPending"
 
 // AccountBank is what the registration needs of the bank; *nh.Client implements it.
 type AccountBank interface {
@@ -78,20 +66,6 @@ type AccountActivities struct {
 	Logger *slog.Logger
 }
 
-// Register registers the registration steps under their names on r (a Temporal worker).
-func (a *AccountActivities) Register(r interface {
-	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
-}) {
-	for name, fn := range map[string]any{
-		OpenFinAccountName:      a.OpenFinAccount,
-		CheckFinAccountName:     a.CheckFinAccount,
-		FailFinAccountName:      a.FailFinAccount,
-		PublishAccountEventName: a.PublishAccountEvent,
-	} {
-		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
-	}
-}
-
 func (a *AccountActivities) log(ctx context.Context, accountID, api string) *slog.Logger {
 	args := []any{"account_id", accountID}
 	if api != "" {
@@ -109,8 +83,7 @@ func (a *AccountActivities) OpenFinAccount(ctx context.Context, in FinAccountInp
 	reg, err := a.Store.AccountRegistration(ctx, in.AccountID)
 	if paysaga.ErrorCode(err) == paysaga.ECONFLICT {
 		if acct, gerr := a.Store.GetAccount(ctx, in.AccountID); gerr == nil && acct.Status != paysaga.AccountPending {
-			return temporal.NewNonRetryableApplicationError("account "+in.AccountID+" is "+string(acct.Status),
-				ErrTypeNotPending, nil, withoutFinAccount(acct))
+			return newError(ErrTypeNotPending, "account "+in.AccountID+" is "+string(acct.Status), nil, withoutFinAccount(acct))
 		}
 	}
 	if err != nil {
@@ -127,7 +100,7 @@ func (a *AccountActivities) OpenFinAccount(ctx context.Context, in FinAccountInp
 		Withdrawal: true, BrdtBrno: birth, Bncd: reg.Account.BankCode, Acno: number,
 	})
 	if err != nil {
-		return a.bankError(log, err)
+		return inquiryError(log, "fin account registration", err)
 	}
 	if err := a.Store.SetAccountRgno(ctx, in.AccountID, res.Rgno); err != nil {
 		// Retried: the bank registers the same account again under a new Rgno, harmlessly.
@@ -154,15 +127,14 @@ func (a *AccountActivities) CheckFinAccount(ctx context.Context, in FinAccountIn
 	if acct.Status != paysaga.AccountPending {
 		// Ended already (FAILED, e.g. number_in_use when it was activated; or DELETED): a retry
 		// after the write answers with it, as OpenFinAccount does, instead of a conflict.
-		return paysaga.Account{}, temporal.NewNonRetryableApplicationError("account "+in.AccountID+" is "+string(acct.Status),
-			ErrTypeNotPending, nil, withoutFinAccount(acct))
+		return paysaga.Account{}, newError(ErrTypeNotPending, "account "+in.AccountID+" is "+string(acct.Status), nil, withoutFinAccount(acct))
 	}
 	reg, err := a.Store.AccountRegistration(ctx, in.AccountID)
 	if err != nil {
 		return paysaga.Account{}, storeError(err)
 	}
 	if reg.Rgno == "" {
-		return paysaga.Account{}, temporal.NewNonRetryableApplicationError("account "+in.AccountID+" was never opened at the bank", ErrTypeStateConflict, nil)
+		return paysaga.Account{}, newError(ErrTypeStateConflict, "account "+in.AccountID+" was never opened at the bank", nil)
 	}
 	birth, err := a.open(reg.Birth, seal.BirthDateAD(in.AccountID))
 	if err != nil {
@@ -170,7 +142,7 @@ func (a *AccountActivities) CheckFinAccount(ctx context.Context, in FinAccountIn
 	}
 	res, err := a.Bank.CheckOpenFinAccountDirect(ctx, reg.Rgno, birth)
 	if err != nil {
-		return paysaga.Account{}, a.bankError(log, err)
+		return paysaga.Account{}, inquiryError(log, "fin account issuance", err)
 	}
 	acct, err = a.Store.ActivateAccount(ctx, in.AccountID, res.FinAcno)
 	if err != nil {
@@ -197,7 +169,7 @@ func (a *AccountActivities) PublishAccountEvent(ctx context.Context, in PublishA
 	acct.FinAccount = ""
 	data, err := json.Marshal(acct)
 	if err != nil {
-		return temporal.NewNonRetryableApplicationError("encode event: "+err.Error(), ErrTypeStateConflict, nil)
+		return newError(ErrTypeStateConflict, "encode event: "+err.Error(), nil)
 	}
 	if err := a.Events.Publish(ctx, events.Event{ID: in.EventID, Type: in.Type, OccurredAt: in.OccurredAt, Data: data}); err != nil {
 		a.log(ctx, acct.ID, "").Warn("event not published", "event_id", in.EventID, "error", err)
@@ -222,30 +194,9 @@ func (a *AccountActivities) secrets(reg *store.AccountRegistration) (number, bir
 func (a *AccountActivities) open(s store.SealedSecret, ad string) (string, error) {
 	plain, err := a.Keys.Open(seal.Sealed{Ciphertext: s.Ciphertext, KeyID: s.KeyID}, ad)
 	if err != nil {
-		return "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeStateConflict, nil)
+		return "", newError(ErrTypeStateConflict, err.Error(), nil)
 	}
 	return string(plain), nil
-}
-
-// bankError classifies a bank error once, for the workflow: declines are final with the bank's
-// answer, "still issuing" and transport failures are retried, a malformed request is final.
-func (a *AccountActivities) bankError(log *slog.Logger, err error) error {
-	switch nh.Classify(err) {
-	case nh.OutcomeDeclined:
-		var d *nh.DeclinedError
-		errors.As(err, &d)
-		log.Info("registration refused by the bank", "rpcd", d.Rpcd)
-		return declinedError(d.Rpcd, d.Rsms)
-	case nh.OutcomeInProgress:
-		var p *nh.InProgressError
-		errors.As(err, &p)
-		return temporal.NewApplicationError("fin account not issued yet", ErrTypeInProgress, BankAnswer{Rpcd: p.Rpcd, Rsms: p.Rsms})
-	case nh.OutcomeInvalid:
-		log.Error("request refused by the bank client as malformed", "error", err)
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, nil)
-	}
-	log.Warn("bank call failed; asking again", "error", err)
-	return fmt.Errorf("bank call failed: %w", err)
 }
 
 // withoutFinAccount is the account as it may travel: without its fin account.

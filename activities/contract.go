@@ -1,7 +1,8 @@
 // Package activities holds the steps of the workflows: database writes, bank calls through the
 // nh client and event publishing. Every activity is idempotent: it can run again after a crash,
 // a timeout or a retry and leave the same result. Bank errors are classified once, here, into
-// Temporal application errors whose types (the ErrType… constants) the workflows switch on.
+// Temporal application errors whose types (the ErrType… constants, errors.go) the workflows
+// switch on.
 //
 // Sensitive data never travels through workflow history: activities receive IDs and look the
 // fin account up themselves.
@@ -9,12 +10,10 @@ package activities
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
 )
@@ -30,35 +29,6 @@ const (
 	// PublishPaymentEventName publishes a payment's outcome event.
 	PublishPaymentEventName = "PublishPaymentEvent"
 )
-
-// Application error types returned by the activities. They are stable: workflow histories
-// recorded with them must keep replaying.
-const (
-	// ErrTypeDeclined: the bank processed the request and refused it. Final; the error's details
-	// hold a BankAnswer.
-	ErrTypeDeclined = "BankDeclined"
-	// ErrTypeUnknownOutcome: the request may have moved money and no answer arrived. Never sent
-	// again: resolve it with CheckDebit.
-	ErrTypeUnknownOutcome = "BankUnknownOutcome"
-	// ErrTypeNotExecuted: the transfer certainly did not move money (it never left this process,
-	// or an earlier check said so). A new transfer with a new IsTuno is safe.
-	ErrTypeNotExecuted = "BankNotExecuted"
-	// ErrTypeInvalidRequest: the bank client refused to send a malformed request; nothing was
-	// sent and retrying the same input cannot help.
-	ErrTypeInvalidRequest = "BankInvalidRequest"
-	// ErrTypeAccountUnusable: the payment's account is missing, not active, or not the
-	// customer's. Nothing was sent.
-	ErrTypeAccountUnusable = "AccountUnusable"
-	// ErrTypeStateConflict: the database holds a state that forbids the change (a bug or a
-	// manual edit); retrying cannot help.
-	ErrTypeStateConflict = "StateConflict"
-)
-
-// BankAnswer is the bank's code and message, the details of an ErrTypeDeclined error.
-type BankAnswer struct {
-	Rpcd string `json:"rpcd"`
-	Rsms string `json:"rsms"`
-}
 
 // TransferUpdate sets the state of a transfer row, for an operator's resolution.
 type TransferUpdate struct {
@@ -106,19 +76,6 @@ type CheckDebitInput struct {
 	// until then the bank's "not executed" is not yet an answer, and the check asks again then.
 	// Zero (histories from before it) trusts the bank's answer at once.
 	SendableFor time.Duration `json:"sendable_for,omitempty"`
-}
-
-// ErrTypeStillSendable: the bank said "not executed" while the attempt that recorded the
-// transfer could still send it. Retryable: the check asks again once that has passed.
-const ErrTypeStillSendable = "StillSendable"
-
-// errStillSendable is the retryable answer of such a check, retried when the attempt's time is
-// up.
-func errStillSendable(transferID string, until, now time.Time) error {
-	return temporal.NewApplicationErrorWithOptions(
-		fmt.Sprintf("transfer %s not executed yet, but its attempt may still send it until %s: asking again then",
-			transferID, until.UTC().Format(time.RFC3339)),
-		ErrTypeStillSendable, temporal.ApplicationErrorOptions{NextRetryDelay: until.Sub(now) + 10*time.Millisecond})
 }
 
 // stillSendable reports until when a transfer recorded at created may still be sent by the

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
 	"paysaga/events"
@@ -91,7 +90,7 @@ func (a *Activities) Debit(ctx context.Context, in DebitInput) (DebitResult, err
 	}
 	if tr, err := a.Store.GetTransfer(ctx, in.TransferID); err == nil {
 		if tr.PaymentID != p.ID || tr.Kind != paysaga.TransferDebit {
-			return DebitResult{}, temporal.NewNonRetryableApplicationError("transfer "+tr.ID+" is not a debit of this payment", ErrTypeStateConflict, nil)
+			return DebitResult{}, newError(ErrTypeStateConflict, "transfer "+tr.ID+" is not a debit of this payment", nil)
 		}
 		return settledDebit(tr)
 	} else if paysaga.ErrorCode(err) != paysaga.ENOTFOUND {
@@ -99,8 +98,8 @@ func (a *Activities) Debit(ctx context.Context, in DebitInput) (DebitResult, err
 	}
 	if p.Status != paysaga.PaymentProcessing {
 		log.Warn("debit refused: the payment is not PROCESSING", "status", p.Status)
-		return DebitResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("payment %s is %s, not PROCESSING: nothing is debited", p.ID, p.Status), ErrTypeStateConflict, nil)
+		return DebitResult{}, newError(ErrTypeStateConflict,
+			fmt.Sprintf("payment %s is %s, not PROCESSING: nothing is debited", p.ID, p.Status), nil)
 	}
 	acct, err := a.usableAccount(ctx, p)
 	if err != nil {
@@ -151,7 +150,7 @@ func (a *Activities) CheckDebit(ctx context.Context, in CheckDebitInput) (CheckD
 		return CheckDebitResult{}, err
 	}
 	if tr.PaymentID != in.PaymentID {
-		return CheckDebitResult{}, temporal.NewNonRetryableApplicationError("transfer of another payment", ErrTypeStateConflict, nil)
+		return CheckDebitResult{}, newError(ErrTypeStateConflict, "transfer of another payment", nil)
 	}
 	switch tr.State {
 	case paysaga.TransferSucceeded:
@@ -174,7 +173,7 @@ func (a *Activities) CheckDebit(ctx context.Context, in CheckDebitInput) (CheckD
 	})
 	if err != nil {
 		if nh.Classify(err) == nh.OutcomeInvalid {
-			return CheckDebitResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeStateConflict, nil)
+			return CheckDebitResult{}, newError(ErrTypeStateConflict, err.Error(), nil)
 		}
 		log.Warn("check on debit failed; asking again later", "error", err)
 		return CheckDebitResult{}, fmt.Errorf("check on transfer %s: %w", tr.ID, err)
@@ -207,7 +206,7 @@ func (a *Activities) CheckDebit(ctx context.Context, in CheckDebitInput) (CheckD
 func (a *Activities) PublishPaymentEvent(ctx context.Context, in PublishPaymentEventInput) error {
 	data, err := json.Marshal(in.Payment)
 	if err != nil {
-		return temporal.NewNonRetryableApplicationError("encode event: "+err.Error(), ErrTypeStateConflict, nil)
+		return newError(ErrTypeStateConflict, "encode event: "+err.Error(), nil)
 	}
 	if err := a.Events.Publish(ctx, events.Event{ID: in.EventID, Type: in.Type, OccurredAt: in.OccurredAt, Data: data}); err != nil {
 		a.log(ctx, in.Payment.ID).Warn("event not published", "event_id", in.EventID, "error", err)
@@ -228,8 +227,8 @@ func fromPaymentWorkflow(ctx context.Context, paymentID string) error {
 		return nil
 	}
 	if id := activity.GetInfo(ctx).WorkflowExecution.ID; id != PaymentWorkflowPrefix+paymentID {
-		return temporal.NewNonRetryableApplicationError(
-			"payment "+paymentID+" is debited only by its own workflow, not by "+id, ErrTypeStateConflict, nil)
+		return newError(ErrTypeStateConflict,
+			"payment "+paymentID+" is debited only by its own workflow, not by "+id, nil)
 	}
 	return nil
 }
@@ -239,13 +238,13 @@ func fromPaymentWorkflow(ctx context.Context, paymentID string) error {
 func (a *Activities) usableAccount(ctx context.Context, p *paysaga.Payment) (*paysaga.Account, error) {
 	acct, err := a.Store.GetAccount(ctx, p.AccountID)
 	if paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
-		return nil, temporal.NewNonRetryableApplicationError("account not found", ErrTypeAccountUnusable, nil)
+		return nil, newError(ErrTypeAccountUnusable, "account not found", nil)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if acct.OwnerID != p.CustomerID || acct.Status != paysaga.AccountActive || acct.FinAccount == "" {
-		return nil, temporal.NewNonRetryableApplicationError("account cannot be debited", ErrTypeAccountUnusable, nil)
+		return nil, newError(ErrTypeAccountUnusable, "account cannot be debited", nil)
 	}
 	return acct, nil
 }
@@ -258,24 +257,10 @@ func settledDebit(tr *paysaga.Transfer) (DebitResult, error) {
 	case paysaga.TransferDeclined:
 		return DebitResult{}, declinedError(tr.Rpcd, tr.Rsms)
 	case paysaga.TransferNotExecuted:
-		return DebitResult{}, temporal.NewNonRetryableApplicationError("transfer "+tr.ID+" did not execute", ErrTypeNotExecuted, nil)
+		return DebitResult{}, newError(ErrTypeNotExecuted, "transfer "+tr.ID+" did not execute", nil)
 	}
-	return DebitResult{}, temporal.NewNonRetryableApplicationError(
-		"transfer "+tr.ID+" was sent and its outcome is unknown", ErrTypeUnknownOutcome, nil)
-}
-
-func declinedError(rpcd, rsms string) error {
-	return temporal.NewNonRetryableApplicationError("bank declined: "+rpcd, ErrTypeDeclined, nil, BankAnswer{Rpcd: rpcd, Rsms: rsms})
-}
-
-// storeError makes the store's verdicts on impossible states non-retryable; other errors (a
-// database outage) stay retryable.
-func storeError(err error) error {
-	switch paysaga.ErrorCode(err) {
-	case paysaga.ECONFLICT, paysaga.EINVALID, paysaga.ENOTFOUND:
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeStateConflict, err)
-	}
-	return err
+	return DebitResult{}, newError(ErrTypeUnknownOutcome,
+		"transfer "+tr.ID+" was sent and its outcome is unknown", nil)
 }
 
 // passbookText is what the customer's passbook shows: the description, cut to the bank's 25

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
 	"paysaga/events"
@@ -19,7 +18,7 @@ import (
 	"paysaga/store"
 )
 
-// Names of the steps of RefundWorkflow, as registered by RefundActivities.Register.
+// Names of the steps of RefundWorkflow, as the worker registers them.
 const (
 	// ReserveRefundName creates the refund PENDING with its amount reserved against the payment
 	// (a local activity). Refused: ErrTypeRefundRefused.
@@ -35,20 +34,6 @@ const (
 	SettleRefundName = "SettleRefund"
 	// PublishRefundEventName publishes refund.succeeded / refund.failed.
 	PublishRefundEventName = "PublishRefundEvent"
-)
-
-// Application error types of the refund steps (with those of contract.go).
-const (
-	// ErrTypeRefundRefused: the reservation was refused (more than is left to refund, a
-	// payment that cannot be refunded, a refund that already succeeded). Nothing was written;
-	// the message says why and is safe to show a client.
-	ErrTypeRefundRefused = "RefundRefused"
-	// ErrTypeNameMismatch: the holder of a typed-in account is not who the refund is for.
-	// Nothing was sent.
-	ErrTypeNameMismatch = "DepositorNameMismatch"
-	// ErrTypeCreditExecuted: a FAILED settlement was refused because a credit of the refund
-	// executed: the money went out, the refund succeeded.
-	ErrTypeCreditExecuted = "CreditExecuted"
 )
 
 // RefundBank is what the refund steps need of the bank; *nh.Client implements it.
@@ -134,21 +119,6 @@ type RefundActivities struct {
 	Now func() time.Time
 }
 
-// Register registers the refund steps under their names on r (a Temporal worker).
-func (a *RefundActivities) Register(r interface {
-	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
-}) {
-	for name, fn := range map[string]any{
-		ReserveRefundName:      a.ReserveRefund,
-		CreditName:             a.Credit,
-		CheckCreditName:        a.CheckCredit,
-		SettleRefundName:       a.SettleRefund,
-		PublishRefundEventName: a.PublishRefundEvent,
-	} {
-		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
-	}
-}
-
 func (a *RefundActivities) now() time.Time { return clock(a.Now) }
 
 func (a *RefundActivities) log(ctx context.Context, refundID string) *slog.Logger {
@@ -165,7 +135,7 @@ func (a *RefundActivities) ReserveRefund(ctx context.Context, in ReserveRefundIn
 	case "":
 		return *r, nil
 	case paysaga.ECONFLICT, paysaga.ENOTFOUND:
-		return paysaga.Refund{}, temporal.NewNonRetryableApplicationError(paysaga.ErrorMessage(err), ErrTypeRefundRefused, nil)
+		return paysaga.Refund{}, newError(ErrTypeRefundRefused, paysaga.ErrorMessage(err), nil)
 	}
 	return paysaga.Refund{}, storeError(err)
 }
@@ -210,13 +180,13 @@ func (a *RefundActivities) Credit(ctx context.Context, in CreditInput) (CreditRe
 			log.Warn("refund already credited; not sending again", "transfer_id", tr.ID)
 			return CreditResult{TransferID: tr.ID, Rpcd: tr.Rpcd, Rsms: tr.Rsms}, nil
 		case paysaga.TransferSent, paysaga.TransferUnknown:
-			return CreditResult{}, temporal.NewNonRetryableApplicationError(
-				"credit "+tr.ID+" of this refund has an unknown outcome", ErrTypeUnknownOutcome, nil)
+			return CreditResult{}, newError(ErrTypeUnknownOutcome,
+				"credit "+tr.ID+" of this refund has an unknown outcome", nil)
 		}
 	}
 	if r.Status != paysaga.RefundPending {
-		return CreditResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("refund %s is %s, not PENDING", r.ID, r.Status), ErrTypeStateConflict, nil)
+		return CreditResult{}, newError(ErrTypeStateConflict,
+			fmt.Sprintf("refund %s is %s, not PENDING", r.ID, r.Status), nil)
 	}
 	p, err := a.Store.GetPayment(ctx, r.PaymentID)
 	if err != nil {
@@ -331,7 +301,7 @@ func (a *RefundActivities) CheckCredit(ctx context.Context, in CheckCreditInput)
 		res, err := a.Bank.CheckOnReceivedTransfer(ctx, req)
 		if err != nil {
 			if nh.Classify(err) == nh.OutcomeInvalid {
-				return CheckCreditResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeStateConflict, nil)
+				return CheckCreditResult{}, newError(ErrTypeStateConflict, err.Error(), nil)
 			}
 			log.Warn("check on credit failed; asking again later", "transfer_id", tr.ID, "error", err)
 			pending = fmt.Errorf("check on transfer %s: %w", tr.ID, err)
@@ -385,9 +355,9 @@ func (a *RefundActivities) SettleRefund(ctx context.Context, in SettleRefundInpu
 		// settle, which the empty refund says.
 		return paysaga.Refund{}, nil
 	case errors.Is(err, store.ErrCreditExecuted):
-		return paysaga.Refund{}, temporal.NewNonRetryableApplicationError(paysaga.ErrorMessage(err), ErrTypeCreditExecuted, nil)
+		return paysaga.Refund{}, newError(ErrTypeCreditExecuted, paysaga.ErrorMessage(err), nil)
 	case errors.Is(err, store.ErrCreditInDoubt):
-		return paysaga.Refund{}, temporal.NewNonRetryableApplicationError(paysaga.ErrorMessage(err), ErrTypeUnknownOutcome, nil)
+		return paysaga.Refund{}, newError(ErrTypeUnknownOutcome, paysaga.ErrorMessage(err), nil)
 	}
 	if err != nil {
 		return paysaga.Refund{}, storeError(err)
@@ -400,8 +370,8 @@ func (a *RefundActivities) SettleRefund(ctx context.Context, in SettleRefundInpu
 // said. A credit the bank has answered for meanwhile keeps its answer.
 func (a *RefundActivities) resolveTransfers(ctx context.Context, refundID string, state paysaga.TransferState) error {
 	if state != paysaga.TransferSucceeded && state != paysaga.TransferNotExecuted {
-		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("a resolution sets credits SUCCEEDED or NOT_EXECUTED, not %q", state), ErrTypeStateConflict, nil)
+		return newError(ErrTypeStateConflict,
+			fmt.Sprintf("a resolution sets credits SUCCEEDED or NOT_EXECUTED, not %q", state), nil)
 	}
 	transfers, err := a.Store.ListTransfersByRefund(ctx, refundID)
 	if err != nil {
@@ -442,7 +412,7 @@ func (a *RefundActivities) PublishRefundEvent(ctx context.Context, in PublishRef
 	}
 	data, err := json.Marshal(body)
 	if err != nil {
-		return temporal.NewNonRetryableApplicationError("encode event: "+err.Error(), ErrTypeStateConflict, nil)
+		return newError(ErrTypeStateConflict, "encode event: "+err.Error(), nil)
 	}
 	if err := a.Events.Publish(ctx, events.Event{ID: in.EventID, Type: in.Type, OccurredAt: in.OccurredAt, Data: data}); err != nil {
 		a.log(ctx, in.Refund.ID).Warn("event not published", "event_id", in.EventID, "error", err)
@@ -461,23 +431,23 @@ func (a *RefundActivities) destination(ctx context.Context, r *paysaga.Refund, p
 	case paysaga.DestinationFinAccount, "":
 		acct, err := a.Store.GetAccount(ctx, p.AccountID)
 		if paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
-			return nil, temporal.NewNonRetryableApplicationError("the payment's account is gone", ErrTypeAccountUnusable, nil)
+			return nil, newError(ErrTypeAccountUnusable, "the payment's account is gone", nil)
 		}
 		if err != nil {
 			return nil, err
 		}
 		if acct.FinAccount == "" {
-			return nil, temporal.NewNonRetryableApplicationError("the payment's account has no fin account", ErrTypeAccountUnusable, nil)
+			return nil, newError(ErrTypeAccountUnusable, "the payment's account has no fin account", nil)
 		}
 		return &destination{kind: paysaga.DestinationFinAccount, finAcno: acct.FinAccount,
 			nhAPI: nh.APIReceivedTransferFinAccount, transfer: paysaga.TransferCreditFinAccount}, nil
 	}
 	if a.Keys == nil {
-		return nil, temporal.NewNonRetryableApplicationError("no keys to open a typed-in destination", ErrTypeStateConflict, nil)
+		return nil, newError(ErrTypeStateConflict, "no keys to open a typed-in destination", nil)
 	}
 	td, err := a.Keys.OpenRefundDestination(r.ID, seal.Sealed{Ciphertext: d.Sealed.Ciphertext, KeyID: d.Sealed.KeyID})
 	if err != nil {
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeStateConflict, nil)
+		return nil, newError(ErrTypeStateConflict, err.Error(), nil)
 	}
 	out := &destination{kind: d.Kind, bncd: d.BankCode, acno: td.Number, paymentID: p.ID,
 		nhAPI: nh.APIReceivedTransferOtherBank, transfer: paysaga.TransferCreditOtherBank}
@@ -507,8 +477,8 @@ func (a *RefundActivities) checkDepositor(ctx context.Context, log *slog.Logger,
 	}
 	if want == "" || normalizeName(got) != normalizeName(want) {
 		log.Warn("typed-in account belongs to someone else than the paying customer; not paying")
-		return temporal.NewNonRetryableApplicationError(
-			"the typed-in account's holder is not the paying account's holder", ErrTypeNameMismatch, nil)
+		return newError(ErrTypeNameMismatch,
+			"the typed-in account's holder is not the paying account's holder", nil)
 	}
 	return nil
 }
@@ -520,11 +490,11 @@ func (a *RefundActivities) payingAccount(ctx context.Context, paymentID string) 
 		return nil, storeError(err)
 	}
 	if a.Keys == nil {
-		return nil, temporal.NewNonRetryableApplicationError("no keys to open the paying account's number", ErrTypeStateConflict, nil)
+		return nil, newError(ErrTypeStateConflict, "no keys to open the paying account's number", nil)
 	}
 	number, err := a.Keys.Open(seal.Sealed{Ciphertext: acct.Number.Ciphertext, KeyID: acct.Number.KeyID}, seal.AccountNumberAD(acct.AccountID))
 	if err != nil {
-		return nil, temporal.NewNonRetryableApplicationError("the paying account's number cannot be opened: "+err.Error(), ErrTypeStateConflict, nil)
+		return nil, newError(ErrTypeStateConflict, "the paying account's number cannot be opened: "+err.Error(), nil)
 	}
 	return &destination{bncd: acct.BankCode, acno: string(number)}, nil
 }
@@ -533,20 +503,10 @@ func (a *RefundActivities) payingAccount(ctx context.Context, paymentID string) 
 // log, never the number).
 func (a *RefundActivities) depositor(ctx context.Context, log *slog.Logger, bncd, acno, what string) (string, error) {
 	dep, err := a.Bank.InquireDepositor(ctx, bncd, acno)
-	switch nh.Classify(err) {
-	case nh.OutcomeSuccess:
-		return dep.Dpnm, nil
-	case nh.OutcomeDeclined:
-		var de *nh.DeclinedError
-		errors.As(err, &de)
-		log.Info("depositor inquiry refused", "account", what, "rpcd", de.Rpcd)
-		return "", declinedError(de.Rpcd, de.Rsms)
-	case nh.OutcomeInvalid:
-		return "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, nil)
-	default:
-		log.Warn("depositor inquiry failed; asking again", "account", what, "error", err)
-		return "", fmt.Errorf("depositor inquiry (%s): %w", what, err)
+	if err != nil {
+		return "", inquiryError(log.With("account", what), "depositor inquiry ("+what+")", err)
 	}
+	return dep.Dpnm, nil
 }
 
 func normalizeName(s string) string { return strings.Join(strings.Fields(s), "") }
@@ -559,8 +519,8 @@ func settledCredit(tr *paysaga.Transfer) (CreditResult, error) {
 	case paysaga.TransferDeclined:
 		return CreditResult{}, declinedError(tr.Rpcd, tr.Rsms)
 	case paysaga.TransferNotExecuted:
-		return CreditResult{}, temporal.NewNonRetryableApplicationError("transfer "+tr.ID+" did not execute", ErrTypeNotExecuted, nil)
+		return CreditResult{}, newError(ErrTypeNotExecuted, "transfer "+tr.ID+" did not execute", nil)
 	}
-	return CreditResult{}, temporal.NewNonRetryableApplicationError(
-		"transfer "+tr.ID+" was sent and its outcome is unknown", ErrTypeUnknownOutcome, nil)
+	return CreditResult{}, newError(ErrTypeUnknownOutcome,
+		"transfer "+tr.ID+" was sent and its outcome is unknown", nil)
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"go.temporal.io/sdk/temporal"
-
 	"paysaga"
 	"paysaga/nh"
 	"paysaga/store"
@@ -41,15 +39,15 @@ func recordAnswer(ctx context.Context, db *store.DB, log *slog.Logger, what, tra
 		// The request provably never left this process: nothing can have moved.
 		markTransfer(ctx, db, log, transferID, paysaga.TransferNotExecuted)
 		log.Warn(what+" not sent", "error", err)
-		return "", "", temporal.NewNonRetryableApplicationError(what+" not sent: "+err.Error(), ErrTypeNotExecuted, nil)
+		return "", "", newError(ErrTypeNotExecuted, what+" not sent: "+err.Error(), nil)
 	case nh.OutcomeInvalid:
 		markTransfer(ctx, db, log, transferID, paysaga.TransferNotExecuted)
 		log.Error(what+" refused by the bank client as malformed", "error", err)
-		return "", "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, nil)
+		return "", "", newError(ErrTypeInvalidRequest, err.Error(), nil)
 	default: // unknown outcome, or an in-progress answer to a transfer
 		markTransfer(ctx, db, log, transferID, paysaga.TransferUnknown)
 		log.Warn(what+" outcome unknown", "error", err)
-		return "", "", temporal.NewNonRetryableApplicationError(what+" outcome unknown: "+err.Error(), ErrTypeUnknownOutcome, nil)
+		return "", "", newError(ErrTypeUnknownOutcome, what+" outcome unknown: "+err.Error(), nil)
 	}
 }
 

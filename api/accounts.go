@@ -161,9 +161,14 @@ func onlyDigits(s string) bool {
 func (h *accountHandlers) create(c *gin.Context) {
 	ctx := c.Request.Context()
 	user := UserFrom(c)
+	key, err := idempotencyKey(c)
+	if err != nil {
+		Problem(c, err)
+		return
+	}
 	var req createAccountRequest
-	key, ok := bindKeyed(c, &req)
-	if !ok {
+	if err := BindJSON(c, &req); err != nil {
+		Problem(c, err)
 		return
 	}
 	number, err := req.check(h.Now())

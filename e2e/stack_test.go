@@ -104,6 +104,11 @@ func run(m *testing.M) (int, error) {
 			UnknownDeadline: 8 * time.Second,
 			RetryDelay:      100 * time.Millisecond,
 		},
+		Refunds: workflows.RefundConfig{
+			BankCallTimeout: 4 * time.Second,
+			UnknownDeadline: 8 * time.Second,
+			RetryDelay:      100 * time.Millisecond,
+		},
 	})
 	if err != nil {
 		return 0, err

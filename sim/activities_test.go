@@ -171,8 +171,7 @@ type registry interface {
 func (f *activityFaults) register(r registry, a *activities.Activities, ra *activities.RefundActivities) {
 	// The real registrations first, so that an activity added to the workers later is there
 	// too; then the wrapped ones in their place.
-	worker.RegisterActivities(r, a)
-	ra.Register(r)
+	worker.RegisterActivities(r, worker.Activities{Payments: a, Refunds: ra})
 	reg := func(name string, fn any) {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name, DisableAlreadyRegisteredCheck: true})
 	}

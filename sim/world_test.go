@@ -224,7 +224,7 @@ func newWorld(opts *options, p *plan) (w *world, err error) {
 		}
 	}
 	logger := slog.New(slog.DiscardHandler)
-	worker.RegisterWorkflows(w.env, simConfig())
+	worker.RegisterWorkflows(w.env, worker.Config{Payments: simConfig(), Refunds: workflows.RefundConfig{BankCallTimeout: bankCallTimeout}})
 	w.acts.register(w.env,
 		&activities.Activities{Store: w.db, Bank: client, Events: w.pub, Logger: logger},
 		&activities.RefundActivities{Store: w.db, Bank: client, Events: w.pub, Logger: logger})

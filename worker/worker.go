@@ -1,5 +1,6 @@
-// Package worker builds the Temporal worker of the engine: it registers the workflows and the
-// activities, wired to their dependencies, on the paysaga task queue.
+// Package worker builds the Temporal worker of the engine and is the one place that registers
+// the engine's workflows and activities: the worker, the replay tests and `payctl history
+// replay` all register through RegisterWorkflows, so they check the code the worker runs.
 package worker
 
 import (
@@ -13,6 +14,7 @@ import (
 
 	"paysaga/activities"
 	"paysaga/events"
+	"paysaga/nh"
 	"paysaga/seal"
 	"paysaga/store"
 	"paysaga/workflows"
@@ -21,22 +23,30 @@ import (
 // Worker is a Temporal worker: Start, Run, Stop.
 type Worker = sdkworker.Worker
 
+// Bank is what the activities need of the bank; *nh.Client implements it.
+type Bank interface {
+	activities.Bank
+	activities.RefundBank
+	activities.AccountBank
+}
+
+var _ Bank = (*nh.Client)(nil)
+
 // Deps are what the workflows' steps need.
 type Deps struct {
 	Store *store.DB
 	// Bank is the NH client (*nh.Client), or a stand-in in tests.
-	Bank activities.Bank
-	// RefundBank pays refunds out; Bank when it can (an *nh.Client can), else refunds are not
-	// served by this worker.
-	RefundBank activities.RefundBank
-	// Keys opens the account numbers support types in for refunds; without them such refunds
-	// fail (refunds to the payment's own account need none).
+	Bank Bank
+	// Keys opens the sealed account numbers and birth dates (registrations, refunds to an
+	// account support typed in).
 	Keys *seal.Keyring
 	// Events publishes the outcome events; events.NoBroker when nil.
 	Events events.Publisher
 	Logger *slog.Logger
-	// Payments holds the deadlines of the payment saga (zero fields: defaults).
-	Payments workflows.PaymentConfig
+	// Payments, Refunds and FinAccounts hold the deadlines of the sagas (zero fields: defaults).
+	Payments    workflows.PaymentConfig
+	Refunds     workflows.RefundConfig
+	FinAccounts workflows.FinAccountConfig
 	// Options tunes the worker (concurrency…); zero values are the SDK's defaults.
 	Options sdkworker.Options
 }
@@ -54,19 +64,24 @@ func New(c client.Client, deps Deps) (Worker, error) {
 		deps.Events = events.NoBroker{Logger: deps.Logger}
 	}
 	w := sdkworker.New(c, workflows.TaskQueue, deps.Options)
-	RegisterWorkflows(w, deps.Payments)
-	RegisterActivities(w, &activities.Activities{
-		Store: deps.Store, Bank: deps.Bank, Events: deps.Events, Logger: deps.Logger,
+	RegisterWorkflows(w, Config{Payments: deps.Payments, Refunds: deps.Refunds, FinAccounts: deps.FinAccounts})
+	RegisterActivities(w, Activities{
+		Payments: &activities.Activities{Store: deps.Store, Bank: deps.Bank, Events: deps.Events, Logger: deps.Logger},
+		Refunds: &activities.RefundActivities{
+			Store: deps.Store, Bank: deps.Bank, Keys: deps.Keys, Events: deps.Events, Logger: deps.Logger,
+		},
+		Accounts: &activities.AccountActivities{
+			Store: deps.Store, Bank: deps.Bank, Keys: deps.Keys, Events: deps.Events, Logger: deps.Logger,
+		},
 	})
-	if deps.RefundBank == nil {
-		deps.RefundBank, _ = deps.Bank.(activities.RefundBank)
-	}
-	if deps.RefundBank != nil {
-		(&activities.RefundActivities{
-			Store: deps.Store, Bank: deps.RefundBank, Keys: deps.Keys, Events: deps.Events, Logger: deps.Logger,
-		}).Register(w)
-	}
 	return w, nil
+}
+
+// Config is the configuration of every workflow (zero fields: the defaults).
+type Config struct {
+	Payments    workflows.PaymentConfig
+	Refunds     workflows.RefundConfig
+	FinAccounts workflows.FinAccountConfig
 }
 
 // WorkflowRegistry is where workflows are registered: a worker, or a replayer.
@@ -74,12 +89,23 @@ type WorkflowRegistry interface {
 	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
 }
 
-// RegisterWorkflows registers every workflow under its stable name. Replay tests and
-// `payctl history replay` use it too, so that they check the code the worker runs.
-func RegisterWorkflows(r WorkflowRegistry, payments workflows.PaymentConfig) {
-	p := workflows.NewPayments(payments)
-	r.RegisterWorkflowWithOptions(p.PaymentWorkflow, workflow.RegisterOptions{Name: workflows.PaymentWorkflowName})
-	r.RegisterWorkflowWithOptions(p.RefundWorkflow, workflow.RegisterOptions{Name: workflows.RefundWorkflowName})
+// RegisterWorkflows registers every workflow under its stable type name.
+func RegisterWorkflows(r WorkflowRegistry, cfg Config) {
+	for name, fn := range map[string]any{
+		workflows.PaymentWorkflowName:    workflows.NewPayments(cfg.Payments).PaymentWorkflow,
+		workflows.RefundWorkflowName:     workflows.NewRefunds(cfg.Refunds).RefundWorkflow,
+		workflows.FinAccountWorkflowName: workflows.NewFinAccounts(cfg.FinAccounts).FinAccountWorkflow,
+	} {
+		r.RegisterWorkflowWithOptions(fn, workflow.RegisterOptions{Name: name})
+	}
+}
+
+// Activities are the steps of the workflows, wired to their dependencies. A nil field
+// registers nothing.
+type Activities struct {
+	Payments *activities.Activities
+	Refunds  *activities.RefundActivities
+	Accounts *activities.AccountActivities
 }
 
 // ActivityRegistry is where activities are registered.
@@ -89,13 +115,28 @@ type ActivityRegistry interface {
 
 // RegisterActivities registers the activities under the names the workflows call them by
 // (local activities are looked up in the same registry).
-func RegisterActivities(r ActivityRegistry, a *activities.Activities) {
-	for name, fn := range map[string]any{
-		activities.RecordPaymentName:       a.RecordPayment,
-		activities.DebitName:               a.Debit,
-		activities.CheckDebitName:          a.CheckDebit,
-		activities.PublishPaymentEventName: a.PublishPaymentEvent,
-	} {
+func RegisterActivities(r ActivityRegistry, acts Activities) {
+	steps := map[string]any{}
+	if a := acts.Payments; a != nil {
+		steps[activities.RecordPaymentName] = a.RecordPayment
+		steps[activities.DebitName] = a.Debit
+		steps[activities.CheckDebitName] = a.CheckDebit
+		steps[activities.PublishPaymentEventName] = a.PublishPaymentEvent
+	}
+	if a := acts.Refunds; a != nil {
+		steps[activities.ReserveRefundName] = a.ReserveRefund
+		steps[activities.CreditName] = a.Credit
+		steps[activities.CheckCreditName] = a.CheckCredit
+		steps[activities.SettleRefundName] = a.SettleRefund
+		steps[activities.PublishRefundEventName] = a.PublishRefundEvent
+	}
+	if a := acts.Accounts; a != nil {
+		steps[activities.OpenFinAccountName] = a.OpenFinAccount
+		steps[activities.CheckFinAccountName] = a.CheckFinAccount
+		steps[activities.FailFinAccountName] = a.FailFinAccount
+		steps[activities.PublishAccountEventName] = a.PublishAccountEvent
+	}
+	for name, fn := range steps {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
 }

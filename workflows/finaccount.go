@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -30,13 +29,6 @@ type FinAccountInput struct {
 	AccountID string `json:"account_id"`
 	OwnerID   string `json:"owner_id"`
 }
-
-// Failure codes of a registration that the bank did not refuse itself (accounts.failure_code;
-// a refusal stores the bank's Rpcd).
-const (
-	FailureIssuanceTimeout = "issuance_timeout" // the bank kept answering "in progress" past the deadline
-	FailureBankUnavailable = "bank_unavailable" // the bank could not be reached until the deadline
-)
 
 // FinAccountConfig holds the deadlines of the registration. Zero fields take the defaults of
 // DefaultFinAccountConfig; they change activity options only, never the commands emitted.
@@ -82,8 +74,8 @@ func (c FinAccountConfig) withDefaults() FinAccountConfig {
 // store ended FAILED at activation (number_in_use) was announced as registered.
 const registeredOnlyActiveChange = "registered-only-active"
 
-// FinAccounts runs registration workflows with a configuration; RegisterFinAccountWorkflow
-// registers its FinAccountWorkflow method under FinAccountWorkflowName.
+// FinAccounts runs registration workflows with a configuration; the worker registers its
+// FinAccountWorkflow method under FinAccountWorkflowName.
 type FinAccounts struct {
 	cfg FinAccountConfig
 }
@@ -141,28 +133,22 @@ func (w *FinAccounts) register(ctx workflow.Context, accountID string) (paysaga.
 			return acct, true, nil
 		}
 	}
-	var appErr *temporal.ApplicationError
-	errors.As(err, &appErr)
 	code, msg := FailureIssuanceTimeout, "the bank did not issue the fin account in time; register the account again later"
+	if f, ok := failureOf(err, "registered"); ok {
+		code, msg = f.code, f.message
+	}
 	switch errType(err) {
-	case activities.ErrTypeDeclined:
-		var ans activities.BankAnswer
-		if appErr.HasDetails() {
-			_ = appErr.Details(&ans)
-		}
-		code, msg = ans.Rpcd, ans.Rsms
-	case activities.ErrTypeInvalidRequest:
-		code, msg = FailureInvalidRequest, "the bank request was refused as malformed"
 	case activities.ErrTypeNotPending:
 		var acct paysaga.Account
-		if appErr.HasDetails() {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.HasDetails() {
 			_ = appErr.Details(&acct)
 		}
 		return acct, false, nil
 	case activities.ErrTypeStateConflict:
 		return paysaga.Account{}, false, fmt.Errorf("register account %s: %w", accountID, err)
-	case activities.ErrTypeInProgress:
-		// The deadline passed while the bank was still issuing: the default reason.
+	case activities.ErrTypeInProgress, activities.ErrTypeDeclined, activities.ErrTypeInvalidRequest:
+		// The deadline passed while the bank was still issuing (the default reason), or a refusal.
 	default:
 		if !opened {
 			code, msg = FailureBankUnavailable, "the bank could not be reached; register the account again later"
@@ -174,10 +160,9 @@ func (w *FinAccounts) register(ctx workflow.Context, accountID string) (paysaga.
 		StartToCloseTimeout:    10 * time.Second,
 		ScheduleToCloseTimeout: time.Hour,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        200 * time.Millisecond,
-			BackoffCoefficient:     2,
-			MaximumInterval:        30 * time.Second,
-			NonRetryableErrorTypes: []string{activities.ErrTypeStateConflict},
+			InitialInterval:    200 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
 		},
 	})
 	if err := workflow.ExecuteLocalActivity(lctx, activities.FailFinAccountName,
@@ -188,8 +173,8 @@ func (w *FinAccounts) register(ctx workflow.Context, accountID string) (paysaga.
 }
 
 // bankOptions are the options of a registration bank call: retried with backoff until
-// deadline, except for the answers that retrying cannot change. For the check, the retries
-// are the polling loop: "in progress" (ErrTypeInProgress) is retryable.
+// deadline, except for the answers the activity marks final (activities/errors.go). For the
+// check, the retries are the polling loop: "in progress" (ErrTypeInProgress) is retryable.
 func (w *FinAccounts) bankOptions(ctx workflow.Context, deadline time.Duration) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    w.cfg.BankCallTimeout,
@@ -198,10 +183,6 @@ func (w *FinAccounts) bankOptions(ctx workflow.Context, deadline time.Duration) 
 			InitialInterval:    w.cfg.PollInterval,
 			BackoffCoefficient: 1.5,
 			MaximumInterval:    w.cfg.MaxPollInterval,
-			NonRetryableErrorTypes: []string{
-				activities.ErrTypeDeclined, activities.ErrTypeInvalidRequest, activities.ErrTypeStateConflict,
-				activities.ErrTypeNotPending,
-			},
 		},
 	})
 }
@@ -238,22 +219,4 @@ func accountEventID(accountID, runID string) string {
 		run = run[:12]
 	}
 	return fmt.Sprintf("%s%s_reg_%s", paysaga.PrefixEvent, strings.TrimPrefix(accountID, paysaga.PrefixAccount), run)
-}
-
-// RegisterFinAccountWorkflow registers FinAccountWorkflow under its name on a worker or a
-// replayer.
-func RegisterFinAccountWorkflow(r interface {
-	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
-}, cfg FinAccountConfig) {
-	r.RegisterWorkflowWithOptions(NewFinAccounts(cfg).FinAccountWorkflow, workflow.RegisterOptions{Name: FinAccountWorkflowName})
-}
-
-// RegisterAccounts registers the registration workflow and its activities on a worker
-// (go.temporal.io/sdk/worker.Worker satisfies r).
-func RegisterAccounts(r interface {
-	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
-	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
-}, cfg FinAccountConfig, acts *activities.AccountActivities) {
-	RegisterFinAccountWorkflow(r, cfg)
-	acts.Register(r)
 }

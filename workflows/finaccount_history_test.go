@@ -28,6 +28,7 @@ import (
 	"paysaga/seal"
 	"paysaga/store"
 	"paysaga/store/storetest"
+	"paysaga/worker"
 	"paysaga/workflows"
 )
 
@@ -80,7 +81,8 @@ func newFinBench(t *testing.T, c client.Client, issueDelay time.Duration) *finBe
 	// A task queue of its own: nothing else polls it.
 	queue := "finaccount-" + strings.TrimPrefix(paysaga.NewID("q_"), "q_")
 	w := sdkworker.New(c, queue, sdkworker.Options{})
-	workflows.RegisterAccounts(w, finRecordConfig, &activities.AccountActivities{Store: db, Bank: nhc, Keys: keys, Events: pub})
+	worker.RegisterWorkflows(w, recordConfigs)
+	worker.RegisterActivities(w, worker.Activities{Accounts: &activities.AccountActivities{Store: db, Bank: nhc, Keys: keys, Events: pub}})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	u := &paysaga.User{ID: paysaga.NewID(paysaga.PrefixUser), Email: "lee@example.com", Name: "이서연",
@@ -242,7 +244,7 @@ func TestReplayFinAccountHistories(t *testing.T) {
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			r := sdkworker.NewWorkflowReplayer()
-			workflows.RegisterFinAccountWorkflow(r, finRecordConfig)
+			worker.RegisterWorkflows(r, recordConfigs)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), file))
 		})
 	}

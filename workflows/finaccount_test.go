@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"paysaga"
 	"paysaga/activities"
@@ -113,7 +114,7 @@ func newFinHarness(t *testing.T, steps *fakeRegistration) *finHarness {
 	env := ts.NewTestWorkflowEnvironment()
 	h := &finHarness{env: env, steps: steps}
 	steps.now = env.Now
-	RegisterFinAccountWorkflow(env, testFinConfig)
+	env.RegisterWorkflowWithOptions(NewFinAccounts(testFinConfig).FinAccountWorkflow, workflow.RegisterOptions{Name: FinAccountWorkflowName})
 	env.RegisterActivityWithOptions(steps.open, activity.RegisterOptions{Name: activities.OpenFinAccountName})
 	env.RegisterActivityWithOptions(steps.check, activity.RegisterOptions{Name: activities.CheckFinAccountName})
 	env.RegisterActivityWithOptions(steps.fail, activity.RegisterOptions{Name: activities.FailFinAccountName})
@@ -273,7 +274,7 @@ func TestFinAccountAlreadyFinished(t *testing.T) {
 func TestFinAccountRefusesBadInput(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
-	RegisterFinAccountWorkflow(env, testFinConfig)
+	env.RegisterWorkflowWithOptions(NewFinAccounts(testFinConfig).FinAccountWorkflow, workflow.RegisterOptions{Name: FinAccountWorkflowName})
 	env.ExecuteWorkflow(FinAccountWorkflowName, FinAccountInput{AccountID: "3021234567891"})
 	require.Error(t, env.GetWorkflowError())
 }

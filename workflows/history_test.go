@@ -43,6 +43,19 @@ var recordConfig = workflows.PaymentConfig{
 	RetryDelay:       500 * time.Millisecond,
 }
 
+// recordRefundConfig is recordConfig's counterpart for refunds.
+var recordRefundConfig = workflows.RefundConfig{
+	BankCallTimeout:   2 * time.Second,
+	CreditDeadline:    30 * time.Second,
+	UnknownDeadline:   4 * time.Second,
+	SendMargin:        500 * time.Millisecond,
+	MaxCreditAttempts: 3,
+	RetryDelay:        500 * time.Millisecond,
+}
+
+// recordConfigs are the configurations of every workflow the histories are recorded with.
+var recordConfigs = worker.Config{Payments: recordConfig, Refunds: recordRefundConfig, FinAccounts: finRecordConfig}
+
 const (
 	recIscd  = "000123"
 	recToken = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -189,7 +202,7 @@ func runScenario(t *testing.T, c client.Client, sc scenario) *historypb.History 
 		MaskedNumber: paysaga.MaskAccountNumber(bankAcct.Acno), Status: paysaga.AccountActive, FinAccount: fin}
 	require.NoError(t, db.CreateAccount(ctx, acct, store.SealedAccountNumber{Ciphertext: []byte("x"), KeyID: "k", Hash: "h"}))
 
-	w, err := worker.New(c, worker.Deps{Store: db, Bank: bank, Events: broker, Payments: recordConfig})
+	w, err := worker.New(c, worker.Deps{Store: db, Bank: bank, Events: broker, Payments: recordConfig, Refunds: recordRefundConfig})
 	require.NoError(t, err)
 	require.NoError(t, w.Start())
 	defer w.Stop()

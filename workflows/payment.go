@@ -69,15 +69,6 @@ type PaymentView struct {
 	UnpublishedEvents  int             `json:"unpublished_events"`
 }
 
-// Failure codes a payment gets when the bank gave no Rpcd of its own (payments.failure_code).
-const (
-	FailureNotExecuted     = "not_executed"     // every transfer attempt certainly failed to execute
-	FailureAccountUnusable = "account_unusable" // the account is missing, inactive or not the customer's
-	FailureInvalidRequest  = "invalid_request"  // the bank client refused the request as malformed
-	FailureUnsupported     = "unsupported"      // e.g. manual capture, which is not available yet
-	FailureOperator        = "operator_failed"  // an operator resolved an UNKNOWN payment as failed
-)
-
 // History events of manual capture.
 const (
 	EventAuthorized   = "payment.authorized"    // debited, waiting for capture
@@ -416,25 +407,15 @@ func (s *paymentRun) debit(ctx workflow.Context) (debitOutcome, error) {
 		tid := transferID(s.p.ID, s.attempts)
 		s.mayHaveMoved, s.transferID = true, tid
 		var res activities.DebitResult
-		err := workflow.ExecuteActivity(s.debitOptions(ctx), activities.DebitName,
+		err := workflow.ExecuteActivity(sendOptions(ctx, s.cfg.BankCallTimeout, s.cfg.DebitDeadline, false), activities.DebitName,
 			activities.DebitInput{PaymentID: s.p.ID, TransferID: tid}).Get(ctx, &res)
 		if err == nil {
 			return debitOutcome{status: paysaga.PaymentSucceeded, rpcd: res.Rpcd, rsms: res.Rsms, transferID: tid}, nil
 		}
-		var appErr *temporal.ApplicationError
-		errors.As(err, &appErr)
-		switch errType(err) {
-		case activities.ErrTypeDeclined:
-			return declined(appErr, tid), nil
-		case activities.ErrTypeAccountUnusable:
-			return debitOutcome{status: paysaga.PaymentFailed, failureCode: FailureAccountUnusable,
-				failureMessage: "the account cannot be debited", transferID: tid}, nil
-		case activities.ErrTypeInvalidRequest:
-			return debitOutcome{status: paysaga.PaymentFailed, failureCode: FailureInvalidRequest,
-				failureMessage: "the bank request was refused as malformed", transferID: tid}, nil
-		case activities.ErrTypeNotExecuted:
-			// Certainly not sent: a new transfer is safe.
-		default:
+		if f, ok := failureOf(err, "debited"); ok {
+			return failedDebit(f, tid), nil
+		}
+		if errType(err) != activities.ErrTypeNotExecuted { // else certainly not sent: a new transfer is safe
 			// Lost answer, or the debit could not finish: the money may have moved. Ask the bank.
 			logger.Warn("debit outcome unknown; checking with the bank", "payment_id", s.p.ID)
 			if err := s.record(ctx, step{status: paysaga.PaymentProcessing,
@@ -442,12 +423,12 @@ func (s *paymentRun) debit(ctx workflow.Context) (debitOutcome, error) {
 				return debitOutcome{}, err
 			}
 			var chk activities.CheckDebitResult
-			err := workflow.ExecuteActivity(s.checkOptions(ctx), activities.CheckDebitName,
+			err := workflow.ExecuteActivity(checkOptions(ctx, s.cfg.BankCallTimeout, s.cfg.UnknownDeadline), activities.CheckDebitName,
 				activities.CheckDebitInput{PaymentID: s.p.ID, TransferID: tid, SendableFor: s.cfg.BankCallTimeout + s.cfg.SendMargin}).Get(ctx, &chk)
 			if err != nil {
 				if errType(err) == activities.ErrTypeDeclined {
-					errors.As(err, &appErr)
-					return declined(appErr, tid), nil
+					f, _ := failureOf(err, "debited")
+					return failedDebit(f, tid), nil
 				}
 				return debitOutcome{status: paysaga.PaymentUnknown, transferID: tid}, nil
 			}
@@ -470,11 +451,8 @@ func (s *paymentRun) debit(ctx workflow.Context) (debitOutcome, error) {
 	}
 }
 
-func declined(appErr *temporal.ApplicationError, tid string) debitOutcome {
-	var ans activities.BankAnswer
-	if appErr != nil && appErr.HasDetails() {
-		_ = appErr.Details(&ans)
-	}
-	return debitOutcome{status: paysaga.PaymentFailed, rpcd: ans.Rpcd, rsms: ans.Rsms,
-		failureCode: ans.Rpcd, failureMessage: ans.Rsms, transferID: tid}
+// failedDebit is a debit the bank, or the activity before sending, refused for good.
+func failedDebit(f failure, tid string) debitOutcome {
+	return debitOutcome{status: paysaga.PaymentFailed, rpcd: f.rpcd, rsms: f.rsms,
+		failureCode: f.code, failureMessage: f.message, transferID: tid}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -12,49 +11,6 @@ import (
 	"paysaga"
 	"paysaga/activities"
 )
-
-// errType is the type of the application error in err's chain, "" when there is none.
-func errType(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return appErr.Type()
-	}
-	return ""
-}
-
-func (s *paymentRun) debitOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    s.cfg.BankCallTimeout,
-		ScheduleToCloseTimeout: s.cfg.DebitDeadline,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    15 * time.Second,
-			// Only failures before the request left are retried; everything the bank may have
-			// seen is final for this transfer.
-			NonRetryableErrorTypes: []string{
-				activities.ErrTypeDeclined, activities.ErrTypeUnknownOutcome, activities.ErrTypeNotExecuted,
-				activities.ErrTypeInvalidRequest, activities.ErrTypeAccountUnusable, activities.ErrTypeStateConflict,
-			},
-		},
-	})
-}
-
-func (s *paymentRun) checkOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: s.cfg.BankCallTimeout,
-		// Asked again and again until the deadline; then the payment is UNKNOWN.
-		ScheduleToCloseTimeout: s.cfg.UnknownDeadline,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    2 * time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
-			NonRetryableErrorTypes: []string{
-				activities.ErrTypeDeclined, activities.ErrTypeAccountUnusable, activities.ErrTypeStateConflict,
-			},
-		},
-	})
-}
 
 // step is one change of the payment, written by one RecordPayment local activity.
 type step struct {
@@ -82,7 +38,7 @@ func (s *paymentRun) record(ctx workflow.Context, st step) error {
 		p.Status = paysaga.PaymentPending
 		in.Create = &p
 	}
-	err := persist(ctx, s.cfg, []string{activities.ErrTypeStateConflict}, s.storeStalled, activities.RecordPaymentName, in, nil)
+	err := persist(ctx, s.cfg.StoreAttentionAfter, s.storeStalled, activities.RecordPaymentName, in, nil)
 	if err != nil {
 		if !s.mayHaveMoved || errors.Is(err, errGiveUp) || temporal.IsCanceledError(err) {
 			// Nothing was sent (or a history from before store-retry-forever): the run may fail.

@@ -29,6 +29,14 @@ var testConfig = PaymentConfig{
 	RetryDelay:       time.Second,
 }
 
+var testRefundConfig = RefundConfig{
+	BankCallTimeout:   10 * time.Second,
+	CreditDeadline:    time.Minute,
+	UnknownDeadline:   5 * time.Minute,
+	MaxCreditAttempts: 3,
+	RetryDelay:        time.Second,
+}
+
 func testInput() PaymentInput {
 	return PaymentInput{
 		PaymentID:   "pay_test0000000000000000001",
@@ -436,7 +444,7 @@ func manualHarness(t *testing.T) (*harness, *fakeRefundSteps, PaymentInput) {
 	steps := &fakeSteps{debitFn: succeedDebit}
 	refunds := &fakeRefundSteps{creditFn: creditOK}
 	h := newHarness(t, steps, func(env *testsuite.TestWorkflowEnvironment) {
-		env.RegisterWorkflowWithOptions(NewPayments(testConfig).RefundWorkflow, workflow.RegisterOptions{Name: RefundWorkflowName})
+		env.RegisterWorkflowWithOptions(NewRefunds(testRefundConfig).RefundWorkflow, workflow.RegisterOptions{Name: RefundWorkflowName})
 		env.RegisterActivityWithOptions(refunds.reserve, activity.RegisterOptions{Name: activities.ReserveRefundName})
 		env.RegisterActivityWithOptions(refunds.credit, activity.RegisterOptions{Name: activities.CreditName})
 		env.RegisterActivityWithOptions(refunds.settle, activity.RegisterOptions{Name: activities.SettleRefundName})

@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"errors"
-	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -26,22 +25,22 @@ const (
 var errGiveUp = errors.New("store write abandoned (before store-retry-forever)")
 
 // persist runs the store-writing local activity name until it lands. A failure the activity
-// marks final (a non-retryable application error, or one of the types in final) is returned
-// for the caller to decide; a cancellation too. Anything else — the database is down, slow or
+// marks final (a non-retryable application error) is returned for the caller to decide; a
+// cancellation too. Anything else — the database is down, slow or
 // locked — is retried without end: quick retries inside the local activity, then timers with a
 // backoff capped at a minute (cheap in history, and an hour-long outage costs about sixty
 // timers). Once the writes have failed for cfg.StoreAttentionAfter, stalled is called, once,
 // so that the run can say it needs attention; the caller clears that when its state changes.
-func persist(ctx workflow.Context, cfg PaymentConfig, final []string, stalled func(workflow.Context),
+// attentionAfter: see PaymentConfig.StoreAttentionAfter.
+func persist(ctx workflow.Context, attentionAfter time.Duration, stalled func(workflow.Context),
 	name string, in any, out any) error {
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout:    10 * time.Second,
 		ScheduleToCloseTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        200 * time.Millisecond,
-			BackoffCoefficient:     2,
-			MaximumInterval:        10 * time.Second,
-			NonRetryableErrorTypes: final,
+			InitialInterval:    200 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumInterval:    10 * time.Second,
 		},
 	})
 	var (
@@ -54,7 +53,7 @@ func persist(ctx workflow.Context, cfg PaymentConfig, final []string, stalled fu
 		if err == nil {
 			return nil
 		}
-		if temporal.IsCanceledError(err) || finalError(err, final) {
+		if temporal.IsCanceledError(err) || finalError(err) {
 			return err
 		}
 		if workflow.GetVersion(ctx, storeRetryChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
@@ -64,7 +63,7 @@ func persist(ctx workflow.Context, cfg PaymentConfig, final []string, stalled fu
 		if since.IsZero() {
 			since = now.Add(-time.Minute) // the local activity's own retries
 		}
-		if !reported && now.Sub(since) >= cfg.StoreAttentionAfter {
+		if !reported && now.Sub(since) >= attentionAfter {
 			reported = true
 			workflow.GetLogger(ctx).Error("store writes keep failing; needs attention, still retrying",
 				"activity", name, "failing_for", now.Sub(since).String(), "error", err)
@@ -80,10 +79,7 @@ func persist(ctx workflow.Context, cfg PaymentConfig, final []string, stalled fu
 }
 
 // finalError reports whether a local activity's error is one that retrying cannot help.
-func finalError(err error, final []string) bool {
+func finalError(err error) bool {
 	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) {
-		return false
-	}
-	return appErr.NonRetryable() || slices.Contains(final, appErr.Type())
+	return errors.As(err, &appErr) && appErr.NonRetryable()
 }

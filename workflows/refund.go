@@ -44,15 +44,6 @@ const (
 	EventRefundCompensationFailed = "refund.compensation_failed"
 )
 
-// Failure codes a refund gets when the bank gave no Rpcd of its own (refunds.failure_code, at
-// most 16 characters), with FailureNotExecuted, FailureAccountUnusable and
-// FailureInvalidRequest.
-const (
-	FailureNameMismatch = "name_mismatch" // a typed-in account belongs to someone else
-	FailureCanceled     = "canceled"      // the workflow was cancelled before the credit
-	FailureInternal     = "internal"      // a step could not finish
-)
-
 // RefundInput starts (or replays) a refund. IDs, the amount and the reason only: a typed-in
 // destination is saved sealed in the database before the workflow starts.
 type RefundInput struct {
@@ -94,9 +85,73 @@ func SearchAttributesForRefund(in RefundInput) temporal.SearchAttributes {
 	)
 }
 
+// RefundConfig holds the deadlines of the refund saga. Zero fields take the defaults of
+// DefaultRefundConfig. Changing them changes activity options and timers only, never the
+// commands a workflow emits, so running workflows keep replaying.
+type RefundConfig struct {
+	// BankCallTimeout bounds one attempt of a bank activity (it should exceed the nh client's
+	// own timeout).
+	BankCallTimeout time.Duration
+	// CreditDeadline bounds the retries of one credit attempt that fail before the request is
+	// sent (a database outage, a failed depositor inquiry); past it the outcome is checked like
+	// a lost answer.
+	CreditDeadline time.Duration
+	// UnknownDeadline is how long the bank is asked about a lost answer before the refund
+	// becomes UNKNOWN, and then how long it waits between two inquiries.
+	UnknownDeadline time.Duration
+	// MaxCreditAttempts is how many transfers (each with its own IsTuno) are tried when the
+	// bank says a credit did not execute, before the refund fails.
+	MaxCreditAttempts int
+	// RetryDelay is the pause before a new transfer after one that did not execute.
+	RetryDelay time.Duration
+	// StoreAttentionAfter: see PaymentConfig.StoreAttentionAfter.
+	StoreAttentionAfter time.Duration
+	// SendMargin: see PaymentConfig.SendMargin.
+	SendMargin time.Duration
+}
+
+// DefaultRefundConfig returns the deadlines used when none are configured.
+func DefaultRefundConfig() RefundConfig {
+	return RefundConfig{
+		BankCallTimeout:     30 * time.Second,
+		CreditDeadline:      2 * time.Minute,
+		UnknownDeadline:     10 * time.Minute,
+		MaxCreditAttempts:   3,
+		RetryDelay:          2 * time.Second,
+		StoreAttentionAfter: defaultStoreAttentionAfter,
+		SendMargin:          5 * time.Second,
+	}
+}
+
+func (c RefundConfig) withDefaults() RefundConfig {
+	d := DefaultRefundConfig()
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&c.BankCallTimeout, &d.BankCallTimeout}, {&c.CreditDeadline, &d.CreditDeadline},
+		{&c.UnknownDeadline, &d.UnknownDeadline}, {&c.RetryDelay, &d.RetryDelay},
+		{&c.StoreAttentionAfter, &d.StoreAttentionAfter}, {&c.SendMargin, &d.SendMargin},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	if c.MaxCreditAttempts <= 0 {
+		c.MaxCreditAttempts = d.MaxCreditAttempts
+	}
+	return c
+}
+
+// Refunds runs refund workflows with a configuration; the worker registers its RefundWorkflow
+// method under RefundWorkflowName.
+type Refunds struct {
+	cfg RefundConfig
+}
+
+// NewRefunds returns the refund workflows with cfg (zero fields take the defaults).
+func NewRefunds(cfg RefundConfig) *Refunds { return &Refunds{cfg: cfg.withDefaults()} }
+
 // RefundWorkflow is the refund saga with the default configuration.
 func RefundWorkflow(ctx workflow.Context, in RefundInput) (paysaga.Refund, error) {
-	return NewPayments(PaymentConfig{}).RefundWorkflow(ctx, in)
+	return NewRefunds(RefundConfig{}).RefundWorkflow(ctx, in)
 }
 
 // errCreditFailed ends the saga's forward steps when the credit failed for good: the
@@ -109,7 +164,7 @@ var errCreditFailed = errors.New("credit failed")
 // reservation back (the compensation, registered before the reservation and run in a
 // disconnected context) → FAILED. A refused reservation fails the workflow with an
 // application error of type paysaga.ECONFLICT whose message says why.
-func (w *Payments) RefundWorkflow(ctx workflow.Context, in RefundInput) (paysaga.Refund, error) {
+func (w *Refunds) RefundWorkflow(ctx workflow.Context, in RefundInput) (paysaga.Refund, error) {
 	if in.RefundID == "" || in.PaymentID == "" || in.Amount <= 0 || in.Actor == "" {
 		return paysaga.Refund{}, temporal.NewNonRetryableApplicationError("incomplete refund input", paysaga.EINVALID, nil)
 	}
@@ -155,7 +210,7 @@ func (w *Payments) RefundWorkflow(ctx workflow.Context, in RefundInput) (paysaga
 
 // refundRun is the state of one run of a refund workflow.
 type refundRun struct {
-	cfg            PaymentConfig
+	cfg            RefundConfig
 	in             RefundInput
 	tag            string // distinguishes this run's transfers and events from a replay's
 	r              paysaga.Refund
@@ -171,7 +226,7 @@ type refundRun struct {
 	outbox         []activities.PublishRefundEventInput
 }
 
-func newRefundRun(cfg PaymentConfig, in RefundInput, now time.Time, tag string) *refundRun {
+func newRefundRun(cfg RefundConfig, in RefundInput, now time.Time, tag string) *refundRun {
 	if in.CreatedAt.IsZero() {
 		in.CreatedAt = now
 	}
@@ -295,7 +350,7 @@ func (s *refundRun) reserve(ctx workflow.Context) error {
 	var r paysaga.Refund
 	// A database outage delays the reservation (the refund is then readable at its URL only
 	// once it is written; the API answers 503 until then), it does not end the refund.
-	err := persist(ctx, s.cfg, refundStoreFinal, s.storeStalled, activities.ReserveRefundName, activities.ReserveRefundInput{
+	err := persist(ctx, s.cfg.StoreAttentionAfter, s.storeStalled, activities.ReserveRefundName, activities.ReserveRefundInput{
 		Refund: s.r, Replay: s.in.Replay, Cancellation: s.in.Cancellation, Events: []paysaga.PaymentEvent{ev},
 	}, &r)
 	if errType(err) == activities.ErrTypeRefundRefused {
@@ -324,7 +379,7 @@ type creditOutcome struct {
 }
 
 // credit sends transfers until one executes, the bank declines, the outcome stays unknown past
-// the deadline, or MaxDebitAttempts transfers certainly did not execute. A transfer whose
+// the deadline, or MaxCreditAttempts transfers certainly did not execute. A transfer whose
 // answer was lost is never sent again: CheckCredit asks the bank.
 func (s *refundRun) credit(ctx workflow.Context) (creditOutcome, error) {
 	logger := workflow.GetLogger(ctx)
@@ -336,7 +391,7 @@ func (s *refundRun) credit(ctx workflow.Context) (creditOutcome, error) {
 		tid := refundTransferID(s.r.ID, s.tag, s.attempts)
 		s.mayHaveMoved = true
 		var res activities.CreditResult
-		err := workflow.ExecuteActivity(s.creditOptions(ctx, waits), activities.CreditName,
+		err := workflow.ExecuteActivity(sendOptions(ctx, s.cfg.BankCallTimeout, s.cfg.CreditDeadline, waits), activities.CreditName,
 			activities.CreditInput{RefundID: s.r.ID, TransferID: tid}).Get(ctx, &res)
 		if err == nil {
 			return creditOutcome{status: paysaga.RefundSucceeded, rpcd: res.Rpcd, rsms: res.Rsms}, nil
@@ -344,20 +399,10 @@ func (s *refundRun) credit(ctx workflow.Context) (creditOutcome, error) {
 		if temporal.IsCanceledError(err) {
 			return creditOutcome{}, err
 		}
+		if f, ok := failureOf(err, "credited"); ok {
+			return failedCredit(f), nil
+		}
 		switch errType(err) {
-		case activities.ErrTypeDeclined:
-			var appErr *temporal.ApplicationError
-			errors.As(err, &appErr)
-			return refundDeclined(appErr), nil
-		case activities.ErrTypeNameMismatch:
-			return creditOutcome{status: paysaga.RefundFailed, failureCode: FailureNameMismatch,
-				failureMessage: "the account holder's name does not match"}, nil
-		case activities.ErrTypeAccountUnusable:
-			return creditOutcome{status: paysaga.RefundFailed, failureCode: FailureAccountUnusable,
-				failureMessage: "the account cannot be credited"}, nil
-		case activities.ErrTypeInvalidRequest:
-			return creditOutcome{status: paysaga.RefundFailed, failureCode: FailureInvalidRequest,
-				failureMessage: "the bank request was refused as malformed"}, nil
 		case activities.ErrTypeStateConflict:
 			return creditOutcome{}, err
 		case activities.ErrTypeNotExecuted:
@@ -375,7 +420,7 @@ func (s *refundRun) credit(ctx workflow.Context) (creditOutcome, error) {
 				return creditOutcome{status: paysaga.RefundSucceeded, rpcd: chk.Rpcd, rsms: chk.Rsms}, nil
 			}
 		}
-		if s.attempts >= s.cfg.MaxDebitAttempts {
+		if s.attempts >= s.cfg.MaxCreditAttempts {
 			return creditOutcome{status: paysaga.RefundFailed, failureCode: FailureNotExecuted,
 				failureMessage: fmt.Sprintf("the bank did not execute the credit (%d attempts)", s.attempts)}, nil
 		}
@@ -385,13 +430,9 @@ func (s *refundRun) credit(ctx workflow.Context) (creditOutcome, error) {
 	}
 }
 
-func refundDeclined(appErr *temporal.ApplicationError) creditOutcome {
-	var ans activities.BankAnswer
-	if appErr != nil && appErr.HasDetails() {
-		_ = appErr.Details(&ans)
-	}
-	return creditOutcome{status: paysaga.RefundFailed, rpcd: ans.Rpcd, rsms: ans.Rsms,
-		failureCode: ans.Rpcd, failureMessage: ans.Rsms}
+// failedCredit is a credit the bank, or the activity before sending, refused for good.
+func failedCredit(f failure) creditOutcome {
+	return creditOutcome{status: paysaga.RefundFailed, rpcd: f.rpcd, rsms: f.rsms, failureCode: f.code, failureMessage: f.message}
 }
 
 // release is the compensation of the reservation: the refund FAILED, its amount given back to

@@ -81,7 +81,7 @@ func newRefundRig(t *testing.T, c client.Client) *refundRig {
 	require.NoError(t, db.CreateAccount(ctx, acct, store.SealedAccountNumber{Ciphertext: []byte("x"), KeyID: "k", Hash: "h"}))
 
 	bank := &refundBank{Client: nhc}
-	w, err := worker.New(c, worker.Deps{Store: db, Bank: bank, Events: &flakyBroker{}, Payments: recordConfig,
+	w, err := worker.New(c, worker.Deps{Store: db, Bank: bank, Events: &flakyBroker{}, Payments: recordConfig, Refunds: recordRefundConfig,
 		Options: sdkworker.Options{}})
 	require.NoError(t, err)
 	require.NoError(t, w.Start())
@@ -384,7 +384,7 @@ func TestReplayRefundHistories(t *testing.T) {
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			r := sdkworker.NewWorkflowReplayer()
-			worker.RegisterWorkflows(r, recordConfig)
+			worker.RegisterWorkflows(r, recordConfigs)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), file))
 		})
 	}

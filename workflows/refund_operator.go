@@ -61,7 +61,7 @@ func (s *refundRun) waitUnknown(ctx workflow.Context) error {
 
 		// The same commands as s.check, unless a verdict cancels the activity.
 		cctx, cancelCheck := workflow.WithCancel(ctx)
-		fut := workflow.ExecuteActivity(s.checkOptions(cctx), activities.CheckCreditName,
+		fut := workflow.ExecuteActivity(checkOptions(cctx, s.cfg.BankCallTimeout, s.cfg.UnknownDeadline), activities.CheckCreditName,
 			activities.CheckCreditInput{RefundID: s.r.ID, SendableFor: s.cfg.BankCallTimeout + s.cfg.SendMargin})
 		if err := workflow.Await(ctx, func() bool { return fut.IsReady() || s.resolution != nil }); err != nil {
 			cancelCheck()

@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"paysaga"
@@ -17,16 +15,10 @@ import (
 // left UNKNOWN published nothing.
 const refundUnknownEventChange = "refund-unknown-event"
 
-// refundStoreFinal are the settle errors retrying cannot help; the saga acts on each.
-var refundStoreFinal = []string{
-	activities.ErrTypeStateConflict, activities.ErrTypeRefundRefused,
-	activities.ErrTypeUnknownOutcome, activities.ErrTypeCreditExecuted,
-}
-
 // check asks the bank about the refund's credits whose answer was lost, until the deadline.
 func (s *refundRun) check(ctx workflow.Context) (activities.CheckCreditResult, error) {
 	var chk activities.CheckCreditResult
-	err := workflow.ExecuteActivity(s.checkOptions(ctx), activities.CheckCreditName,
+	err := workflow.ExecuteActivity(checkOptions(ctx, s.cfg.BankCallTimeout, s.cfg.UnknownDeadline), activities.CheckCreditName,
 		activities.CheckCreditInput{RefundID: s.r.ID, SendableFor: s.cfg.BankCallTimeout + s.cfg.SendMargin}).Get(ctx, &chk)
 	return chk, err
 }
@@ -53,7 +45,7 @@ func (s *refundRun) settle(ctx workflow.Context, out creditOutcome) error {
 	var r paysaga.Refund
 	// Settling happens whatever: a cancellation of the run does not stop it.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	err := persist(dctx, s.cfg, refundStoreFinal, s.storeStalled, activities.SettleRefundName, activities.SettleRefundInput{
+	err := persist(dctx, s.cfg.StoreAttentionAfter, s.storeStalled, activities.SettleRefundName, activities.SettleRefundInput{
 		RefundID: s.r.ID, Status: out.status, FailureCode: out.failureCode, FailureMessage: out.failureMessage,
 		ResolveTransfers: out.transfers, Events: []paysaga.PaymentEvent{ev},
 	}, &r)
@@ -104,43 +96,6 @@ func (s *refundRun) publishLoop(ctx workflow.Context) {
 		publishEvent(ctx, activities.PublishRefundEventName, in, "refund_id", s.r.ID, "event_id", in.EventID)
 		s.outbox = s.outbox[1:]
 	}
-}
-
-// creditOptions: with waitForCancellation a cancellation of the run does not abandon a credit in
-// flight — the run waits for it to end, so that what the compensation sees (the transfer row)
-// is final; a credit executing after the reservation was given back would let a second refund
-// exceed the payment (the store refuses that too: CreateRefundTransfer, SettleRefund).
-func (s *refundRun) creditOptions(ctx workflow.Context, waitForCancellation bool) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    s.cfg.BankCallTimeout,
-		ScheduleToCloseTimeout: s.cfg.DebitDeadline,
-		WaitForCancellation:    waitForCancellation,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    15 * time.Second,
-			// Only failures before the request left are retried (a database outage, a failed
-			// depositor inquiry); everything the bank may have seen is final for this transfer.
-			NonRetryableErrorTypes: []string{
-				activities.ErrTypeDeclined, activities.ErrTypeUnknownOutcome, activities.ErrTypeNotExecuted,
-				activities.ErrTypeInvalidRequest, activities.ErrTypeAccountUnusable, activities.ErrTypeStateConflict,
-				activities.ErrTypeNameMismatch,
-			},
-		},
-	})
-}
-
-func (s *refundRun) checkOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    s.cfg.BankCallTimeout,
-		ScheduleToCloseTimeout: s.cfg.UnknownDeadline,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        2 * time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypeStateConflict, activities.ErrTypeAccountUnusable},
-		},
-	})
 }
 
 // refundTransferID is the ID of the attempt-th credit of a run of a refund: stable, so that a

@@ -156,7 +156,7 @@ func newRefundHarness(t *testing.T, steps *fakeRefundSteps) *refundHarness {
 			return activities.CheckCreditResult{}, errors.New("unexpected")
 		}
 	}
-	env.RegisterWorkflowWithOptions(NewPayments(testConfig).RefundWorkflow, workflow.RegisterOptions{Name: RefundWorkflowName})
+	env.RegisterWorkflowWithOptions(NewRefunds(testRefundConfig).RefundWorkflow, workflow.RegisterOptions{Name: RefundWorkflowName})
 	env.RegisterActivityWithOptions(steps.reserve, activity.RegisterOptions{Name: activities.ReserveRefundName})
 	env.RegisterActivityWithOptions(steps.credit, activity.RegisterOptions{Name: activities.CreditName})
 	env.RegisterActivityWithOptions(steps.check, activity.RegisterOptions{Name: activities.CheckCreditName})

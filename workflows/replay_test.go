@@ -35,7 +35,7 @@ func TestReplayHistories(t *testing.T) {
 	for _, file := range histories(t) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			r := sdkworker.NewWorkflowReplayer()
-			worker.RegisterWorkflows(r, recordConfig)
+			worker.RegisterWorkflows(r, recordConfigs)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), file))
 		})
 	}

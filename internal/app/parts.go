@@ -9,7 +9,6 @@ import (
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
-	"paysaga/activities"
 	"paysaga/api"
 	"paysaga/balance"
 	"paysaga/config"
@@ -47,6 +46,9 @@ type Parts struct {
 	// Payments overrides the payment saga's deadlines (zero fields: from Config, then the
 	// defaults). Tests shorten them.
 	Payments workflows.PaymentConfig
+	// Refunds overrides the refund saga's deadlines (zero fields: from Config, then the
+	// defaults).
+	Refunds workflows.RefundConfig
 	// WorkerOptions tunes the worker (zero: the SDK's defaults).
 	WorkerOptions sdkworker.Options
 }
@@ -102,6 +104,10 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 	if payments.CaptureDeadline == 0 {
 		payments.CaptureDeadline = p.Config.CaptureDeadline
 	}
+	refunds := p.Refunds
+	if refunds.UnknownDeadline == 0 {
+		refunds.UnknownDeadline = p.Config.RefundUnknownDeadline
+	}
 	if p.Keys == nil {
 		return nil, errors.New("worker: account keys are required (PAYSAGA_ACCOUNT_KEYS)")
 	}
@@ -116,14 +122,12 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 		Events:   publisher,
 		Logger:   p.Logger,
 		Payments: payments,
+		Refunds:  refunds,
 		Keys:     p.Keys,
 		Options:  p.WorkerOptions,
 	})
 	if err != nil {
 		return nil, err
 	}
-	workflows.RegisterAccounts(w, workflows.FinAccountConfig{}, &activities.AccountActivities{
-		Store: p.DB, Bank: p.Bank, Keys: p.Keys, Events: publisher, Logger: p.Logger,
-	})
 	return w, nil
 }

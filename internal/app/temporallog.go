@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
@@ -58,7 +57,8 @@ func (h bankOutcomeHandler) WithGroup(name string) slog.Handler {
 }
 
 // bankOutcome reports whether an activity's error is a bank answer its activity logged: an
-// error of the nh client in its chain, or one of the activities' bank error types.
+// error of the nh client in its chain, or an activity error type its activity logged
+// (activities.LoggedByActivity).
 func bankOutcome(err error) bool {
 	if err == nil {
 		return false
@@ -78,11 +78,5 @@ func bankOutcome(err error) bool {
 	if !errors.As(err, &appErr) {
 		return false
 	}
-	switch appErr.Type() {
-	case activities.ErrTypeDeclined, activities.ErrTypeInProgress, activities.ErrTypeNotExecuted,
-		activities.ErrTypeUnknownOutcome, activities.ErrTypeNameMismatch,
-		activities.ErrTypeRefundRefused, activities.ErrTypeStillSendable:
-		return true
-	}
-	return strings.HasPrefix(appErr.Type(), "Bank")
+	return activities.LoggedByActivity(appErr.Type())
 }

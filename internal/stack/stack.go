@@ -60,8 +60,9 @@ type Options struct {
 	// Sim configures the NH simulator; SimAddr is where it listens (a free port when empty).
 	Sim     nhsim.Config
 	SimAddr string
-	// Payments overrides the payment saga's deadlines.
+	// Payments and Refunds override the payment and refund sagas' deadlines.
 	Payments workflows.PaymentConfig
+	Refunds  workflows.RefundConfig
 	// WorkerOptions tunes the worker.
 	WorkerOptions sdkworker.Options
 }
@@ -201,7 +202,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 
 	s.Parts = &app.Parts{
 		Config: cfg, Logger: o.Logger, DB: db, Redis: rdb, Temporal: s.Temporal.Client(),
-		Metrics: app.NewRegistry(), Dev: o.Dev, Events: publisher, Payments: o.Payments,
+		Metrics: app.NewRegistry(), Dev: o.Dev, Events: publisher, Payments: o.Payments, Refunds: o.Refunds,
 		WorkerOptions: o.WorkerOptions,
 	}
 	if s.Parts.Bank, err = app.NewBank(cfg, db, o.Logger); err != nil {

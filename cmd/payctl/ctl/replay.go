@@ -45,8 +45,8 @@ func historyReplayCmd(s *session) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "replay [--query '…'] [--limit N]",
 		Short: "Replay the histories of closed workflows against this build's workflow code",
-		Long: `replay fetches the histories of closed workflows from Temporal (newest first, selected by
---query, a visibility query; closed ones only) and replays each against the workflow code this
+		Long: `replay fetches the histories of closed workflows of every type from Temporal (newest first,
+selected by --query, a visibility query; closed ones only) and replays each against the workflow code this
 payctl was built with, as a worker would after a deploy. A history the code cannot replay means
 the change is not deterministic: put it behind workflow.GetVersion before deploying. Exit code 3
 when any history fails to replay.`,
@@ -98,7 +98,7 @@ when any history fails to replay.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&query, "query", `WorkflowType = "PaymentWorkflow"`, "visibility query selecting the workflows (ANDed with: closed)")
+	cmd.Flags().StringVar(&query, "query", "", "visibility query selecting the workflows (ANDed with: closed); empty: every workflow type the worker runs")
 	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many histories")
 	return cmd
 }

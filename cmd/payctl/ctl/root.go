@@ -26,7 +26,6 @@ import (
 	"paysaga/nh"
 	"paysaga/store"
 	"paysaga/worker"
-	"paysaga/workflows"
 )
 
 // Exit codes scripts can rely on.
@@ -64,7 +63,7 @@ func (e Env) withDefaults() Env {
 		e.Stderr = os.Stderr
 	}
 	if e.RegisterWorkflows == nil {
-		e.RegisterWorkflows = func(r worker.WorkflowRegistry) { worker.RegisterWorkflows(r, workflows.PaymentConfig{}) }
+		e.RegisterWorkflows = func(r worker.WorkflowRegistry) { worker.RegisterWorkflows(r, worker.Config{}) }
 	}
 	if e.Now == nil {
 		e.Now = time.Now
