@@ -2,10 +2,8 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"time"
-
 
 	"paysaga"
 	"paysaga/events"
@@ -167,15 +165,7 @@ func (a *AccountActivities) FailFinAccount(ctx context.Context, in FailFinAccoun
 func (a *AccountActivities) PublishAccountEvent(ctx context.Context, in PublishAccountEventInput) error {
 	acct := in.Account
 	acct.FinAccount = ""
-	data, err := json.Marshal(acct)
-	if err != nil {
-		return newError(ErrTypeStateConflict, "encode event: "+err.Error(), nil)
-	}
-	if err := a.Events.Publish(ctx, events.Event{ID: in.EventID, Type: in.Type, OccurredAt: in.OccurredAt, Data: data}); err != nil {
-		a.log(ctx, acct.ID, "").Warn("event not published", "event_id", in.EventID, "error", err)
-		return err
-	}
-	return nil
+	return publish(ctx, a.Events, a.log(ctx, acct.ID, ""), in.EventID, in.Type, in.OccurredAt, acct)
 }
 
 // secrets opens the account number and the birth date of a registration.

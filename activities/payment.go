@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
@@ -171,48 +170,17 @@ func (a *Activities) CheckDebit(ctx context.Context, in CheckDebitInput) (CheckD
 	res, err := a.Bank.CheckOnDrawingTransfer(ctx, nh.CheckOnDrawingTransferRequest{
 		Original: nh.Ref{Tsymd: tr.Tsymd, IsTuno: tr.IsTuno}, FinAcno: acct.FinAccount, Tram: tr.Amount,
 	})
+	c, err := recordCheck(ctx, a.Store, log, "debit", tr, in.SendableFor, a.now(), res, err)
 	if err != nil {
-		if nh.Classify(err) == nh.OutcomeInvalid {
-			return CheckDebitResult{}, newError(ErrTypeStateConflict, err.Error(), nil)
-		}
-		log.Warn("check on debit failed; asking again later", "error", err)
-		return CheckDebitResult{}, fmt.Errorf("check on transfer %s: %w", tr.ID, err)
+		return CheckDebitResult{}, err
 	}
-	switch {
-	case res.Executed():
-		rpcd, rsms := res.Header.Rpcd, res.Header.Rsms
-		if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: rpcd, Rsms: rsms}); err != nil {
-			return CheckDebitResult{}, fmt.Errorf("record executed debit %s: %w", tr.ID, err)
-		}
-		log.Info("lost debit answer resolved: executed", "rpcd", rpcd)
-		return CheckDebitResult{Executed: true, Rpcd: rpcd, Rsms: rsms}, nil
-	case res.NotExecuted():
-		if until, ok := stillSendable(tr.CreatedAt, in.SendableFor, a.now()); ok {
-			log.Info("bank says not executed, but the attempt could still send the debit; asking again later")
-			return CheckDebitResult{}, errStillSendable(tr.ID, until, a.now())
-		}
-		if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferNotExecuted}); err != nil {
-			return CheckDebitResult{}, fmt.Errorf("record debit %s not executed: %w", tr.ID, err)
-		}
-		log.Info("lost debit answer resolved: not executed")
-		return CheckDebitResult{Executed: false}, nil
-	}
-	log.Info("debit still in progress at the bank")
-	return CheckDebitResult{}, fmt.Errorf("transfer %s still in progress at the bank", tr.ID)
+	return CheckDebitResult{Executed: c.executed, Rpcd: c.rpcd, Rsms: c.rsms}, nil
 }
 
 // PublishPaymentEvent publishes a payment's outcome with the event's stable ID as message id.
 // Any failure is retryable: the workflow retries until the broker is back.
 func (a *Activities) PublishPaymentEvent(ctx context.Context, in PublishPaymentEventInput) error {
-	data, err := json.Marshal(in.Payment)
-	if err != nil {
-		return newError(ErrTypeStateConflict, "encode event: "+err.Error(), nil)
-	}
-	if err := a.Events.Publish(ctx, events.Event{ID: in.EventID, Type: in.Type, OccurredAt: in.OccurredAt, Data: data}); err != nil {
-		a.log(ctx, in.Payment.ID).Warn("event not published", "event_id", in.EventID, "error", err)
-		return err
-	}
-	return nil
+	return publish(ctx, a.Events, a.log(ctx, in.Payment.ID), in.EventID, in.Type, in.OccurredAt, in.Payment)
 }
 
 // PaymentWorkflowPrefix starts the ID of every payment's workflow: "payment:<payment id>"
@@ -251,16 +219,11 @@ func (a *Activities) usableAccount(ctx context.Context, p *paysaga.Payment) (*pa
 
 // settledDebit answers a Debit for a transfer that already exists, from its row.
 func settledDebit(tr *paysaga.Transfer) (DebitResult, error) {
-	switch tr.State {
-	case paysaga.TransferSucceeded:
-		return DebitResult{TransferID: tr.ID, Tsymd: tr.Tsymd, IsTuno: tr.IsTuno, Rpcd: tr.Rpcd, Rsms: tr.Rsms}, nil
-	case paysaga.TransferDeclined:
-		return DebitResult{}, declinedError(tr.Rpcd, tr.Rsms)
-	case paysaga.TransferNotExecuted:
-		return DebitResult{}, newError(ErrTypeNotExecuted, "transfer "+tr.ID+" did not execute", nil)
+	rpcd, rsms, err := settledTransfer(tr)
+	if err != nil {
+		return DebitResult{}, err
 	}
-	return DebitResult{}, newError(ErrTypeUnknownOutcome,
-		"transfer "+tr.ID+" was sent and its outcome is unknown", nil)
+	return DebitResult{TransferID: tr.ID, Tsymd: tr.Tsymd, IsTuno: tr.IsTuno, Rpcd: rpcd, Rsms: rsms}, nil
 }
 
 // passbookText is what the customer's passbook shows: the description, cut to the bank's 25

@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -299,35 +298,14 @@ func (a *RefundActivities) CheckCredit(ctx context.Context, in CheckCreditInput)
 			req.Bncd, req.Acno = dest.bncd, dest.acno
 		}
 		res, err := a.Bank.CheckOnReceivedTransfer(ctx, req)
-		if err != nil {
-			if nh.Classify(err) == nh.OutcomeInvalid {
-				return CheckCreditResult{}, newError(ErrTypeStateConflict, err.Error(), nil)
-			}
-			log.Warn("check on credit failed; asking again later", "transfer_id", tr.ID, "error", err)
-			pending = fmt.Errorf("check on transfer %s: %w", tr.ID, err)
-			continue
-		}
+		c, err := recordCheck(ctx, a.Store, log.With("transfer_id", tr.ID), "credit", tr, in.SendableFor, a.now(), res, err)
 		switch {
-		case res.Executed():
-			rpcd, rsms := res.Header.Rpcd, res.Header.Rsms
-			if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: rpcd, Rsms: rsms}); err != nil {
-				return CheckCreditResult{}, fmt.Errorf("record executed credit %s: %w", tr.ID, err)
-			}
-			log.Info("lost credit answer resolved: executed", "transfer_id", tr.ID, "rpcd", rpcd)
-			return CheckCreditResult{Executed: true, TransferID: tr.ID, Rpcd: rpcd, Rsms: rsms}, nil
-		case res.NotExecuted():
-			if until, ok := stillSendable(tr.CreatedAt, in.SendableFor, a.now()); ok {
-				log.Info("bank says not executed, but the attempt could still send the credit; asking again later", "transfer_id", tr.ID)
-				pending = errStillSendable(tr.ID, until, a.now())
-				continue
-			}
-			if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferNotExecuted}); err != nil {
-				return CheckCreditResult{}, fmt.Errorf("record credit %s not executed: %w", tr.ID, err)
-			}
-			log.Info("lost credit answer resolved: not executed", "transfer_id", tr.ID)
-		default:
-			log.Info("credit still in progress at the bank", "transfer_id", tr.ID)
-			pending = fmt.Errorf("transfer %s still in progress at the bank", tr.ID)
+		case final(err):
+			return CheckCreditResult{}, err
+		case err != nil:
+			pending = err // asked again; the other credits first
+		case c.executed:
+			return CheckCreditResult{Executed: true, TransferID: tr.ID, Rpcd: c.rpcd, Rsms: c.rsms}, nil
 		}
 	}
 	if pending != nil {
@@ -410,15 +388,7 @@ func (a *RefundActivities) PublishRefundEvent(ctx context.Context, in PublishRef
 	case paysaga.ErrorCode(err) != paysaga.ENOTFOUND:
 		return storeError(err)
 	}
-	data, err := json.Marshal(body)
-	if err != nil {
-		return newError(ErrTypeStateConflict, "encode event: "+err.Error(), nil)
-	}
-	if err := a.Events.Publish(ctx, events.Event{ID: in.EventID, Type: in.Type, OccurredAt: in.OccurredAt, Data: data}); err != nil {
-		a.log(ctx, in.Refund.ID).Warn("event not published", "event_id", in.EventID, "error", err)
-		return err
-	}
-	return nil
+	return publish(ctx, a.Events, a.log(ctx, in.Refund.ID), in.EventID, in.Type, in.OccurredAt, body)
 }
 
 // destination opens where the refund's money goes. The numbers stay in this process.
@@ -513,14 +483,9 @@ func normalizeName(s string) string { return strings.Join(strings.Fields(s), "")
 
 // settledCredit answers a Credit for a transfer that already exists, from its row.
 func settledCredit(tr *paysaga.Transfer) (CreditResult, error) {
-	switch tr.State {
-	case paysaga.TransferSucceeded:
-		return CreditResult{TransferID: tr.ID, Rpcd: tr.Rpcd, Rsms: tr.Rsms}, nil
-	case paysaga.TransferDeclined:
-		return CreditResult{}, declinedError(tr.Rpcd, tr.Rsms)
-	case paysaga.TransferNotExecuted:
-		return CreditResult{}, newError(ErrTypeNotExecuted, "transfer "+tr.ID+" did not execute", nil)
+	rpcd, rsms, err := settledTransfer(tr)
+	if err != nil {
+		return CreditResult{}, err
 	}
-	return CreditResult{}, newError(ErrTypeUnknownOutcome,
-		"transfer "+tr.ID+" was sent and its outcome is unknown", nil)
+	return CreditResult{TransferID: tr.ID, Rpcd: rpcd, Rsms: rsms}, nil
 }

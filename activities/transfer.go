@@ -2,11 +2,16 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"paysaga"
+	"paysaga/events"
 	"paysaga/nh"
 	"paysaga/store"
 )
@@ -69,4 +74,84 @@ func sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
 		return context.WithDeadline(out, dl)
 	}
 	return out, func() {}
+}
+
+// settledTransfer answers a money-moving step for a transfer that exists already, from its row:
+// the bank's code and message when it executed, otherwise the final error its state says
+// (declined, not executed, or an unknown outcome to resolve with a check).
+func settledTransfer(tr *paysaga.Transfer) (rpcd, rsms string, _ error) {
+	switch tr.State {
+	case paysaga.TransferSucceeded:
+		return tr.Rpcd, tr.Rsms, nil
+	case paysaga.TransferDeclined:
+		return "", "", declinedError(tr.Rpcd, tr.Rsms)
+	case paysaga.TransferNotExecuted:
+		return "", "", newError(ErrTypeNotExecuted, "transfer "+tr.ID+" did not execute", nil)
+	}
+	return "", "", newError(ErrTypeUnknownOutcome, "transfer "+tr.ID+" was sent and its outcome is unknown", nil)
+}
+
+// checked is what the bank said became of a transfer whose answer was lost.
+type checked struct {
+	executed   bool
+	rpcd, rsms string
+}
+
+// recordCheck records on transfer tr's row the bank's answer (res, err) to a CheckOn… inquiry
+// about it, for CheckDebit and CheckCredit (what names the movement in logs and errors).
+// Executed: the row is SUCCEEDED. Not executed: NOT_EXECUTED — unless the attempt that recorded
+// the transfer may still send it (sendableFor), a retryable ErrTypeStillSendable then. Still in
+// progress, or a failed inquiry: a retryable error, asked again. A request the client refused as
+// malformed: a non-retryable ErrTypeStateConflict (the row holds what cannot be asked about).
+func recordCheck(ctx context.Context, db *store.DB, log *slog.Logger, what string, tr *paysaga.Transfer,
+	sendableFor time.Duration, now time.Time, res *nh.CheckResult, err error) (checked, error) {
+	if err != nil {
+		if nh.Classify(err) == nh.OutcomeInvalid {
+			return checked{}, newError(ErrTypeStateConflict, err.Error(), nil)
+		}
+		log.Warn("check on "+what+" failed; asking again later", "error", err)
+		return checked{}, fmt.Errorf("check on transfer %s: %w", tr.ID, err)
+	}
+	switch {
+	case res.Executed():
+		rpcd, rsms := res.Header.Rpcd, res.Header.Rsms
+		if _, err := db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: rpcd, Rsms: rsms}); err != nil {
+			return checked{}, fmt.Errorf("record executed %s %s: %w", what, tr.ID, err)
+		}
+		log.Info("lost "+what+" answer resolved: executed", "rpcd", rpcd)
+		return checked{executed: true, rpcd: rpcd, rsms: rsms}, nil
+	case res.NotExecuted():
+		if until, ok := stillSendable(tr.CreatedAt, sendableFor, now); ok {
+			log.Info("bank says not executed, but the attempt could still send the " + what + "; asking again later")
+			return checked{}, errStillSendable(tr.ID, until, now)
+		}
+		if _, err := db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferNotExecuted}); err != nil {
+			return checked{}, fmt.Errorf("record %s %s not executed: %w", what, tr.ID, err)
+		}
+		log.Info("lost " + what + " answer resolved: not executed")
+		return checked{}, nil
+	}
+	log.Info(what + " still in progress at the bank")
+	return checked{}, fmt.Errorf("transfer %s still in progress at the bank", tr.ID)
+}
+
+// final reports whether err is an activity error retrying cannot help.
+func final(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.NonRetryable()
+}
+
+// publish publishes an outcome event with its stable ID as message id. Any failure is
+// retryable (the workflow retries until the broker is back), except a body that cannot be
+// encoded.
+func publish(ctx context.Context, pub events.Publisher, log *slog.Logger, id, typ string, at time.Time, body any) error {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return newError(ErrTypeStateConflict, "encode event: "+err.Error(), nil)
+	}
+	if err := pub.Publish(ctx, events.Event{ID: id, Type: typ, OccurredAt: at, Data: data}); err != nil {
+		log.Warn("event not published", "event_id", id, "error", err)
+		return err
+	}
+	return nil
 }
