@@ -16,6 +16,7 @@ import (
 	"paysaga/config"
 	"paysaga/events"
 	"paysaga/notify"
+	"paysaga/webhook"
 )
 
 // Default queue names of the notification and alert consumers.
@@ -79,6 +80,10 @@ type ConsumerOptions struct {
 	QueueArgs          amqp.Table
 	// AlertWebhookURL overrides the configuration's.
 	AlertWebhookURL string
+	// Webhooks, when set, adds the consumer that dispatches merchants' webhooks (queue
+	// WebhooksQueue, or WebhooksQueue here); see WebhookConsumer.
+	Webhooks      *webhook.Dispatcher
+	WebhooksQueue string
 	// MaxAttempts, Backoff and MaxBackoff: see events.ConsumerConfig.
 	MaxAttempts int
 	Backoff     time.Duration
@@ -103,7 +108,8 @@ func Consumers(cfg config.Config, rdb redis.UniversalClient, logger *slog.Logger
 	broker := events.Config{URL: cfg.AMQPURL, Logger: logger}
 	nc, err := events.NewConsumer(events.ConsumerConfig{
 		Config: broker, Queue: o.NotificationsQueue, QueueArgs: o.QueueArgs,
-		Patterns:    []string{"payment.*", "refund.*", "account.*"},
+		// webhook_endpoint.*: a merchant learns that an endpoint of theirs is failing.
+		Patterns:    []string{"payment.*", "refund.*", "account.*", "webhook_endpoint.*"},
 		Concurrency: 1, // customers see their events in the order they were published
 		MaxAttempts: o.MaxAttempts, Backoff: o.Backoff, MaxBackoff: o.MaxBackoff,
 		Dedupe: events.RedisDedupe{Client: rdb, Prefix: RedisKeyPrefix(cfg) + "dedupe:" + o.NotificationsQueue + ":"},
@@ -128,6 +134,13 @@ func Consumers(cfg config.Config, rdb redis.UniversalClient, logger *slog.Logger
 			return nil, err
 		}
 		consumers = append(consumers, ac)
+	}
+	if o.Webhooks != nil {
+		wc, err := WebhookConsumer(cfg, o.Webhooks, logger, o)
+		if err != nil {
+			return nil, err
+		}
+		consumers = append(consumers, wc)
 	}
 	return consumers, nil
 }
