@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"paysaga"
 	"paysaga/auth"
@@ -49,11 +48,6 @@ func registerBreakerGauge(reg prometheus.Registerer, b interface{ BreakerState()
 		return 0
 	})
 	_ = reg.Register(g) // a second API on the same registry keeps the first one's gauge
-}
-
-// ReplayerOptions are the options of a workflow replayer (connect.ReplayerOptions).
-func ReplayerOptions(cfg config.Config) (sdkworker.WorkflowReplayerOptions, error) {
-	return connect.ReplayerOptions(cfg)
 }
 
 // OperatorOnly is the codec server's authorization: a request must carry an operator's valid

@@ -12,7 +12,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 
-	"paysaga/internal/app"
+	"paysaga/internal/connect"
 )
 
 func historyCmd(s *session) *cobra.Command {
@@ -117,7 +117,7 @@ func (s *session) replay(ctx context.Context, query string, limit int) ([]replay
 		return nil, err
 	}
 	// The engine's histories hold encrypted payloads (PAYSAGA_TEMPORAL_PAYLOAD_KEYS).
-	ropts, err := app.ReplayerOptions(cfg)
+	ropts, err := connect.ReplayerOptions(cfg)
 	if err != nil {
 		return nil, err
 	}

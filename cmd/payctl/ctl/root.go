@@ -22,7 +22,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"paysaga/config"
-	"paysaga/internal/app"
+	"paysaga/internal/connect"
 	"paysaga/nh"
 	"paysaga/store"
 	"paysaga/worker"
@@ -220,7 +220,7 @@ func (s *session) database(ctx context.Context) (*store.DB, error) {
 	if cfg.DBDSN == "" {
 		return nil, errors.New("PAYSAGA_DB_DSN is not set")
 	}
-	db, err := app.OpenDB(ctx, cfg, false)
+	db, err := connect.OpenDB(ctx, cfg, false)
 	if err != nil {
 		return nil, fmt.Errorf("open the database: %w", err)
 	}
@@ -242,7 +242,7 @@ func (s *session) client(ctx context.Context) (client.Client, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	opts, err := app.TemporalClientOptions(cfg, s.logger())
+	opts, err := connect.TemporalClientOptions(cfg, s.logger())
 	if err != nil {
 		return nil, err
 	}
@@ -281,5 +281,5 @@ func (s *session) bank(ctx context.Context) (*nh.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return app.NewBank(cfg, db, s.logger())
+	return connect.NewBank(cfg, db, s.logger())
 }
