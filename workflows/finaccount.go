@@ -58,15 +58,11 @@ func DefaultFinAccountConfig() FinAccountConfig {
 
 func (c FinAccountConfig) withDefaults() FinAccountConfig {
 	d := DefaultFinAccountConfig()
-	for _, f := range []struct{ v, def *time.Duration }{
-		{&c.BankCallTimeout, &d.BankCallTimeout}, {&c.OpenDeadline, &d.OpenDeadline},
-		{&c.IssueDeadline, &d.IssueDeadline}, {&c.PollInterval, &d.PollInterval},
-		{&c.MaxPollInterval, &d.MaxPollInterval},
-	} {
-		if *f.v <= 0 {
-			*f.v = *f.def
-		}
-	}
+	orDefault(&c.BankCallTimeout, d.BankCallTimeout)
+	orDefault(&c.OpenDeadline, d.OpenDeadline)
+	orDefault(&c.IssueDeadline, d.IssueDeadline)
+	orDefault(&c.PollInterval, d.PollInterval)
+	orDefault(&c.MaxPollInterval, d.MaxPollInterval)
 	return c
 }
 
@@ -156,15 +152,7 @@ func (w *FinAccounts) register(ctx workflow.Context, accountID string) (paysaga.
 	}
 	workflow.GetLogger(ctx).Info("account registration failed", "account_id", accountID, "rpcd", code)
 	var acct paysaga.Account
-	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout:    10 * time.Second,
-		ScheduleToCloseTimeout: time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    200 * time.Millisecond,
-			BackoffCoefficient: 2,
-			MaximumInterval:    30 * time.Second,
-		},
-	})
+	lctx := localStoreOptions(ctx, time.Hour, 30*time.Second)
 	if err := workflow.ExecuteLocalActivity(lctx, activities.FailFinAccountName,
 		activities.FailFinAccountInput{AccountID: accountID, Code: code, Message: msg}).Get(ctx, &acct); err != nil {
 		return paysaga.Account{}, false, fmt.Errorf("record failed registration of account %s: %w", accountID, err)

@@ -7,7 +7,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// Activity options of the sagas' bank steps. They say how long and how often a step is tried,
+// Activity options of the sagas' steps. They say how long and how often a step is tried,
 // never which errors are final: the activities mark their errors non-retryable from one table
 // (activities/errors.go), and a non-retryable error is never retried whatever the policy says.
 
@@ -42,4 +42,25 @@ func checkOptions(ctx workflow.Context, callTimeout, deadline time.Duration) wor
 			MaximumInterval:    time.Minute,
 		},
 	})
+}
+
+// localStoreOptions are the options of a local activity that writes to the store: quick retries,
+// backing off to maxInterval, for at most deadline.
+func localStoreOptions(ctx workflow.Context, deadline, maxInterval time.Duration) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    10 * time.Second,
+		ScheduleToCloseTimeout: deadline,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    200 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumInterval:    maxInterval,
+		},
+	})
+}
+
+// orDefault sets a configuration field left unset (zero or negative) to its default.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }

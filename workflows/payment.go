@@ -137,30 +137,14 @@ func DefaultPaymentConfig() PaymentConfig {
 
 func (c PaymentConfig) withDefaults() PaymentConfig {
 	d := DefaultPaymentConfig()
-	if c.BankCallTimeout <= 0 {
-		c.BankCallTimeout = d.BankCallTimeout
-	}
-	if c.DebitDeadline <= 0 {
-		c.DebitDeadline = d.DebitDeadline
-	}
-	if c.UnknownDeadline <= 0 {
-		c.UnknownDeadline = d.UnknownDeadline
-	}
-	if c.MaxDebitAttempts <= 0 {
-		c.MaxDebitAttempts = d.MaxDebitAttempts
-	}
-	if c.RetryDelay <= 0 {
-		c.RetryDelay = d.RetryDelay
-	}
-	if c.CaptureDeadline <= 0 {
-		c.CaptureDeadline = d.CaptureDeadline
-	}
-	if c.SendMargin <= 0 {
-		c.SendMargin = d.SendMargin
-	}
-	if c.StoreAttentionAfter <= 0 {
-		c.StoreAttentionAfter = d.StoreAttentionAfter
-	}
+	orDefault(&c.BankCallTimeout, d.BankCallTimeout)
+	orDefault(&c.DebitDeadline, d.DebitDeadline)
+	orDefault(&c.UnknownDeadline, d.UnknownDeadline)
+	orDefault(&c.MaxDebitAttempts, d.MaxDebitAttempts)
+	orDefault(&c.RetryDelay, d.RetryDelay)
+	orDefault(&c.CaptureDeadline, d.CaptureDeadline)
+	orDefault(&c.SendMargin, d.SendMargin)
+	orDefault(&c.StoreAttentionAfter, d.StoreAttentionAfter)
 	return c
 }
 

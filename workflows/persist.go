@@ -34,15 +34,7 @@ var errGiveUp = errors.New("store write abandoned (before store-retry-forever)")
 // attentionAfter: see PaymentConfig.StoreAttentionAfter.
 func persist(ctx workflow.Context, attentionAfter time.Duration, stalled func(workflow.Context),
 	name string, in any, out any) error {
-	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout:    10 * time.Second,
-		ScheduleToCloseTimeout: time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    200 * time.Millisecond,
-			BackoffCoefficient: 2,
-			MaximumInterval:    10 * time.Second,
-		},
-	})
+	lctx := localStoreOptions(ctx, time.Minute, 10*time.Second)
 	var (
 		since    time.Time
 		backoff  = 5 * time.Second

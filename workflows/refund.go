@@ -125,18 +125,13 @@ func DefaultRefundConfig() RefundConfig {
 
 func (c RefundConfig) withDefaults() RefundConfig {
 	d := DefaultRefundConfig()
-	for _, f := range []struct{ v, def *time.Duration }{
-		{&c.BankCallTimeout, &d.BankCallTimeout}, {&c.CreditDeadline, &d.CreditDeadline},
-		{&c.UnknownDeadline, &d.UnknownDeadline}, {&c.RetryDelay, &d.RetryDelay},
-		{&c.StoreAttentionAfter, &d.StoreAttentionAfter}, {&c.SendMargin, &d.SendMargin},
-	} {
-		if *f.v <= 0 {
-			*f.v = *f.def
-		}
-	}
-	if c.MaxCreditAttempts <= 0 {
-		c.MaxCreditAttempts = d.MaxCreditAttempts
-	}
+	orDefault(&c.BankCallTimeout, d.BankCallTimeout)
+	orDefault(&c.CreditDeadline, d.CreditDeadline)
+	orDefault(&c.UnknownDeadline, d.UnknownDeadline)
+	orDefault(&c.MaxCreditAttempts, d.MaxCreditAttempts)
+	orDefault(&c.RetryDelay, d.RetryDelay)
+	orDefault(&c.StoreAttentionAfter, d.StoreAttentionAfter)
+	orDefault(&c.SendMargin, d.SendMargin)
 	return c
 }
 
