@@ -103,8 +103,8 @@ func (r *refundRig) paidPayment(t *testing.T, amount int64) string {
 }
 
 // refund runs a refund the way the API does (Update-with-Start on "outcome") and returns the
-// outcome update's answer (or its error) and the workflow's end.
-func (r *refundRig) refund(t *testing.T, paymentID string, amount int64, during func(id string)) (paysaga.Refund, error, string) {
+// outcome update's answer, the refund's workflow ID, and the update's error.
+func (r *refundRig) refund(t *testing.T, paymentID string, amount int64, during func(id string)) (paysaga.Refund, string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -129,7 +129,7 @@ func (r *refundRig) refund(t *testing.T, paymentID string, amount int64, during 
 	uerr := h.Get(ctx, &outcome)
 	var final paysaga.Refund
 	_ = r.c.GetWorkflow(ctx, id, "").Get(ctx, &final)
-	return outcome, uerr, id
+	return outcome, id, uerr
 }
 
 func (r *refundRig) credits() int {
@@ -182,7 +182,7 @@ func TestRefundScenariosOnDevServer(t *testing.T) {
 	t.Run("full", func(t *testing.T) {
 		r := newRefundRig(t, srv.Client)
 		pay := r.paidPayment(t, 30_000)
-		out, err, id := r.refund(t, pay, 30_000, nil)
+		out, id, err := r.refund(t, pay, 30_000, nil)
 		require.NoError(t, err)
 		require.Equal(t, paysaga.RefundSucceeded, out.Status)
 		require.Equal(t, 1, r.credits())
@@ -197,11 +197,11 @@ func TestRefundScenariosOnDevServer(t *testing.T) {
 		r := newRefundRig(t, srv.Client)
 		pay := r.paidPayment(t, 30_000)
 		for i := range 3 {
-			out, err, _ := r.refund(t, pay, 10_000, nil)
+			out, _, err := r.refund(t, pay, 10_000, nil)
 			require.NoError(t, err, "refund %d", i)
 			require.Equal(t, paysaga.RefundSucceeded, out.Status)
 		}
-		_, err, id := r.refund(t, pay, 1, nil)
+		_, id, err := r.refund(t, pay, 1, nil)
 		require.Error(t, err, "nothing is left to refund")
 		require.Contains(t, err.Error(), "is REFUNDED and cannot be refunded")
 		require.Equal(t, 3, r.credits())
@@ -215,7 +215,7 @@ func TestRefundScenariosOnDevServer(t *testing.T) {
 		r := newRefundRig(t, srv.Client)
 		pay := r.paidPayment(t, 30_000)
 		must(r.sim.SetFault(nh.APIReceivedTransferFinAccount, nhsim.Fault{Kind: nhsim.FaultDecline, Probability: 1}))
-		out, err, id := r.refund(t, pay, 20_000, nil)
+		out, id, err := r.refund(t, pay, 20_000, nil)
 		require.NoError(t, err)
 		require.Equal(t, paysaga.RefundFailed, out.Status)
 		require.Equal(t, "E9999", out.FailureCode)
@@ -229,7 +229,7 @@ func TestRefundScenariosOnDevServer(t *testing.T) {
 		r := newRefundRig(t, srv.Client)
 		pay := r.paidPayment(t, 30_000)
 		must(r.sim.SetFault(nh.APIReceivedTransferFinAccount, nhsim.Fault{Kind: nhsim.FaultLostResponse, Probability: 1}))
-		out, err, id := r.refund(t, pay, 20_000, nil)
+		out, id, err := r.refund(t, pay, 20_000, nil)
 		require.NoError(t, err)
 		require.Equal(t, paysaga.RefundSucceeded, out.Status)
 		require.Equal(t, 1, r.credits(), "resolved by CheckOnReceivedTransfer, never sent again")
@@ -246,7 +246,7 @@ func TestRefundScenariosOnDevServer(t *testing.T) {
 				r.sim.ClearFaults()
 			}
 		}
-		out, err, id := r.refund(t, pay, 20_000, nil)
+		out, id, err := r.refund(t, pay, 20_000, nil)
 		require.NoError(t, err)
 		require.Equal(t, paysaga.RefundSucceeded, out.Status)
 		require.Equal(t, 1, r.credits())
@@ -265,7 +265,7 @@ func TestRefundScenariosOnDevServer(t *testing.T) {
 			must(r.sim.SetFault(nh.APIReceivedTransferFinAccount, nhsim.Fault{Kind: nhsim.FaultHTTP500, Probability: 1}))
 			go func() { _ = r.c.CancelWorkflow(context.Background(), wid, "") }()
 		}
-		out, err, id := r.refund(t, pay, 20_000, func(id string) { wid = id })
+		out, id, err := r.refund(t, pay, 20_000, func(id string) { wid = id })
 		require.NoError(t, err)
 		require.Equal(t, paysaga.RefundFailed, out.Status)
 		require.Equal(t, workflows.FailureCanceled, out.FailureCode)
@@ -285,7 +285,7 @@ func TestRefundScenariosOnDevServer(t *testing.T) {
 		must(r.sim.SetFault(nh.APIReceivedTransferFinAccount, nhsim.Fault{Kind: nhsim.FaultLostResponse, Probability: 1}))
 		must(r.sim.SetFault(nh.APICheckOnReceivedTransfer, nhsim.Fault{Kind: nhsim.FaultHTTP500, Probability: 1}))
 		resolved := make(chan error, 1)
-		out, err, id := r.refund(t, pay, 20_000, func(id string) {
+		out, id, err := r.refund(t, pay, 20_000, func(id string) {
 			go func() {
 				// An operator, once the refund is UNKNOWN, says it went through.
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -160,7 +160,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	rdb = app.NewRedis(cfg)
 	s.closers = append(s.closers, func() { _ = rdb.Close() })
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		return nil, fmt.Errorf("Redis at %s: %w", cfg.RedisAddr, err)
+		return nil, fmt.Errorf("ping Redis at %s: %w", cfg.RedisAddr, err)
 	}
 
 	db, err := app.OpenDB(ctx, cfg, true)
