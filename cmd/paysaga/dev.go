@@ -98,6 +98,8 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 		return err
 	}
 	cfg.JWTSecret = secret
+	// Webhook endpoints on this machine (a receiver on localhost) are what a developer tries.
+	cfg.WebhookAllowLoopback = true
 	// Account numbers registered in dev are sealed with keys kept beside the database, so that
 	// they can still be opened after a restart.
 	if cfg.AccountKeys, err = devAccountKeys(filepath.Join(o.dir, "account.keys")); err != nil {

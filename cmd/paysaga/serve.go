@@ -125,9 +125,11 @@ func workerCmd() *cobra.Command {
 				defer rabbit.Close()
 				go func() { _ = rabbit.Connect(ctx) }()
 				parts.Events = rabbit
-				// The worker process also runs the consumers: notifications, and alerts when a
-				// webhook is configured.
-				consumers, err := app.Consumers(cfg, parts.Redis, logger, app.ConsumerOptions{})
+				// The worker process also runs the consumers: notifications, merchants' webhooks,
+				// and alerts when an alert webhook is configured.
+				consumers, err := app.Consumers(cfg, parts.Redis, logger, app.ConsumerOptions{
+					Webhooks: app.WebhookDispatcher(parts.DB, parts.Temporal, logger),
+				})
 				if err != nil {
 					return err
 				}

@@ -51,6 +51,9 @@ type Parts struct {
 	Refunds workflows.RefundConfig
 	// WorkerOptions tunes the worker (zero: the SDK's defaults).
 	WorkerOptions sdkworker.Options
+	// Webhooks is the retry schedule of webhook deliveries (zero fields: 30s doubling to 1h,
+	// for 24h). Tests shorten it.
+	Webhooks workflows.WebhookConfig
 }
 
 // API returns the HTTP API.
@@ -92,6 +95,9 @@ func (p *Parts) API() (*api.Server, error) {
 			Balances: balances,
 			SyncWait: p.Config.PaymentSyncWait,
 		},
+		Webhooks: api.WebhookDeps{
+			Store: p.DB, Keys: p.Keys, Starter: WebhookDeliveries{Client: p.Temporal}, Policy: WebhookPolicy(p.Config),
+		},
 	}), nil
 }
 
@@ -112,6 +118,14 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 		return nil, errors.New("worker: account keys are required (PAYSAGA_ACCOUNT_KEYS)")
 	}
 	publisher := p.Events
+	if p.Config.AMQPURL == "" {
+		// Without a broker there is no webhook consumer: merchants' webhooks are started as
+		// each event is published.
+		if publisher == nil {
+			publisher = events.NoBroker{Logger: p.Logger}
+		}
+		publisher = WebhookPublisher{Next: publisher, Dispatcher: WebhookDispatcher(p.DB, p.Temporal, p.Logger)}
+	}
 	if publisher != nil {
 		// A span per publish, the events and outcome metrics (issue 14).
 		publisher = telemetry.Publisher(publisher)
@@ -129,5 +143,6 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	WebhookWorker(w, p.Config, p.Webhooks, p.DB, p.Keys, publisher, p.Logger)
 	return w, nil
 }
