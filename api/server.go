@@ -63,6 +63,9 @@ type Deps struct {
 	// Settlements serves /v1/settlements and /v1/settlement-account (503 until set).
 	Settlements SettlementDeps
 
+	// Webhooks serves /v1/webhook-endpoints (503 until set).
+	Webhooks WebhookDeps
+
 	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For is believed when taking
 	// the client's address (login rate limits). Empty: trust none, use the peer address.
 	TrustedProxies []string
@@ -165,6 +168,7 @@ func New(deps Deps) *Server {
 	s.registerNotifications(deps.Notifications)
 	s.registerAccounts(deps.Accounts)
 	s.registerSettlements(deps.Settlements)
+	s.registerWebhooks(deps.Webhooks)
 
 	return s
 }
