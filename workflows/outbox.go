@@ -13,6 +13,19 @@ import (
 // waits a minute and tries again until the event is out. The marker is written only then.
 const publishRetryChange = "publish-until-out"
 
+// publishLoop publishes the events queued in *outbox in order, with the activity name, beside
+// the saga: a broker outage delays the events, never the outcome or the answer to
+// UpdateOutcome. logArgs names an event in the logs.
+func publishLoop[T any](ctx workflow.Context, outbox *[]T, name string, logArgs func(T) []any) {
+	for {
+		if err := workflow.Await(ctx, func() bool { return len(*outbox) > 0 }); err != nil {
+			return
+		}
+		publishEvent(ctx, name, (*outbox)[0], logArgs((*outbox)[0])...)
+		*outbox = (*outbox)[1:]
+	}
+}
+
 // publishEvent publishes one outcome event of a payment or refund (the activity name, its input)
 // beside the saga: a quick local activity first (no extra history events when the broker is
 // up), then an activity retried with a backoff capped at a minute, and — should that give up —

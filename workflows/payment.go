@@ -178,7 +178,11 @@ func (w *Payments) PaymentWorkflow(ctx workflow.Context, in PaymentInput) (paysa
 	// Money is moving: a cancellation request must not leave the payment half done, so the saga
 	// runs to its end (operators resolve, they do not cancel).
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
-	workflow.Go(ctx, s.publishLoop)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		publishLoop(ctx, &s.outbox, activities.PublishPaymentEventName, func(in activities.PublishPaymentEventInput) []any {
+			return []any{"payment_id", s.p.ID, "event_id", in.EventID}
+		})
+	})
 
 	err := s.run(ctx)
 	for errors.Is(err, errStoreRefused) {

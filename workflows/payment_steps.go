@@ -87,24 +87,6 @@ func (s *paymentRun) announce(ev paysaga.PaymentEvent) {
 	})
 }
 
-// publishLoop publishes queued events in order. Publishing runs beside the saga: a broker
-// outage delays the events, never the payment's outcome or the answer to UpdateOutcome.
-func (s *paymentRun) publishLoop(ctx workflow.Context) {
-	for {
-		if err := workflow.Await(ctx, func() bool { return len(s.outbox) > 0 }); err != nil {
-			return
-		}
-		s.publish(ctx, s.outbox[0])
-		s.outbox = s.outbox[1:]
-	}
-}
-
-// publish tries a quick local activity first (no extra history events when the broker is up),
-// then falls back to an activity retried without limit, with backoff, until the broker is back.
-func (s *paymentRun) publish(ctx workflow.Context, in activities.PublishPaymentEventInput) {
-	publishEvent(ctx, activities.PublishPaymentEventName, in, "payment_id", s.p.ID, "event_id", in.EventID)
-}
-
 // transferID is the ID of the attempt-th transfer of a payment: stable, so that a retried
 // activity finds the row it wrote before.
 func transferID(paymentID string, attempt int) string {

@@ -169,7 +169,11 @@ func (w *Refunds) RefundWorkflow(ctx workflow.Context, in RefundInput) (paysaga.
 	}
 	// Events go out and updates are answered even after a cancellation.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	workflow.Go(dctx, s.publishLoop)
+	workflow.Go(dctx, func(ctx workflow.Context) {
+		publishLoop(ctx, &s.outbox, activities.PublishRefundEventName, func(in activities.PublishRefundEventInput) []any {
+			return []any{"refund_id", s.r.ID, "event_id", in.EventID}
+		})
+	})
 
 	err := s.run(ctx)
 	for {

@@ -86,18 +86,6 @@ func (s *refundRun) event(ctx workflow.Context, typ string) paysaga.PaymentEvent
 	}
 }
 
-// publishLoop publishes queued events in order, beside the saga (see paymentRun.publishLoop).
-func (s *refundRun) publishLoop(ctx workflow.Context) {
-	for {
-		if err := workflow.Await(ctx, func() bool { return len(s.outbox) > 0 }); err != nil {
-			return
-		}
-		in := s.outbox[0]
-		publishEvent(ctx, activities.PublishRefundEventName, in, "refund_id", s.r.ID, "event_id", in.EventID)
-		s.outbox = s.outbox[1:]
-	}
-}
-
 // refundTransferID is the ID of the attempt-th credit of a run of a refund: stable, so that a
 // retried activity finds the row it wrote before.
 func refundTransferID(refundID, tag string, attempt int) string {
