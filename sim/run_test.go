@@ -66,6 +66,7 @@ func runSchedule(opts *options, seed uint64) (res result) {
 		}
 	}
 	res.violations = append(res.violations, w.check(starts, res.stats)...)
+	res.violations = append(res.violations, w.settleAndCheck(res.stats)...)
 	res.trace = w.tr.lines()
 	return res
 }

@@ -117,8 +117,9 @@ var capturedStatuses = []string{
 }
 
 // PrepareSettlement returns the merchant's settlement of day, computing and storing it the
-// first time (created true): the merchant's captured payments and the succeeded refunds of its
-// settled payments up to the end of day that no settlement took yet, their fees at the
+// first time (created true): the merchant's captured payments (but not one with a refund in
+// flight: it waits for a later settlement, as the refund's money may have left already) and the
+// succeeded refunds of its settled payments up to the end of day that no settlement took yet, their fees at the
 // merchant's rate (defaultFeeBPS when none is set), and the negative net of the merchant's
 // previous settlement not taken over yet. Nothing to settle: nil. Run again, or by two
 // processes at once, it returns the one stored settlement; no payment or refund is ever in two.
@@ -203,6 +204,8 @@ func unsettledLines(ctx context.Context, idb bun.IDB, merchantID string, end tim
 		Join("JOIN payment_events AS e ON e.payment_id = p.id").
 		Where("p.merchant_id = ?", merchantID).
 		Where("p.status IN (?)", bun.List(capturedStatuses)).
+		// A payment with a refund in flight waits: the refund's money may have left already.
+		Where("p.reserved_refund_amount = 0").
 		Where("e.type = ?", CapturedEventType).
 		Where("e.refund_id IS NULL").
 		Where("e.created_at < ?", end).
@@ -352,7 +355,7 @@ func (db *DB) SettlementMerchants(ctx context.Context, day string) ([]string, er
 	var ids []string
 	if err := db.bun.NewSelect().TableExpr("payments AS p").ColumnExpr("DISTINCT p.merchant_id").
 		Join("JOIN payment_events AS e ON e.payment_id = p.id").
-		Where("p.status IN (?)", bun.List(capturedStatuses)).
+		Where("p.status IN (?)", bun.List(capturedStatuses)).Where("p.reserved_refund_amount = 0").
 		Where("e.type = ?", CapturedEventType).Where("e.refund_id IS NULL").Where("e.created_at < ?", end).
 		Where("NOT EXISTS (SELECT 1 FROM settlement_lines AS l WHERE l.kind = ? AND l.item_id = p.id)", string(settlement.LinePayment)).
 		Scan(ctx, &ids); err != nil {

@@ -84,6 +84,11 @@ func TestSettlementDays(t *testing.T) {
 			_, err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: auth.ID, Status: paysaga.PaymentAuthorized})
 			require.NoError(t, err)
 
+			// A payment with a refund in flight (reserved, not settled) waits.
+			held := capturedPayment(t, db, m, 4_000, kst("2026-11-30", 11))
+			_, err = db.ReserveRefund(ctx, store.RefundReservation{Refund: newRefund(held.ID, 1_000)})
+			require.NoError(t, err)
+
 			merchants, err := db.SettlementMerchants(ctx, "2026-11-30")
 			require.NoError(t, err)
 			require.ElementsMatch(t, []string{m, other}, merchants)
@@ -112,7 +117,7 @@ func TestSettlementDays(t *testing.T) {
 			for _, l := range got.Lines {
 				ids[l.ItemID()] = l.Fee
 			}
-			require.Equal(t, map[string]int64{p1.ID: 250, p2.ID: 24, r1: 0}, ids)
+			require.Equal(t, map[string]int64{p1.ID: 250, p2.ID: 24, r1: 0}, ids, "the held payment is not settled")
 
 			// The payout: only for exactly the payout, only once.
 			tr := &paysaga.Transfer{ID: "trf_" + s1.ID + "_1", Kind: paysaga.TransferCreditAccountNumber,
