@@ -114,11 +114,6 @@ func declinedError(rpcd, rsms string) error {
 	return newError(ErrTypeDeclined, "bank declined: "+rpcd, nil, BankAnswer{Rpcd: rpcd, Rsms: rsms})
 }
 
-// conflict is an ErrTypeStateConflict error: a state retrying cannot change.
-func conflict(format string, args ...any) error {
-	return newError(ErrTypeStateConflict, fmt.Sprintf(format, args...), nil)
-}
-
 // storeError makes the store's verdicts on impossible states non-retryable; other errors (a
 // database outage) stay retryable.
 func storeError(err error) error {
