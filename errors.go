@@ -5,7 +5,11 @@ import (
 	"fmt"
 )
 
-// Error codes. They are stable: clients see them as the `code` of a problem+json answer.
+// Error codes. They are stable: clients see them as the `code` of a problem+json answer. A
+// workflow that refuses an Update (a resolution of a payment that is not waiting, an actor
+// too long) or a refund's reservation uses EINVALID or ECONFLICT as the type of its Temporal
+// application error, which the API and payctl turn back into these codes. The errors of the
+// sagas' steps have their own types: activities/errors.go.
 const (
 	EINVALID      = "invalid"                // the request is malformed or a field is wrong (422)
 	EUNAUTHORIZED = "unauthorized"           // no valid credentials (401)
