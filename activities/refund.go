@@ -168,20 +168,8 @@ func (a *RefundActivities) Credit(ctx context.Context, in CreditInput) (CreditRe
 	if err != nil {
 		return CreditResult{}, err
 	}
-	for _, tr := range transfers {
-		if tr.ID == in.TransferID {
-			return settledCredit(tr)
-		}
-	}
-	for _, tr := range transfers {
-		switch tr.State {
-		case paysaga.TransferSucceeded:
-			log.Warn("refund already credited; not sending again", "transfer_id", tr.ID)
-			return CreditResult{TransferID: tr.ID, Rpcd: tr.Rpcd, Rsms: tr.Rsms}, nil
-		case paysaga.TransferSent, paysaga.TransferUnknown:
-			return CreditResult{}, newError(ErrTypeUnknownOutcome,
-				"credit "+tr.ID+" of this refund has an unknown outcome", nil)
-		}
+	if res, done, err := earlierCredit(log, "refund", transfers, in.TransferID); done {
+		return res, err
 	}
 	if r.Status != paysaga.RefundPending {
 		return CreditResult{}, newError(ErrTypeStateConflict,

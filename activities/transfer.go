@@ -155,3 +155,27 @@ func publish(ctx context.Context, pub events.Publisher, log *slog.Logger, id, ty
 	}
 	return nil
 }
+
+// earlierCredit answers a credit step from the credits already written for the same thing
+// (what: "refund"): the step's own transfer answers from its row; another credit that
+// executed is the answer (nothing is sent again); another whose outcome is unknown is
+// ErrTypeUnknownOutcome (resolve it with a check first). done is false when nothing was written
+// yet that answers: the step may send.
+func earlierCredit(log *slog.Logger, what string, transfers []*paysaga.Transfer, transferID string) (_ CreditResult, done bool, _ error) {
+	for _, tr := range transfers {
+		if tr.ID == transferID {
+			res, err := settledCredit(tr)
+			return res, true, err
+		}
+	}
+	for _, tr := range transfers {
+		switch tr.State {
+		case paysaga.TransferSucceeded:
+			log.Warn(what+" already credited; not sending again", "transfer_id", tr.ID)
+			return CreditResult{TransferID: tr.ID, Rpcd: tr.Rpcd, Rsms: tr.Rsms}, true, nil
+		case paysaga.TransferSent, paysaga.TransferUnknown:
+			return CreditResult{}, true, newError(ErrTypeUnknownOutcome, "credit "+tr.ID+" of this "+what+" has an unknown outcome", nil)
+		}
+	}
+	return CreditResult{}, false, nil
+}
