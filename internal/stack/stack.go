@@ -63,6 +63,8 @@ type Options struct {
 	// Payments and Refunds override the payment and refund sagas' deadlines.
 	Payments workflows.PaymentConfig
 	Refunds  workflows.RefundConfig
+	// Webhooks overrides the retry schedule of webhook deliveries.
+	Webhooks workflows.WebhookConfig
 	// WorkerOptions tunes the worker.
 	WorkerOptions sdkworker.Options
 }
@@ -202,7 +204,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 
 	s.Parts = &app.Parts{
 		Config: cfg, Logger: o.Logger, DB: db, Redis: rdb, Temporal: s.Temporal.Client(),
-		Metrics: app.NewRegistry(), Dev: o.Dev, Events: publisher, Payments: o.Payments, Refunds: o.Refunds,
+		Metrics: app.NewRegistry(), Dev: o.Dev, Events: publisher, Payments: o.Payments, Refunds: o.Refunds, Webhooks: o.Webhooks,
 		WorkerOptions: o.WorkerOptions,
 	}
 	if s.Parts.Bank, err = app.NewBank(cfg, db, o.Logger); err != nil {
