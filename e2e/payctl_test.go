@@ -27,6 +27,7 @@ import (
 	"paysaga/internal/temporaltest"
 	"paysaga/nh"
 	"paysaga/nhsim"
+	"paysaga/reconcile"
 	"paysaga/store"
 	"paysaga/worker"
 	"paysaga/workflows"
@@ -163,17 +164,17 @@ func TestPayctlReconcileReportsATransferWeDidNotRecord(t *testing.T) {
 	require.NoError(t, err)
 
 	today := nh.Today(time.Now())
-	var rep ctl.Report
+	var rep reconcile.Report
 	r := payctlJSON(t, ctl.ExitRefused, &rep, "reconcile", "--date", today)
 	require.Contains(t, r.Stderr, "missing")
-	var found *ctl.BankLine
+	var found *reconcile.BankLine
 	for i, l := range rep.Missing {
 		if l.Amount == rogue {
 			found = &rep.Missing[i]
 		}
 	}
 	require.NotNil(t, found, "the unrecorded debit of %d is not reported missing: %s", rogue, r.Stdout)
-	require.Equal(t, ctl.DirectionIn, found.Direction)
+	require.Equal(t, reconcile.DirectionIn, found.Direction)
 	require.NotEmpty(t, found.Tuno, "the bank's transaction number, to look it up")
 	for _, x := range rep.Extra {
 		require.NotEqual(t, ours[0].ID, x.ID, "our recorded debit is on the statement")
