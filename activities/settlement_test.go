@@ -11,6 +11,7 @@ import (
 	"paysaga/activities"
 	"paysaga/nh"
 	"paysaga/nhsim"
+	"paysaga/reconcile"
 	"paysaga/seal"
 	"paysaga/settlement"
 	"paysaga/store"
@@ -104,6 +105,18 @@ func TestPayoutLostAnswerResolvedNotResent(t *testing.T) {
 	require.EqualValues(t, 29_250, f.sim.Balance(f.merchant.Bncd, f.merchant.Acno), "the merchant got exactly the net")
 	require.EqualValues(t, fintechBefore-29_250, f.sim.Fintech().Balance, "the fintech keeps exactly the fee of the 30,000 it received")
 	require.Equal(t, total, f.sim.TotalMoney())
+
+	// The payout is a transfer of its Tsymd: reconcile pairs it with the fintech account's
+	// statement, like the customer's debit.
+	today := nh.Today(time.Now())
+	records, err := f.acts.Bank.(*nh.Client).AllTransactionHistory(ctx, nh.HistoryRequest{Bncd: f.sim.Fintech().Bncd,
+		Acno: f.sim.Fintech().Acno, From: today, To: today, Kind: nh.HistoryAll, Order: nh.HistoryAscending})
+	require.NoError(t, err)
+	transfers, err := f.db.ListTransfersByTsymd(ctx, today)
+	require.NoError(t, err)
+	rep := reconcile.Compare(today, records, transfers, 5*time.Minute)
+	require.False(t, rep.Differs(), "%+v", rep)
+	require.Equal(t, 2, rep.Matched, "the debit and the payout")
 
 	require.NoError(t, f.acts.PublishSettlementEvent(ctx, activities.PublishSettlementEventInput{EventID: "evt_stl", Type: "settlement.paid", Settlement: paid}))
 	require.Len(t, f.pub.events, 1)

@@ -47,6 +47,9 @@ type Deps struct {
 	Payments    workflows.PaymentConfig
 	Refunds     workflows.RefundConfig
 	FinAccounts workflows.FinAccountConfig
+	// SettlementFeeBPS is the fee rate of merchants without one of their own
+	// (PAYSAGA_SETTLEMENT_FEE_BPS).
+	SettlementFeeBPS int64
 	// Options tunes the worker (concurrency…); zero values are the SDK's defaults.
 	Options sdkworker.Options
 }
@@ -73,6 +76,10 @@ func New(c client.Client, deps Deps) (Worker, error) {
 		Accounts: &activities.AccountActivities{
 			Store: deps.Store, Bank: deps.Bank, Keys: deps.Keys, Events: deps.Events, Logger: deps.Logger,
 		},
+		Settlements: &activities.SettlementActivities{
+			Store: deps.Store, Bank: deps.Bank, Keys: deps.Keys, Events: deps.Events, Logger: deps.Logger,
+			DefaultFeeBPS: deps.SettlementFeeBPS,
+		},
 	})
 	return w, nil
 }
@@ -95,6 +102,9 @@ func RegisterWorkflows(r WorkflowRegistry, cfg Config) {
 		workflows.PaymentWorkflowName:    workflows.NewPayments(cfg.Payments).PaymentWorkflow,
 		workflows.RefundWorkflowName:     workflows.NewRefunds(cfg.Refunds).RefundWorkflow,
 		workflows.FinAccountWorkflowName: workflows.NewFinAccounts(cfg.FinAccounts).FinAccountWorkflow,
+		// Settlement pays out like a refund credits: the payments' bank deadlines.
+		workflows.SettlementDayWorkflowName: workflows.NewPayments(cfg.Payments).SettlementDayWorkflow,
+		workflows.SettlementWorkflowName:    workflows.NewPayments(cfg.Payments).SettlementWorkflow,
 	} {
 		r.RegisterWorkflowWithOptions(fn, workflow.RegisterOptions{Name: name})
 	}
@@ -106,6 +116,8 @@ type Activities struct {
 	Payments *activities.Activities
 	Refunds  *activities.RefundActivities
 	Accounts *activities.AccountActivities
+	// Settlements are the settlement steps (a payout, its check, …).
+	Settlements *activities.SettlementActivities
 }
 
 // ActivityRegistry is where activities are registered.
@@ -135,6 +147,15 @@ func RegisterActivities(r ActivityRegistry, acts Activities) {
 		steps[activities.CheckFinAccountName] = a.CheckFinAccount
 		steps[activities.FailFinAccountName] = a.FailFinAccount
 		steps[activities.PublishAccountEventName] = a.PublishAccountEvent
+	}
+	if a := acts.Settlements; a != nil {
+		steps[activities.ListSettlementMerchantsName] = a.ListSettlementMerchants
+		steps[activities.PrepareSettlementName] = a.PrepareSettlement
+		steps[activities.ReopenSettlementName] = a.ReopenSettlement
+		steps[activities.PayoutName] = a.Payout
+		steps[activities.CheckPayoutName] = a.CheckPayout
+		steps[activities.FinishSettlementName] = a.FinishSettlement
+		steps[activities.PublishSettlementEventName] = a.PublishSettlementEvent
 	}
 	for name, fn := range steps {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})

@@ -32,7 +32,10 @@ func TestRegisterWorkflowsRegistersEveryWorkflow(t *testing.T) {
 	var r registry
 	worker.RegisterWorkflows(&r, worker.Config{})
 	sort.Strings(r.workflows)
-	require.Equal(t, []string{workflows.FinAccountWorkflowName, workflows.PaymentWorkflowName, workflows.RefundWorkflowName}, r.workflows)
+	want := []string{workflows.FinAccountWorkflowName, workflows.PaymentWorkflowName, workflows.RefundWorkflowName,
+		workflows.SettlementDayWorkflowName, workflows.SettlementWorkflowName}
+	sort.Strings(want)
+	require.Equal(t, want, r.workflows)
 }
 
 // Every step the workflows call is registered under its name, once.
@@ -40,6 +43,7 @@ func TestRegisterActivitiesRegistersEveryStep(t *testing.T) {
 	var r registry
 	worker.RegisterActivities(&r, worker.Activities{
 		Payments: &activities.Activities{}, Refunds: &activities.RefundActivities{}, Accounts: &activities.AccountActivities{},
+		Settlements: &activities.SettlementActivities{},
 	})
 	sort.Strings(r.activities)
 	want := []string{
@@ -47,6 +51,8 @@ func TestRegisterActivitiesRegistersEveryStep(t *testing.T) {
 		activities.ReserveRefundName, activities.CreditName, activities.CheckCreditName, activities.SettleRefundName,
 		activities.PublishRefundEventName,
 		activities.OpenFinAccountName, activities.CheckFinAccountName, activities.FailFinAccountName, activities.PublishAccountEventName,
+		activities.ListSettlementMerchantsName, activities.PrepareSettlementName, activities.ReopenSettlementName,
+		activities.PayoutName, activities.CheckPayoutName, activities.FinishSettlementName, activities.PublishSettlementEventName,
 	}
 	sort.Strings(want)
 	require.Equal(t, want, r.activities)

@@ -98,6 +98,7 @@ func (p *Parts) API() (*api.Server, error) {
 		Webhooks: api.WebhookDeps{
 			Store: p.DB, Keys: p.Keys, Starter: WebhookDeliveries{Client: p.Temporal}, Policy: WebhookPolicy(p.Config),
 		},
+		Settlements: api.SettlementDeps{Store: p.DB, Keys: p.Keys},
 	}), nil
 }
 
@@ -139,8 +140,14 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 		Refunds:  refunds,
 		Keys:     p.Keys,
 		Options:  p.WorkerOptions,
+
+		SettlementFeeBPS: p.Config.SettlementFeeBPS,
 	})
 	if err != nil {
+		return nil, err
+	}
+	// The daily settlement Schedule, ensured by every worker (internal/app/settlement.go).
+	if err := p.ensureSettlementSchedule(); err != nil {
 		return nil, err
 	}
 	WebhookWorker(w, p.Config, p.Webhooks, p.DB, p.Keys, publisher, p.Logger)
