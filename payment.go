@@ -126,7 +126,11 @@ func (p *Payment) ReserveRefund(reserved, amount int64, cancellation bool) (int6
 	case !cancellation && p.Status != PaymentSucceeded && p.Status != PaymentPartiallyRefunded:
 		return reserved, Errorf(ECONFLICT, "payment %s is %s and cannot be refunded", p.ID, p.Status)
 	}
-	if left := p.Amount - p.RefundedAmount - reserved; amount > left {
+	left := p.Refundable() - reserved
+	if cancellation {
+		left = p.Amount - p.RefundedAmount - reserved
+	}
+	if amount > left {
 		return reserved, Errorf(ECONFLICT, "a refund of %d won exceeds what is left to refund of payment %s: %d won (%d refunded, %d being refunded)",
 			amount, p.ID, max(left, 0), p.RefundedAmount, reserved)
 	}

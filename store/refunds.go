@@ -182,7 +182,8 @@ func (db *DB) ReserveRefund(ctx context.Context, r RefundReservation) (*paysaga.
 			case !r.Replay || existing.Status == paysaga.RefundPending || existing.Status == paysaga.RefundUnknown:
 				out = existing
 				return nil
-			case existing.Status == paysaga.RefundSucceeded:
+			case !existing.Status.CanTransition(paysaga.RefundPending):
+				// Only a FAILED refund is replayed; one that succeeded never is.
 				return paysaga.Errorf(paysaga.ECONFLICT, "refund %s already succeeded", ref.ID)
 			}
 
