@@ -1,10 +1,12 @@
 // Package store is the only package that speaks SQL. It wraps Bun on MySQL/MariaDB (production)
-// and SQLite (the embedded default), runs the versioned migrations for both dialects, and holds
+// and SQLite (the embedded default), runs the versioned migrations for both dialects (bun/migrate,
+// see migrate.go: up and down scripts, a lock, a dirty mark), and holds
 // the repositories, which take and return the domain types of package paysaga and report
 // failures as paysaga.Error codes (ENOTFOUND, ECONFLICT, …).
 //
 // The schema lives in one place: migrations/NNNN_name.{mysql,sqlite}.sql, one file per dialect
-// per version, kept in step. Tables (migration 0001):
+// per version, kept in step, each with its down script NNNN_name.{mysql,sqlite}.down.sql.
+// Tables (migration 0001):
 //
 //	users             id, email (unique), name, password_hash, role, created_at
 //	refresh_tokens    id, user_id → users, family_id, token_hash (SHA-256 hex, unique),
@@ -28,7 +30,10 @@
 //	                  rpcd, rsms, actor, reason, created_at; index (payment_id, created_at)
 //	idempotency_keys  PK(scope, idem_key), request_hash, state (pending|completed),
 //	                  response_status, response_body, resource_id, created_at, expires_at
-//	schema_migrations version (PK), name, applied_at
+//	bun_migrations    id, name (the version NNNN), group_id (the Migrate run), migrated_at;
+//	                  bun_migrations_dirty: versions started and not finished (see migrate.go);
+//	                  bun_migration_locks (bun's, unused). schema_migrations: the record of the
+//	                  migrator before bun/migrate, imported once and no longer written
 //
 // Conventions for repositories: IDs are VARCHAR(64) public IDs; times are stored in UTC with
 // microsecond precision (use store's clock, DB.Now); optional text columns are NOT NULL DEFAULT

@@ -38,14 +38,19 @@ type DB struct {
 	bun     *bun.DB
 	dialect string
 	now     func() time.Time
+	// dsn (with Open's settings) and memory: SQLite's, for the migrator's own connection.
+	dsn    string
+	memory bool
 }
 
 // Open connects to the database and checks that it answers. It does not migrate.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	var (
-		sqldb *sql.DB
-		bdb   *bun.DB
-		err   error
+		sqldb      *sql.DB
+		bdb        *bun.DB
+		err        error
+		liteDSN    string
+		liteMemory bool
 	)
 	switch cfg.Driver {
 	case DriverMySQL:
@@ -83,10 +88,11 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		sqldb.SetConnMaxIdleTime(0)
 		sqldb.SetConnMaxLifetime(0)
 		bdb = bun.NewDB(sqldb, sqlitedialect.New())
+		liteDSN, liteMemory = dsn, memory
 	default:
 		return nil, fmt.Errorf("store: unknown driver %q (want %q or %q)", cfg.Driver, DriverMySQL, DriverSQLite)
 	}
-	db := &DB{bun: bdb, dialect: cfg.Driver, now: time.Now}
+	db := &DB{bun: bdb, dialect: cfg.Driver, now: time.Now, dsn: liteDSN, memory: liteMemory}
 	if err := db.Ping(ctx); err != nil {
 		_ = bdb.Close()
 		return nil, err
