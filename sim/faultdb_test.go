@@ -147,7 +147,8 @@ func (c *gateConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.T
 	if bc, ok := c.Conn.(driver.ConnBeginTx); ok {
 		tx, err = bc.BeginTx(ctx, opts)
 	} else {
-		tx, err = c.Conn.Begin() //nolint:staticcheck // the driver has nothing else
+		//lint:ignore SA1019 the driver has nothing else
+		tx, err = c.Conn.Begin()
 	}
 	if err != nil {
 		return nil, err

@@ -107,10 +107,9 @@ type seenState struct {
 }
 
 type updateRecord struct {
-	at     time.Duration
-	id     string
-	name   string
-	result string
+	at   time.Duration
+	id   string
+	name string
 }
 
 type publisher struct {
