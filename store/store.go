@@ -31,6 +31,8 @@ type Config struct {
 	DSN string
 	// MaxOpenConns bounds the MySQL pool (default 20). SQLite ignores it.
 	MaxOpenConns int
+	// QueryHook, if set, sees every query (e.g. a tracing span per query).
+	QueryHook bun.QueryHook
 }
 
 // DB is the database: a Bun handle plus the repositories defined on it.
@@ -91,6 +93,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		liteDSN, liteMemory = dsn, memory
 	default:
 		return nil, fmt.Errorf("store: unknown driver %q (want %q or %q)", cfg.Driver, DriverMySQL, DriverSQLite)
+	}
+	if cfg.QueryHook != nil {
+		bdb = bdb.WithQueryHook(cfg.QueryHook)
 	}
 	db := &DB{bun: bdb, dialect: cfg.Driver, now: time.Now, dsn: liteDSN, memory: liteMemory}
 	if err := db.Ping(ctx); err != nil {

@@ -26,12 +26,12 @@ import (
 
 // OpenDB opens the database; migrate also brings its schema up to date.
 func OpenDB(ctx context.Context, cfg config.Config, migrate bool) (*store.DB, error) {
-	db, err := store.Open(ctx, store.Config{Driver: cfg.DBDriver, DSN: cfg.DBDSN})
+	// Each query is a span of the trace it runs in (operation and table, never the statement).
+	db, err := store.Open(ctx, store.Config{Driver: cfg.DBDriver, DSN: cfg.DBDSN,
+		QueryHook: telemetry.QueryHook{System: cfg.DBDriver}})
 	if err != nil {
 		return nil, err
 	}
-	// Each query is a span of the trace it runs in (operation and table, never the statement).
-	db.Bun().AddQueryHook(telemetry.QueryHook{System: cfg.DBDriver})
 	if migrate {
 		if err := db.Migrate(ctx); err != nil {
 			_ = db.Close()
