@@ -141,8 +141,25 @@ func (db *DB) UpdatePaymentStatus(ctx context.Context, id string, to paysaga.Pay
 }
 
 func updatePaymentStatus(ctx context.Context, idb bun.IDB, now time.Time, id string, to paysaga.PaymentStatus, ch PaymentStatusChange) (*paysaga.Payment, error) {
+	moved, err := movePaymentStatus(ctx, idb, now, id, to, ch)
+	if err != nil {
+		return nil, err
+	}
+	p, err := getPayment(ctx, idb, id)
+	if err != nil || moved || p.Status == to {
+		return p, err
+	}
+	return nil, paysaga.Errorf(paysaga.ECONFLICT, "payment %s is %s and cannot become %s", id, p.Status, to)
+}
+
+// movePaymentStatus is the one statement that changes a payment's status, refunds aside (they
+// move it with its amounts, see SettleRefund): a conditional UPDATE from the statuses that may
+// become `to` (paysaga.PaymentStatus.CanTransition; none for a status a refund sets), narrowed
+// further by where, so that two writers can never both move it. It reports whether it moved.
+func movePaymentStatus(ctx context.Context, idb bun.IDB, now time.Time, id string, to paysaga.PaymentStatus, ch PaymentStatusChange,
+	where ...func(*bun.UpdateQuery) *bun.UpdateQuery) (bool, error) {
 	if !to.Valid() {
-		return nil, paysaga.Errorf(paysaga.EINVALID, "unknown payment status %q", to)
+		return false, paysaga.Errorf(paysaga.EINVALID, "unknown payment status %q", to)
 	}
 	var from []string
 	for _, s := range allPaymentStatuses {
@@ -150,31 +167,26 @@ func updatePaymentStatus(ctx context.Context, idb bun.IDB, now time.Time, id str
 			from = append(from, string(s))
 		}
 	}
-	if len(from) > 0 {
-		res, err := idb.NewUpdate().Model((*paymentRow)(nil)).
-			Set("status = ?", string(to)).
-			Set("failure_code = ?", ch.FailureCode).
-			Set("failure_message = ?", ch.FailureMessage).
-			Set("version = version + 1").
-			Set("updated_at = ?", now).
-			Where("id = ?", id).
-			Where("status IN (?)", bun.List(from)).
-			Exec(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("update payment %s to %s: %w", id, to, err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			return getPayment(ctx, idb, id)
-		}
+	if len(from) == 0 {
+		return false, nil
 	}
-	p, err := getPayment(ctx, idb, id)
+	q := idb.NewUpdate().Model((*paymentRow)(nil)).
+		Set("status = ?", string(to)).
+		Set("failure_code = ?", ch.FailureCode).
+		Set("failure_message = ?", ch.FailureMessage).
+		Set("version = version + 1").
+		Set("updated_at = ?", now).
+		Where("id = ?", id).
+		Where("status IN (?)", bun.In(from))
+	for _, w := range where {
+		q = w(q)
+	}
+	res, err := q.Exec(ctx)
 	if err != nil {
-		return nil, err
+		return false, fmt.Errorf("update payment %s to %s: %w", id, to, err)
 	}
-	if p.Status == to {
-		return p, nil
-	}
-	return nil, paysaga.Errorf(paysaga.ECONFLICT, "payment %s is %s and cannot become %s", id, p.Status, to)
+	n, _ := res.RowsAffected()
+	return n == 1, nil
 }
 
 // PaymentFilter selects payments for ListPayments. Empty fields do not filter.
@@ -466,21 +478,16 @@ func (db *DB) FailUnstartedPayment(ctx context.Context, id string, before time.T
 	err = db.retry(ctx, func() error {
 		return db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			now := db.Now()
-			res, err := tx.NewUpdate().Model((*paymentRow)(nil)).
-				Set("status = ?", string(paysaga.PaymentFailed)).
-				Set("failure_code = ?", PaymentNotStarted).
-				Set("failure_message = ?", truncateRunes(message, 1000)).
-				Set("version = version + 1").
-				Set("updated_at = ?", now).
-				Where("id = ?", id).
-				Where("status = ?", string(paysaga.PaymentPending)).
-				Where("created_at < ?", before.UTC().Truncate(time.Microsecond)).
-				Exec(ctx)
+			var err error
+			changed, err = movePaymentStatus(ctx, tx, now, id, paysaga.PaymentFailed,
+				PaymentStatusChange{FailureCode: PaymentNotStarted, FailureMessage: truncateRunes(message, 1000)},
+				func(q *bun.UpdateQuery) *bun.UpdateQuery {
+					return q.Where("status = ?", string(paysaga.PaymentPending)).
+						Where("created_at < ?", before.UTC().Truncate(time.Microsecond))
+				})
 			if err != nil {
 				return fmt.Errorf("fail unstarted payment %s: %w", id, err)
 			}
-			n, _ := res.RowsAffected()
-			changed = n == 1
 			if changed {
 				if _, err := appendPaymentEvent(ctx, tx, now, &paysaga.PaymentEvent{
 					ID: paysaga.PrefixEvent + strings.TrimPrefix(id, paysaga.PrefixPayment) + "_not_started", PaymentID: id,
