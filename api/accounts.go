@@ -161,14 +161,9 @@ func onlyDigits(s string) bool {
 func (h *accountHandlers) create(c *gin.Context) {
 	ctx := c.Request.Context()
 	user := UserFrom(c)
-	key, err := idempotencyKey(c)
-	if err != nil {
-		Problem(c, err)
-		return
-	}
 	var req createAccountRequest
-	if err := BindJSON(c, &req); err != nil {
-		Problem(c, err)
+	key, ok := bindKeyed(c, &req)
+	if !ok {
 		return
 	}
 	number, err := req.check(h.Now())

@@ -106,21 +106,35 @@ func requestHash(method, route string, body any) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// bindKeyed reads what a creating POST starts with: its Idempotency-Key, then its JSON body into
+// req. When either is wrong it answers the problem and returns false.
+func bindKeyed(c *gin.Context, req any) (key string, ok bool) {
+	key, err := idempotencyKey(c)
+	if err == nil {
+		err = BindJSON(c, req)
+	}
+	if err != nil {
+		Problem(c, err)
+		return "", false
+	}
+	return key, true
+}
+
+// validAmount answers 422 for an amount out of the domain's bounds and returns false.
+func validAmount(c *gin.Context, amount int64) bool {
+	if err := paysaga.ValidateAmount(amount); err != nil {
+		Problem(c, &ValidationError{Message: paysaga.ErrorMessage(err), Fields: []FieldError{{Field: "amount", Message: paysaga.ErrorMessage(err)}}})
+		return false
+	}
+	return true
+}
+
 func (h *paymentHandlers) create(c *gin.Context) {
 	ctx := c.Request.Context()
 	user := UserFrom(c)
-	key, err := idempotencyKey(c)
-	if err != nil {
-		Problem(c, err)
-		return
-	}
 	var req createPaymentRequest
-	if err := BindJSON(c, &req); err != nil {
-		Problem(c, err)
-		return
-	}
-	if err := paysaga.ValidateAmount(req.Amount); err != nil {
-		Problem(c, &ValidationError{Message: paysaga.ErrorMessage(err), Fields: []FieldError{{Field: "amount", Message: paysaga.ErrorMessage(err)}}})
+	key, ok := bindKeyed(c, &req)
+	if !ok || !validAmount(c, req.Amount) {
 		return
 	}
 	if req.Capture == "" {

@@ -97,18 +97,9 @@ func (h *refundHandlers) loadDecidable(c *gin.Context) (*paysaga.Payment, bool) 
 func (h *refundHandlers) create(c *gin.Context) {
 	ctx := c.Request.Context()
 	user := UserFrom(c)
-	key, err := idempotencyKey(c)
-	if err != nil {
-		Problem(c, err)
-		return
-	}
 	var req createRefundRequest
-	if err := BindJSON(c, &req); err != nil {
-		Problem(c, err)
-		return
-	}
-	if err := paysaga.ValidateAmount(req.Amount); err != nil {
-		Problem(c, &ValidationError{Message: paysaga.ErrorMessage(err), Fields: []FieldError{{Field: "amount", Message: paysaga.ErrorMessage(err)}}})
+	key, ok := bindKeyed(c, &req)
+	if !ok || !validAmount(c, req.Amount) {
 		return
 	}
 	var number string
