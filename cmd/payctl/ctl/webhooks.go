@@ -178,4 +178,3 @@ an endpoint that is disabled or deleted.`,
 		},
 	}
 }
-
