@@ -144,7 +144,7 @@ action was refused (resolve of a payment that is not waiting for one).`,
 	root.PersistentFlags().StringVarP(&s.output, "output", "o", "table", "output format: table or json")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: ExitUsage, err: err} })
 	// `refund replay` (the refund issue) joins here as refundCmd(s).
-	root.AddCommand(paymentsCmd(s), reconcileCmd(s), historyCmd(s), usersCmd(s), refundCmd(s), webhooksCmd(s))
+	root.AddCommand(paymentsCmd(s), reconcileCmd(s), historyCmd(s), usersCmd(s), refundCmd(s), settlementsCmd(s), webhooksCmd(s))
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	return root, s.close
