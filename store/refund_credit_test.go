@@ -109,3 +109,62 @@ func TestRecordedPaymentStepRunAgainAfterARefundIsDone(t *testing.T) {
 		})
 	}
 }
+
+// A FAILED settlement that had to wait for the payment's row lock while a credit of its refund
+// was being recorded sees that credit (MySQL: its reads after the lock are locking reads, not
+// the transaction's snapshot taken before it waited), and keeps the reservation. SQLite's
+// transactions hold the write lock from their first statement: they cannot interleave so.
+func TestFailedSettlementThatWaitedForTheLockSeesTheCreditRecordedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t, store.DriverMySQL)
+	p := paidPayment(t, db, 10_000, paysaga.PaymentSucceeded)
+	r := newRefund(p.ID, 10_000)
+	_, err := db.ReserveRefund(ctx, store.RefundReservation{Refund: r})
+	require.NoError(t, err)
+
+	// CreateRefundTransfer's transaction, by hand: the payment's row lock first.
+	tx, err := db.Bun().BeginTx(ctx, nil)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback() }()
+	var id string
+	require.NoError(t, tx.QueryRowContext(ctx, "SELECT id FROM payments WHERE id = ? FOR UPDATE", p.ID).Scan(&id))
+
+	settled := make(chan error, 1)
+	go func() {
+		_, _, err := db.SettleRefund(ctx, store.RefundSettlement{RefundID: r.ID, Status: paysaga.RefundFailed})
+		settled <- err
+	}()
+	// The settlement has read the refund and waits for the payment's row.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting int
+		require.NoError(t, db.Bun().QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.processlist
+			WHERE db = DATABASE() AND command = 'Query' AND info LIKE '%FROM `+"`payments`"+`%FOR UPDATE'`).Scan(&waiting))
+		if waiting > 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the settlement never waited for the payment's row")
+		select {
+		case err := <-settled:
+			t.Fatalf("the settlement did not wait for the payment's row lock: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	now := db.Now()
+	_, err = tx.NewInsert().TableExpr("bank_transfers").Model(&map[string]any{
+		"id": "trf_meanwhile", "payment_id": p.ID, "refund_id": r.ID, "kind": string(paysaga.TransferCreditFinAccount),
+		"amount": 10_000, "tsymd": "20261202", "is_tuno": "20261202000000000009", "state": string(paysaga.TransferSent),
+		"rpcd": "", "rsms": "", "created_at": now, "updated_at": now,
+	}).Exec(ctx)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit())
+
+	err = <-settled
+	require.True(t, errors.Is(err, store.ErrCreditInDoubt), "%v", err)
+	reserved, err := db.ReservedRefundAmount(ctx, p.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, 10_000, reserved, "the credit may have gone out: the reservation stays")
+	got, err := db.GetRefund(ctx, r.ID)
+	require.NoError(t, err)
+	require.Equal(t, paysaga.RefundPending, got.Status)
+}

@@ -465,7 +465,7 @@ func (db *DB) SettleRefund(ctx context.Context, s RefundSettlement) (*paysaga.Re
 			}
 			if s.Status == paysaga.RefundFailed {
 				// Under the lock CreateRefundTransfer takes: no credit can start meanwhile.
-				if err := creditsAllowFailure(ctx, tx, s.RefundID); err != nil {
+				if err := creditsAllowFailure(ctx, tx, db.dialect, s.RefundID); err != nil {
 					return err
 				}
 			}
@@ -517,11 +517,12 @@ var (
 )
 
 // creditsAllowFailure refuses (ECONFLICT, wrapping ErrCreditExecuted or ErrCreditInDoubt) when
-// a credit of the refund executed or may have: its reservation must not be given back.
-func creditsAllowFailure(ctx context.Context, idb bun.IDB, refundID string) error {
-	var rows []transferRow
-	if err := idb.NewSelect().Model(&rows).Where("refund_id = ?", refundID).Scan(ctx); err != nil {
-		return fmt.Errorf("credits of refund %s: %w", refundID, err)
+// a credit of the refund executed or may have: its reservation must not be given back. Called
+// under the payment's row lock, it reads the credits as they are now (refundCredits).
+func creditsAllowFailure(ctx context.Context, tx bun.Tx, dialect, refundID string) error {
+	rows, err := refundCredits(ctx, tx, dialect, refundID)
+	if err != nil {
+		return err
 	}
 	for _, tr := range rows {
 		switch paysaga.TransferState(tr.State) {
@@ -553,6 +554,22 @@ func lockPayment(ctx context.Context, tx bun.Tx, dialect, paymentID string) (*pa
 		return nil, fmt.Errorf("lock payment %s: %w", paymentID, err)
 	}
 	return &row, nil
+}
+
+// refundCredits reads a refund's credits under the payment's row lock. On MySQL it is a locking
+// read: a plain one would answer from the transaction's snapshot, taken by its first read —
+// before it waited for the lock, while another transaction was recording a credit (issue 16;
+// TestFailedSettlementThatWaitedForTheLockSeesTheCreditRecordedMeanwhile).
+func refundCredits(ctx context.Context, tx bun.Tx, dialect, refundID string) ([]transferRow, error) {
+	var rows []transferRow
+	q := tx.NewSelect().Model(&rows).Where("refund_id = ?", refundID)
+	if dialect == DriverMySQL {
+		q = q.For("UPDATE")
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("credits of refund %s: %w", refundID, err)
+	}
+	return rows, nil
 }
 
 // lockRefund reads a refund's row as lockPayment reads a payment's (take its payment's first).

@@ -64,7 +64,9 @@ func (db *DB) CreateRefundTransfer(ctx context.Context, t *paysaga.Transfer) (st
 			if _, err := lockPayment(ctx, tx, db.dialect, t.PaymentID); err != nil {
 				return err
 			}
-			r, err := getRefund(ctx, tx, t.RefundID)
+			// The refund and its credits as they are now, not as the transaction's snapshot
+			// saw them before it waited for the lock (see refundCredits).
+			r, err := lockRefund(ctx, tx, db.dialect, t.RefundID)
 			if err != nil {
 				return err
 			}
@@ -74,7 +76,7 @@ func (db *DB) CreateRefundTransfer(ctx context.Context, t *paysaga.Transfer) (st
 			if r.Status != paysaga.RefundPending {
 				return paysaga.Errorf(paysaga.ECONFLICT, "refund %s is %s, not PENDING: no credit is sent", r.ID, r.Status)
 			}
-			if err := noCreditInDoubt(ctx, tx, r.ID); err != nil {
+			if err := noCreditInDoubt(ctx, tx, db.dialect, r.ID); err != nil {
 				return err
 			}
 			stored, created, err = createTransfer(ctx, tx, db.Now(), t)
@@ -88,16 +90,18 @@ func (db *DB) CreateRefundTransfer(ctx context.Context, t *paysaga.Transfer) (st
 }
 
 // noCreditInDoubt is ECONFLICT when a credit of the refund executed or may have (SENT,
-// UNKNOWN, SUCCEEDED).
-func noCreditInDoubt(ctx context.Context, idb bun.IDB, refundID string) error {
-	var rows []transferRow
-	if err := idb.NewSelect().Model(&rows).Where("refund_id = ?", refundID).
-		Where("state IN (?)", bun.List([]string{string(paysaga.TransferSent), string(paysaga.TransferUnknown), string(paysaga.TransferSucceeded)})).
-		Scan(ctx); err != nil {
-		return fmt.Errorf("credits of refund %s: %w", refundID, err)
+// UNKNOWN, SUCCEEDED). Called under the payment's row lock, it reads the credits as they are now
+// (refundCredits).
+func noCreditInDoubt(ctx context.Context, tx bun.Tx, dialect, refundID string) error {
+	rows, err := refundCredits(ctx, tx, dialect, refundID)
+	if err != nil {
+		return err
 	}
-	if len(rows) > 0 {
-		return paysaga.Errorf(paysaga.ECONFLICT, "credit %s of refund %s is %s", rows[0].ID, refundID, rows[0].State)
+	for _, tr := range rows {
+		switch paysaga.TransferState(tr.State) {
+		case paysaga.TransferSent, paysaga.TransferUnknown, paysaga.TransferSucceeded:
+			return paysaga.Errorf(paysaga.ECONFLICT, "credit %s of refund %s is %s", tr.ID, refundID, tr.State)
+		}
 	}
 	return nil
 }
