@@ -197,7 +197,7 @@ func (h *refundHandlers) create(c *gin.Context) {
 		return
 	}
 	if r == nil || !r.Status.Final() {
-		h.refundPending(c, in, r)
+		h.refundPending(c, in)
 		return
 	}
 	h.refundDone(c, scope, key, r)
@@ -271,14 +271,13 @@ func refundAnswer(c *gin.Context, r *paysaga.Refund) (int, []byte) {
 // refundPending answers 202: the refund runs and its outcome is not known yet — but only once
 // its workflow has recorded it, so that the poll URL answers. Before that the answer is 503,
 // and the client retries with the same key (joining the same refund).
-func (h *refundHandlers) refundPending(c *gin.Context, in workflows.RefundInput, r *paysaga.Refund) {
-	stored, err := h.refunds.GetRefund(c.Request.Context(), in.RefundID)
+func (h *refundHandlers) refundPending(c *gin.Context, in workflows.RefundInput) {
+	r, err := h.refunds.GetRefund(c.Request.Context(), in.RefundID)
 	if err != nil {
 		Problem(c, WithRetryAfter(errors.Join(paysaga.Errorf(paysaga.EUNAVAILABLE,
 			"the refund is not recorded yet; retry with the same Idempotency-Key"), err), time.Second))
 		return
 	}
-	r = stored
 	c.Header("Location", "/v1/refunds/"+r.ID)
 	c.Header("Retry-After", "1")
 	c.JSON(http.StatusAccepted, gin.H{"refund": r, "status": r.Status, "poll_url": "/v1/refunds/" + r.ID})
