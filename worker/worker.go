@@ -47,6 +47,9 @@ type Deps struct {
 	Payments    workflows.PaymentConfig
 	Refunds     workflows.RefundConfig
 	FinAccounts workflows.FinAccountConfig
+	// Webhooks is the retry schedule of webhook deliveries (zero fields: defaults); their
+	// activities are registered by internal/app (WebhookWorker).
+	Webhooks workflows.WebhookConfig
 	// SettlementFeeBPS is the fee rate of merchants without one of their own
 	// (PAYSAGA_SETTLEMENT_FEE_BPS).
 	SettlementFeeBPS int64
@@ -67,7 +70,7 @@ func New(c client.Client, deps Deps) (Worker, error) {
 		deps.Events = events.NoBroker{Logger: deps.Logger}
 	}
 	w := sdkworker.New(c, workflows.TaskQueue, deps.Options)
-	RegisterWorkflows(w, Config{Payments: deps.Payments, Refunds: deps.Refunds, FinAccounts: deps.FinAccounts})
+	RegisterWorkflows(w, Config{Payments: deps.Payments, Refunds: deps.Refunds, FinAccounts: deps.FinAccounts, Webhooks: deps.Webhooks})
 	RegisterActivities(w, Activities{
 		Payments: &activities.Activities{Store: deps.Store, Bank: deps.Bank, Events: deps.Events, Logger: deps.Logger},
 		Refunds: &activities.RefundActivities{
@@ -89,6 +92,7 @@ type Config struct {
 	Payments    workflows.PaymentConfig
 	Refunds     workflows.RefundConfig
 	FinAccounts workflows.FinAccountConfig
+	Webhooks    workflows.WebhookConfig
 }
 
 // WorkflowRegistry is where workflows are registered: a worker, or a replayer.
@@ -103,8 +107,9 @@ func RegisterWorkflows(r WorkflowRegistry, cfg Config) {
 		workflows.RefundWorkflowName:     workflows.NewRefunds(cfg.Refunds).RefundWorkflow,
 		workflows.FinAccountWorkflowName: workflows.NewFinAccounts(cfg.FinAccounts).FinAccountWorkflow,
 		// Settlement pays out like a refund credits: the payments' bank deadlines.
-		workflows.SettlementDayWorkflowName: workflows.NewPayments(cfg.Payments).SettlementDayWorkflow,
-		workflows.SettlementWorkflowName:    workflows.NewPayments(cfg.Payments).SettlementWorkflow,
+		workflows.SettlementDayWorkflowName:   workflows.NewPayments(cfg.Payments).SettlementDayWorkflow,
+		workflows.SettlementWorkflowName:      workflows.NewPayments(cfg.Payments).SettlementWorkflow,
+		workflows.WebhookDeliveryWorkflowName: workflows.NewWebhooks(cfg.Webhooks).WebhookDeliveryWorkflow,
 	} {
 		r.RegisterWorkflowWithOptions(fn, workflow.RegisterOptions{Name: name})
 	}

@@ -33,7 +33,7 @@ func TestRegisterWorkflowsRegistersEveryWorkflow(t *testing.T) {
 	worker.RegisterWorkflows(&r, worker.Config{})
 	sort.Strings(r.workflows)
 	want := []string{workflows.FinAccountWorkflowName, workflows.PaymentWorkflowName, workflows.RefundWorkflowName,
-		workflows.SettlementDayWorkflowName, workflows.SettlementWorkflowName}
+		workflows.SettlementDayWorkflowName, workflows.SettlementWorkflowName, workflows.WebhookDeliveryWorkflowName}
 	sort.Strings(want)
 	require.Equal(t, want, r.workflows)
 }

@@ -120,9 +120,18 @@ type WebhookRegistry interface {
 }
 
 // RegisterWebhooks registers the delivery workflow (configured by cfg) and, when a is not nil,
-// its activities.
+// its activities: for tests. The worker registers the workflow with every other one
+// (worker.RegisterWorkflows, which payctl history replay uses too) and the activities with
+// RegisterWebhookActivities.
 func RegisterWebhooks(r WebhookRegistry, cfg WebhookConfig, a *activities.WebhookActivities) {
 	r.RegisterWorkflowWithOptions(NewWebhooks(cfg).WebhookDeliveryWorkflow, workflow.RegisterOptions{Name: WebhookDeliveryWorkflowName})
+	RegisterWebhookActivities(r, a)
+}
+
+// RegisterWebhookActivities registers the delivery activities (nothing when a is nil).
+func RegisterWebhookActivities(r interface {
+	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
+}, a *activities.WebhookActivities) {
 	if a != nil {
 		r.RegisterActivityWithOptions(a.DeliverWebhook, activity.RegisterOptions{Name: activities.DeliverWebhookName})
 		r.RegisterActivityWithOptions(a.GiveUpWebhook, activity.RegisterOptions{Name: activities.GiveUpWebhookName})

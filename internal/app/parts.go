@@ -140,6 +140,7 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 		Refunds:  refunds,
 		Keys:     p.Keys,
 		Options:  p.WorkerOptions,
+		Webhooks: p.Webhooks,
 
 		SettlementFeeBPS: p.Config.SettlementFeeBPS,
 	})
@@ -150,6 +151,6 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 	if err := p.ensureSettlementSchedule(); err != nil {
 		return nil, err
 	}
-	WebhookWorker(w, p.Config, p.Webhooks, p.DB, p.Keys, publisher, p.Logger)
+	WebhookWorker(w, p.Config, p.DB, p.Keys, publisher, p.Logger)
 	return w, nil
 }

@@ -108,14 +108,14 @@ func WebhookConsumer(cfg config.Config, d *webhook.Dispatcher, logger *slog.Logg
 	}, WebhookHandler(d))
 }
 
-// WebhookWorker registers the delivery workflow and its activities on w: the endpoints'
-// secrets opened with keys, sent through the configuration's SSRF policy, the failing alert
-// published with pub.
-func WebhookWorker(w workflows.WebhookRegistry, cfg config.Config, wcfg workflows.WebhookConfig, db *store.DB, keys *seal.Keyring, pub events.Publisher, logger *slog.Logger) {
+// WebhookWorker registers the delivery activities on w (worker.New registers the workflow):
+// the endpoints' secrets opened with keys, sent through the configuration's SSRF policy, the
+// failing alert published with pub.
+func WebhookWorker(w workflows.WebhookRegistry, cfg config.Config, db *store.DB, keys *seal.Keyring, pub events.Publisher, logger *slog.Logger) {
 	if pub == nil {
 		pub = events.NoBroker{Logger: logger}
 	}
-	workflows.RegisterWebhooks(w, wcfg, &activities.WebhookActivities{
+	workflows.RegisterWebhookActivities(w, &activities.WebhookActivities{
 		Store: db, Keys: keys, Client: WebhookPolicy(cfg).Client(), Events: pub,
 		Logger: logger.With("component", "webhook"), Now: time.Now,
 	})
