@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -73,4 +75,72 @@ func TestPaymentsPastTheBoundsAreTurnedAwayAtOnce(t *testing.T) {
 	rec := env.pay(t, kim, "k3", payBody(t, kim.account.ID, 1000, env.merchant.ID()))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	require.Equal(t, paysaga.PaymentSucceeded, decodePayment(t, rec).Status)
+}
+
+// A payment that answered 202 is still worked on by the engine: it keeps its slot until it is
+// final (or waits for a person), so that the bound counts what the engine holds, not only the
+// requests waiting for an answer.
+func TestPaymentAnswered202KeepsItsSlotUntilSettled(t *testing.T) {
+	adm := &api.Admission{MaxInFlight: 1}
+	env := newPayEnv(t, store.DriverSQLite, func(d *api.Deps) { d.Payments.Admission = adm })
+	kim, lee := env.customer, env.customer2
+	env.starter.respond(stillRunning)
+
+	rec := env.pay(t, kim, "k1", payBody(t, kim.account.ID, 1000, env.merchant.ID()))
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	id := decodeProcessing(t, rec).Payment.ID
+	require.Equal(t, 1, adm.InFlight(), "the running payment holds its slot after the 202")
+	require.Equal(t, 1, adm.Holding())
+
+	rec = env.pay(t, lee, "l1", payBody(t, lee.account.ID, 1000, env.merchant.ID()))
+	require.Equal(t, http.StatusTooManyRequests, rec.Code, "nothing is admitted past the bound: %s", rec.Body.String())
+	require.Len(t, env.starter.Calls(), 1)
+
+	// Still PROCESSING in the store: the slot stays taken.
+	ctx := context.Background()
+	_, err := env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: id, Status: paysaga.PaymentProcessing})
+	require.NoError(t, err)
+	require.Never(t, func() bool { return adm.InFlight() == 0 }, 300*time.Millisecond, 20*time.Millisecond)
+
+	// Final: the slot is given back and the next payment is admitted.
+	_, err = env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: id, Status: paysaga.PaymentSucceeded})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return adm.InFlight() == 0 && adm.Holding() == 0 }, 5*time.Second, 10*time.Millisecond)
+	env.starter.respond(succeed)
+	rec = env.pay(t, lee, "l1", payBody(t, lee.account.ID, 1000, env.merchant.ID()))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+}
+
+// A payment left waiting for a person (UNKNOWN) does not hold a slot, and no payment holds
+// one past HoldAtMost.
+func TestHeldSlotsAreGivenBackForPaymentsWaitingForAPersonOrTooLong(t *testing.T) {
+	adm := &api.Admission{MaxInFlight: 2, HoldAtMost: 200 * time.Millisecond}
+	env := newPayEnv(t, store.DriverSQLite, func(d *api.Deps) { d.Payments.Admission = adm })
+	env.starter.respond(stillRunning)
+	kim := env.customer
+
+	rec := env.pay(t, kim, "k1", payBody(t, kim.account.ID, 1000, env.merchant.ID()))
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	// Never settles (PENDING forever in the store): given back after HoldAtMost.
+	require.Eventually(t, func() bool { return adm.InFlight() == 0 }, 5*time.Second, 10*time.Millisecond)
+
+	adm.HoldAtMost = time.Hour
+	rec = env.pay(t, kim, "k2", payBody(t, kim.account.ID, 1000, env.merchant.ID()))
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	id := decodeProcessing(t, rec).Payment.ID
+	require.Equal(t, 1, adm.InFlight())
+	ctx := context.Background()
+	for _, s := range []paysaga.PaymentStatus{paysaga.PaymentProcessing, paysaga.PaymentUnknown} {
+		_, err := env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: id, Status: s})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return adm.InFlight() == 0 }, 5*time.Second, 10*time.Millisecond)
+}
+
+func decodeProcessing(t *testing.T, rec *httptest.ResponseRecorder) processingAnswer {
+	t.Helper()
+	var a processingAnswer
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &a))
+	require.NotNil(t, a.Payment, rec.Body.String())
+	return a
 }

@@ -153,7 +153,12 @@ func (h *paymentHandlers) create(c *gin.Context) {
 		Problem(c, err)
 		return
 	}
-	defer release()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			release()
+		}
+	}()
 
 	// One key, one payment: the payment ID is chosen by whoever claims the key first, and
 	// every retry with the key joins that payment's workflow instead of starting another.
@@ -238,10 +243,24 @@ func (h *paymentHandlers) create(c *gin.Context) {
 		return
 	}
 	if p == nil {
+		// Still running: the payment keeps its slot until the engine has finished with it,
+		// not only while this request waited.
+		handedOff = true
+		h.Admission.hold(release, func(ctx context.Context) (bool, error) { return h.settled(ctx, in.PaymentID) })
 		h.processing(c, in)
 		return
 	}
 	h.answer(c, scope, key, p)
+}
+
+// settled reports whether the engine has finished working on payment id: final, or waiting for
+// a person (AUTHORIZED: its merchant; UNKNOWN: an operator).
+func (h *paymentHandlers) settled(ctx context.Context, id string) (bool, error) {
+	p, err := h.Store.GetPayment(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	return p.Status.Final() || p.Status == paysaga.PaymentAuthorized || p.Status == paysaga.PaymentUnknown, nil
 }
 
 // answer answers with payment p, and stores the answer for the key when it is final.
