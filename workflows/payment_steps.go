@@ -54,11 +54,21 @@ func (s *paymentRun) record(ctx workflow.Context, st step) error {
 	if !changed {
 		return nil
 	}
+	current := workflow.GetTypedSearchAttributes(ctx)
+	status, _ := current.GetKeyword(SearchPaymentStatus)
+	attention, _ := current.GetBool(SearchNeedsAttention)
+	_, started := current.GetKeyword(SearchCustomerID)
+	if started && status == string(s.p.Status) && attention == s.needsAttention {
+		// The attributes already say so — a payment started as PROCESSING (see
+		// SearchAttributesForStart) records PROCESSING first: no upsert, one event less. What
+		// they say comes from the history, so a replay decides the same.
+		return nil
+	}
 	updates := []temporal.SearchAttributeUpdate{
 		SearchPaymentStatus.ValueSet(string(s.p.Status)),
 		SearchNeedsAttention.ValueSet(s.needsAttention),
 	}
-	if _, ok := workflow.GetTypedSearchAttributes(ctx).GetKeyword(SearchCustomerID); !ok {
+	if !started {
 		// Started without them (they are meant to be set at start, which costs no event).
 		updates = append(updates,
 			SearchCustomerID.ValueSet(s.p.CustomerID),

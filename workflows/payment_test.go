@@ -219,6 +219,23 @@ func (h *harness) run(t *testing.T) paysaga.Payment {
 	return p
 }
 
+// A payment started with PaymentStatus=PENDING (by an API from before the attributes said
+// PROCESSING at start, during a rolling deploy) still gets its PROCESSING upsert: the workflow
+// decides from the attributes it was started with, never from its own version.
+func TestPaymentStartedAsPendingStillUpsertsProcessing(t *testing.T) {
+	steps := &fakeSteps{debitFn: succeedDebit}
+	h := newHarness(t, steps)
+	sa := SearchAttributesForStart(testInput())
+	cust, _ := sa.GetKeyword(SearchCustomerID)
+	merch, _ := sa.GetKeyword(SearchMerchantID)
+	require.NoError(t, h.env.SetTypedSearchAttributesOnStart(temporal.NewSearchAttributes(
+		SearchPaymentStatus.ValueSet(string(paysaga.PaymentPending)), SearchCustomerID.ValueSet(cust),
+		SearchMerchantID.ValueSet(merch), SearchNeedsAttention.ValueSet(false))))
+	p := h.run(t)
+	require.Equal(t, paysaga.PaymentSucceeded, p.Status)
+	require.Equal(t, []string{"PROCESSING", "SUCCEEDED"}, h.statusAttrs())
+}
+
 func (h *harness) statusAttrs() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -251,7 +268,7 @@ func TestPaymentSucceeds(t *testing.T) {
 
 	require.NotNil(t, h.outcome)
 	require.Equal(t, paysaga.PaymentSucceeded, h.outcome.Status)
-	require.Equal(t, []string{"PROCESSING", "SUCCEEDED"}, h.statusAttrs())
+	require.Equal(t, []string{"SUCCEEDED"}, h.statusAttrs(), "started as PROCESSING: one upsert, at the end")
 }
 
 func TestPaymentDeclined(t *testing.T) {
@@ -273,7 +290,7 @@ func TestPaymentDeclined(t *testing.T) {
 	require.Equal(t, "잔액이 부족합니다.", last.Events[0].Rsms)
 	require.Equal(t, []string{EventFailed}, steps.publishedTypes())
 	require.Equal(t, paysaga.PaymentFailed, h.outcome.Status)
-	require.Equal(t, []string{"PROCESSING", "FAILED"}, h.statusAttrs())
+	require.Equal(t, []string{"FAILED"}, h.statusAttrs())
 }
 
 func TestPaymentLostAnswerExecuted(t *testing.T) {
@@ -399,11 +416,11 @@ func TestPaymentUnknownUntilDeadlineThenResolvedByOperator(t *testing.T) {
 			require.Equal(t, tc.status, resolvedPayment.Status)
 			require.Equal(t, tc.status, p.Status)
 			require.Len(t, steps.debits, 1, "never sent again")
-			require.Equal(t, []string{"PROCESSING", "UNKNOWN", string(tc.status)}, h.statusAttrs())
+			require.Equal(t, []string{"UNKNOWN", string(tc.status)}, h.statusAttrs())
 			h.mu.Lock()
-			na, _ := h.attrs[1].GetBool(SearchNeedsAttention)
+			na, _ := h.attrs[0].GetBool(SearchNeedsAttention)
 			require.True(t, na)
-			na, _ = h.attrs[2].GetBool(SearchNeedsAttention)
+			na, _ = h.attrs[1].GetBool(SearchNeedsAttention)
 			require.False(t, na)
 			h.mu.Unlock()
 			last := steps.records[len(steps.records)-1]
@@ -547,7 +564,7 @@ func TestSearchAttributeFlags(t *testing.T) {
 	sa := SearchAttributesForStart(testInput())
 	status, _ := sa.GetKeyword(SearchPaymentStatus)
 	_, hasAmount := sa.GetInt64(SearchAmountKRW.SearchAttributeKeyInt64)
-	require.Equal(t, "PENDING", status)
+	require.Equal(t, "PROCESSING", status, "what the workflow's first step records: no upsert for it")
 	require.False(t, hasAmount, "a payment's amount is a search attribute")
 	_, hasAmount = SearchAttributesForRefund(RefundInput{Amount: 700}).GetInt64(SearchAmountKRW.SearchAttributeKeyInt64)
 	require.False(t, hasAmount, "a refund's amount is a search attribute")

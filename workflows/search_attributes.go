@@ -49,9 +49,13 @@ func SearchAttributeFlags() []string {
 
 // SearchAttributesForStart returns the search attributes a payment workflow is started with
 // (StartWorkflowOptions.TypedSearchAttributes): setting them at start costs no history event.
+// The status is PROCESSING, not the row's PENDING: the workflow's first step records
+// PROCESSING, and an attribute that already says so needs no upsert (one history event less
+// per payment). A payment whose workflow is running is being processed, which is what an
+// operator filtering on the attribute wants to know; the row keeps PENDING until that step.
 func SearchAttributesForStart(in PaymentInput) temporal.SearchAttributes {
 	return temporal.NewSearchAttributes(
-		SearchPaymentStatus.ValueSet(string(paysaga.PaymentPending)),
+		SearchPaymentStatus.ValueSet(string(paysaga.PaymentProcessing)),
 		SearchCustomerID.ValueSet(in.CustomerID),
 		SearchMerchantID.ValueSet(in.MerchantID),
 		SearchNeedsAttention.ValueSet(false),
