@@ -77,8 +77,22 @@ func NewBank(cfg config.Config, db *store.DB, logger *slog.Logger) (*nh.Client, 
 // bankHTTPClient is the NH client's HTTP client: each request is a span of the bank call's
 // trace (its timings: connect, TLS, first byte).
 func bankHTTPClient() *http.Client {
-	return &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport,
+	return &http.Client{Transport: otelhttp.NewTransport(bankTransport(),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method }))}
+}
+
+// bankConnsIdle is how many kept-alive connections to the bank a process keeps: every call
+// goes to one host, and Go's default keeps 2 per host — under load every other call would open
+// (and TLS-handshake) a new connection and close it again.
+const bankConnsIdle = 64
+
+// bankTransport is http.DefaultTransport's settings (proxy from the environment, dial and TLS
+// timeouts, HTTP/2 when the bank offers it) with a pool sized for one busy host.
+func bankTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = bankConnsIdle
+	t.MaxIdleConnsPerHost = bankConnsIdle
+	return t
 }
 
 // redisOptions are the options of the engine's Redis client: address, ACL user and password,
