@@ -37,6 +37,9 @@ type jsonReport struct {
 	BaselinePS    float64 `json:"baseline_completed_per_s"`
 	Ratio         float64 `json:"ratio"`
 	LedgerOK      bool    `json:"ledger_ok"`
+
+	CPUBusyCores float64   `json:"cpu_busy_cores"`
+	CPUByProcess []procUse `json:"cpu_by_process"`
 }
 
 type jsonLatency struct {
@@ -67,6 +70,7 @@ func writeJSON(path string, o options, d reportData) error {
 		AnswerMS: latencyJSON(l.AnswerLatency.Summary()), FinalMS: latencyJSON(l.FinalLatency.Summary()),
 		ShedMS:        latencyJSON(l.ShedLatency.Summary()),
 		HistoryEvents: d.hist.Mean, BaselinePS: baseRate, LedgerOK: d.ledger.OK(),
+		CPUBusyCores: l.CPU.Total, CPUByProcess: l.CPU.Procs,
 	}
 	if baseRate > 0 {
 		r.Ratio = r.CompletedPS / baseRate

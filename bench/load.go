@@ -50,6 +50,8 @@ type loadResult struct {
 	Errors        Counter      // failed requests by method and status ("POST 503", "GET transport")
 	Polls         atomic.Int64 // GET requests of payments that answered 202
 	ShedLatency   Durations    // sent → 429, payments scheduled in the window that were turned away
+	CPU           cpuUse       // the CPU each process used in the window
+	CPUErr        error        // writing the CPU profile (-cpuprofile)
 }
 
 // pollInterval is how often a payment that answered 202 is asked for its status when the
@@ -77,6 +79,7 @@ func drive(ctx context.Context, e *env, pop *seeded, o options) *loadResult {
 	runCtx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 
+	cpu := watchWindow(ctx, r.Window, o.cpuProfile)
 	runID := fmt.Sprintf("%x", time.Now().UnixNano())
 	var wg sync.WaitGroup
 	var finished atomic.Int64
@@ -98,6 +101,7 @@ func drive(ctx context.Context, e *env, pop *seeded, o options) *loadResult {
 		})
 	})
 	wg.Wait()
+	r.CPU, r.CPUErr = cpu()
 
 	for _, p := range r.Payments {
 		if !r.Window.Contains(p.Scheduled) {

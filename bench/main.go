@@ -44,6 +44,7 @@ type options struct {
 	historySample    int
 	verbose          bool
 	jsonOut          string
+	cpuProfile       string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -65,6 +66,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.historySample, "history-sample", 20, "successful payments whose Temporal history is fetched and counted")
 	fs.BoolVar(&o.verbose, "v", false, "log the engine's warnings and the Temporal server's output to stderr")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the figures to this file as JSON, for comparing runs with a script")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (API, worker, simulator, load) over the measurement window to this file (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -246,6 +248,12 @@ func report(w io.Writer, o options, d reportData) {
 	p("  generator lag         %s", l.SendLag.Summary())
 	p("  polls        %d GETs for the payments that answered 202 (first after Retry-After, then backing off to %s)", l.Polls.Load(), maxPollInterval)
 	p("  errors       %s", l.Errors.String())
+	p("  CPU         %s", l.CPU.String())
+	if l.CPUErr != nil {
+		p("  CPU profile  not written: %v", l.CPUErr)
+	} else if o.cpuProfile != "" {
+		p("  CPU profile  %s (go tool pprof -top %s)", o.cpuProfile, o.cpuProfile)
+	}
 	p("")
 	h := d.hist
 	p("temporal history, %d successful payments sampled", h.Sampled)

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCPUBetweenSplitsTheMachineByProcess(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	a := cpuSample{at: t0, procs: map[string]float64{"bench": 10, "MariaDB": 5}, total: 100}
+	b := cpuSample{at: t0.Add(10 * time.Second), procs: map[string]float64{"bench": 20, "MariaDB": 7, "Temporal dev server": 4}, total: 118}
+	u := cpuBetween(a, b)
+	want := map[string]float64{"bench": 1.0, "MariaDB": 0.2, "Temporal dev server": 0.4, "other (everything else on the machine)": 0.2}
+	if len(u.Procs) != len(want) {
+		t.Fatalf("procs = %+v, want %v", u.Procs, want)
+	}
+	for _, p := range u.Procs {
+		if w, ok := want[p.Name]; !ok || p.Cores < w-1e-9 || p.Cores > w+1e-9 {
+			t.Errorf("%s = %.3f cores, want %.3f", p.Name, p.Cores, w)
+		}
+	}
+	if u.Procs[0].Name != "bench" {
+		t.Errorf("busiest first: got %s first", u.Procs[0].Name)
+	}
+	if u.Total < 1.8-1e-9 || u.Total > 1.8+1e-9 {
+		t.Errorf("total = %.3f, want 1.8", u.Total)
+	}
+}
+
+func TestProcCPUReadsThisProcess(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Fatalf("this benchmark reads /proc (Linux): %v", err)
+	}
+	before, comm, ok := procCPU("/proc/self")
+	if !ok || comm == "" {
+		t.Fatalf("procCPU(/proc/self) = %v, %q, %v", before, comm, ok)
+	}
+	// Burn CPU until the kernel's tick-based accounting moves (a tick is 10 ms).
+	deadline := time.Now().Add(5 * time.Second)
+	x := 0
+	for after := before; after <= before; after, _, _ = procCPU("/proc/self") {
+		if time.Now().After(deadline) {
+			t.Fatal("no CPU time accounted to this process after 5 s of work")
+		}
+		for i := range 1_000_000 {
+			x += i
+		}
+	}
+	_ = x
+	s := takeCPUSample()
+	var self bool
+	for name := range s.procs {
+		self = self || strings.HasPrefix(name, "bench process")
+	}
+	if !self || s.total <= 0 {
+		t.Errorf("sample = %+v: want this process and the machine's total", s)
+	}
+}
