@@ -177,7 +177,7 @@ func movePaymentStatus(ctx context.Context, idb bun.IDB, now time.Time, id strin
 		Set("version = version + 1").
 		Set("updated_at = ?", now).
 		Where("id = ?", id).
-		Where("status IN (?)", bun.In(from))
+		Where("status IN (?)", bun.List(from))
 	for _, w := range where {
 		q = w(q)
 	}
