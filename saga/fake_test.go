@@ -115,3 +115,14 @@ func (r run) Get(_ context.Context, out any) error {
 func (r run) GetWithOptions(ctx context.Context, out any, _ client.WorkflowRunGetOptions) error {
 	return r.Get(ctx, out)
 }
+
+func (f *fakeTemporal) ExecuteWorkflow(ctx context.Context, o client.StartWorkflowOptions, _ any, args ...any) (client.WorkflowRun, error) {
+	f.mu.Lock()
+	f.starts = append(f.starts, o)
+	f.mu.Unlock()
+	if f.answer == nil {
+		return run{f.result}, nil
+	}
+	_, err := f.answer(ctx, client.UpdateWorkflowOptions{WorkflowID: o.ID, Args: args})
+	return run{f.result}, err
+}

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"paysaga"
-	"paysaga/internal/app"
+	"paysaga/saga"
 	"paysaga/store"
 	"paysaga/workflows"
 )
@@ -136,7 +136,7 @@ an endpoint that is disabled or deleted.`,
 			if err != nil {
 				return err
 			}
-			starter := app.WebhookDeliveries{Client: tc}
+			starter := saga.WebhookDeliveries{Client: tc}
 			type result struct {
 				DeliveryID string `json:"delivery_id"`
 				EventID    string `json:"event_id"`
