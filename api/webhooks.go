@@ -37,7 +37,7 @@ type WebhookDeps struct {
 	Store WebhookStore
 	// Keys seal the endpoints' secrets at rest (as account numbers are).
 	Keys *seal.Keyring
-	// Starter starts redeliveries (app.WebhookDeliveries).
+	// Starter starts redeliveries (saga.WebhookDeliveries).
 	Starter webhook.Starter
 	// Policy refuses URLs a delivery must not go to (https only, no internal address).
 	Policy webhook.Policy

@@ -96,7 +96,7 @@ func (p *Parts) API() (*api.Server, error) {
 			SyncWait: p.Config.PaymentSyncWait,
 		},
 		Webhooks: api.WebhookDeps{
-			Store: p.DB, Keys: p.Keys, Starter: WebhookDeliveries{Client: p.Temporal}, Policy: WebhookPolicy(p.Config),
+			Store: p.DB, Keys: p.Keys, Starter: saga.WebhookDeliveries{Client: p.Temporal}, Policy: WebhookPolicy(p.Config),
 		},
 		Settlements: api.SettlementDeps{Store: p.DB, Keys: p.Keys},
 	}), nil
