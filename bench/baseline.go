@@ -10,6 +10,8 @@ import (
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"paysaga/internal/app"
 )
 
 // The baseline is the bare minimum Temporal must do for a workflow of the payment's shape: the
@@ -45,7 +47,8 @@ func Noop(context.Context) error { return nil }
 
 // startBaselineWorker starts a worker for the baseline with the engine worker's options.
 func startBaselineWorker(c client.Client, o sdkworker.Options) (sdkworker.Worker, error) {
-	w := sdkworker.New(c, baselineTaskQueue, o)
+	// The engine's worker settings (eager activities bounded alike): the same worker, bare.
+	w := sdkworker.New(c, baselineTaskQueue, app.WorkerOptions(o))
 	w.RegisterWorkflowWithOptions(BaselineWorkflow, workflow.RegisterOptions{Name: baselineWorkflow})
 	w.RegisterActivityWithOptions(Noop, activity.RegisterOptions{Name: baselineActivity})
 	return w, w.Start()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	sdkworker "go.temporal.io/sdk/worker"
 
 	"paysaga/config"
 	"paysaga/internal/app"
@@ -114,4 +115,12 @@ func TestLoginIgnoresForwardedForByDefault(t *testing.T) {
 		limited = limited || rec.Code == http.StatusTooManyRequests
 	}
 	require.True(t, limited, "25 guesses from one address are limited, whatever X-Forwarded-For says")
+}
+
+func TestWorkerOptionsBoundEagerActivities(t *testing.T) {
+	o := app.WorkerOptions(sdkworker.Options{MaxConcurrentActivityTaskPollers: 4})
+	require.Equal(t, app.EagerActivities, o.MaxConcurrentEagerActivityExecutionSize, "unbounded eager dispatch stalled payments at saturation")
+	require.Equal(t, 4, o.MaxConcurrentActivityTaskPollers, "the rest is kept")
+	require.Equal(t, 9, app.WorkerOptions(sdkworker.Options{MaxConcurrentEagerActivityExecutionSize: 9}).MaxConcurrentEagerActivityExecutionSize)
+	require.Zero(t, app.WorkerOptions(sdkworker.Options{DisableEagerActivities: true}).MaxConcurrentEagerActivityExecutionSize)
 }

@@ -139,7 +139,7 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 		Payments: payments,
 		Refunds:  refunds,
 		Keys:     p.Keys,
-		Options:  p.WorkerOptions,
+		Options:  WorkerOptions(p.WorkerOptions),
 		Webhooks: p.Webhooks,
 
 		SettlementFeeBPS: p.Config.SettlementFeeBPS,
@@ -153,4 +153,20 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 	}
 	WebhookWorker(w, p.Config, p.DB, p.Keys, publisher, p.Logger)
 	return w, nil
+}
+
+// EagerActivities bounds the activities a worker runs eagerly — handed to it by the server in
+// the answer to the workflow task that scheduled them, without a trip through matching. Eager
+// dispatch halves a payment's latency below saturation (docs/benchmarks.md), but unbounded, at
+// saturation on the dev server payments stalled for a minute (their bank calls timed out
+// twice); bounded to a few, the rest go through the task queue as before.
+const EagerActivities = 4
+
+// WorkerOptions are o with the engine's defaults where o leaves them zero: eager activities
+// bounded by EagerActivities.
+func WorkerOptions(o sdkworker.Options) sdkworker.Options {
+	if o.MaxConcurrentEagerActivityExecutionSize == 0 && !o.DisableEagerActivities {
+		o.MaxConcurrentEagerActivityExecutionSize = EagerActivities
+	}
+	return o
 }
