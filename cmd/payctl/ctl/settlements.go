@@ -7,10 +7,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 
 	"paysaga"
+	"paysaga/saga"
 	"paysaga/settlement"
 	"paysaga/store"
 	"paysaga/workflows"
@@ -156,12 +155,7 @@ settlement account, the bank), see docs/operations.md "Retrying a failed payout"
 			if err != nil {
 				return err
 			}
-			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-				ID: settlement.WorkflowID(x.MerchantID, x.Day), TaskQueue: workflows.TaskQueue,
-				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-				TypedSearchAttributes:    workflows.SettlementSearchAttributes(x.MerchantID),
-			}, workflows.SettlementWorkflowName, workflows.SettlementInput{MerchantID: x.MerchantID, Day: x.Day, Retry: true, Actor: actor})
+			run, err := saga.Settlements{Client: c}.Retry(ctx, x.MerchantID, x.Day, actor)
 			if err != nil {
 				return fmt.Errorf("start the retry (is a run of it still going? payctl settlements show %s): %w", x.ID, err)
 			}
@@ -218,11 +212,7 @@ settled days changes nothing.`,
 			var results []workflows.SettlementDayResult
 			t := newTable(s.env.Stdout, "DAY", "MERCHANTS", "PAID", "CARRIED_OVER", "FAILED", "UNKNOWN", "BUSY", "ERRORS")
 			for _, day := range days {
-				run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-					ID: settlement.DayWorkflowID(day), TaskQueue: workflows.TaskQueue,
-					WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-					WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-				}, workflows.SettlementDayWorkflowName, workflows.SettlementDayInput{Day: day})
+				run, err := saga.Settlements{Client: c}.SettleDay(ctx, day)
 				if err != nil {
 					return fmt.Errorf("start the settlement of %s: %w", day, err)
 				}
