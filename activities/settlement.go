@@ -151,11 +151,12 @@ func (a *SettlementActivities) ReopenSettlement(ctx context.Context, settlementI
 	return *s, nil
 }
 
-// payee is a merchant's settlement account, opened.
+// payee is a merchant's settlement account, opened (and as sealed, to record with a payout).
 type payee struct {
 	bncd, acno string
 	nhAPI      string
 	transfer   paysaga.TransferKind
+	sealed     store.SealedAccountNumber
 }
 
 // SettlementAccountAD is the additional data a merchant's settlement account number is sealed
@@ -175,15 +176,37 @@ func (a *SettlementActivities) payee(ctx context.Context, merchantID string) (*p
 	if a.Keys == nil {
 		return nil, temporal.NewNonRetryableApplicationError("no keys to open the settlement account", ErrTypeStateConflict, nil)
 	}
-	number, err := a.Keys.Open(seal.Sealed{Ciphertext: acct.Number.Ciphertext, KeyID: acct.Number.KeyID}, SettlementAccountAD(merchantID))
+	return a.open(merchantID, acct.BankCode, acct.Number)
+}
+
+// open opens a settlement account number sealed as merchantID's.
+func (a *SettlementActivities) open(merchantID, bankCode string, sealed store.SealedAccountNumber) (*payee, error) {
+	if a.Keys == nil {
+		return nil, temporal.NewNonRetryableApplicationError("no keys to open the settlement account", ErrTypeStateConflict, nil)
+	}
+	number, err := a.Keys.Open(seal.Sealed{Ciphertext: sealed.Ciphertext, KeyID: sealed.KeyID}, SettlementAccountAD(merchantID))
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError("the settlement account cannot be opened: "+err.Error(), ErrTypeAccountUnusable, nil)
 	}
-	p := &payee{bncd: acct.BankCode, acno: string(number), nhAPI: nh.APIReceivedTransferOtherBank, transfer: paysaga.TransferCreditOtherBank}
-	if nh.IsNHBank(acct.BankCode) {
+	p := &payee{bncd: bankCode, acno: string(number), nhAPI: nh.APIReceivedTransferOtherBank, transfer: paysaga.TransferCreditOtherBank,
+		sealed: store.SealedAccountNumber{Ciphertext: sealed.Ciphertext, KeyID: sealed.KeyID}}
+	if nh.IsNHBank(bankCode) {
 		p.nhAPI, p.transfer = nh.APIReceivedTransferAccountNumber, paysaga.TransferCreditAccountNumber
 	}
 	return p, nil
+}
+
+// sentTo is where the settlement's last payout went (the account the merchant had then), or its
+// current account for a settlement that recorded none.
+func (a *SettlementActivities) sentTo(ctx context.Context, s *settlement.Settlement) (*payee, error) {
+	d, err := a.Store.PayoutDestinationOf(ctx, s.ID)
+	if paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
+		return a.payee(ctx, s.MerchantID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return a.open(s.MerchantID, d.BankCode, d.Number)
 }
 
 // Payout pays a PENDING settlement's net to the merchant's settlement account with the
@@ -240,7 +263,7 @@ func (a *SettlementActivities) Payout(ctx context.Context, in PayoutInput) (Cred
 	}
 	tr, created, err := a.Store.CreatePayoutTransfer(ctx, s.ID, &paysaga.Transfer{
 		ID: in.TransferID, Kind: to.transfer, Amount: s.Payout, Tsymd: ref.Tsymd, IsTuno: ref.IsTuno,
-	})
+	}, store.PayoutDestination{BankCode: to.bncd, Number: to.sealed})
 	if err != nil {
 		return CreditResult{}, storeError(err)
 	}
@@ -314,7 +337,8 @@ func (a *SettlementActivities) CheckPayout(ctx context.Context, in CheckPayoutIn
 			continue
 		}
 		if to == nil {
-			if to, err = a.payee(ctx, s.MerchantID); err != nil {
+			// The account the payout went to, not one registered since.
+			if to, err = a.sentTo(ctx, s); err != nil {
 				return CheckCreditResult{}, err
 			}
 		}

@@ -90,6 +90,14 @@ func TestPayoutLostAnswerResolvedNotResent(t *testing.T) {
 	typ, _ = appErrType(t, err)
 	require.Equal(t, activities.ErrTypeUnknownOutcome, typ, "not FAILED while the payout may have moved money")
 
+	// The merchant registers another account meanwhile: the check still asks about the one the
+	// payout went to (asking about the new one, the bank would not know the transfer).
+	other, err := f.sim.CreateAccount(nhsim.Account{Holder: "원두상점", Birth: "19800101"})
+	require.NoError(t, err)
+	sealed, err := activities.SealSettlementAccount(f.acts.Keys, "usr_shop", other.Acno)
+	require.NoError(t, err)
+	require.NoError(t, f.db.SetSettlementAccount(ctx, "usr_shop", other.Bncd, "****", store.SealedAccountNumber{Ciphertext: sealed.Ciphertext, KeyID: sealed.KeyID}))
+
 	chk, err := f.acts.CheckPayout(ctx, activities.CheckPayoutInput{SettlementID: s.ID})
 	require.NoError(t, err)
 	require.True(t, chk.Executed)

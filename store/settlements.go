@@ -38,6 +38,9 @@ type settlementRow struct {
 	Payout         int64     `bun:"payout"`
 	CarryOut       int64     `bun:"carry_out"`
 	TransferID     string    `bun:"transfer_id"`
+	PayoutBankCode string    `bun:"payout_bank_code"`
+	PayoutCipher   []byte    `bun:"payout_ciphertext"`
+	PayoutKeyID    string    `bun:"payout_key_id"`
 	FailureCode    string    `bun:"failure_code"`
 	FailureMessage string    `bun:"failure_message"`
 	CreatedAt      time.Time `bun:"created_at"`
@@ -482,7 +485,7 @@ func listPayouts(ctx context.Context, idb bun.IDB, settlementID string) ([]*pays
 // none of its other payouts executed or may have — under the settlement's row lock, the one
 // FinishSettlement takes. So a settlement is paid at most once. An existing transfer with this
 // ID is returned with created false. Refused: ECONFLICT.
-func (db *DB) CreatePayoutTransfer(ctx context.Context, settlementID string, t *paysaga.Transfer) (stored *paysaga.Transfer, created bool, err error) {
+func (db *DB) CreatePayoutTransfer(ctx context.Context, settlementID string, t *paysaga.Transfer, to PayoutDestination) (stored *paysaga.Transfer, created bool, err error) {
 	if t.ID == "" || t.Kind == "" || len(t.Tsymd) != 8 || !allDigits(t.Tsymd) || !allDigits(t.IsTuno) || len(t.IsTuno) > 20 {
 		return nil, false, paysaga.Errorf(paysaga.EINVALID, "a payout needs an id, a kind, a Tsymd and an IsTuno")
 	}
@@ -523,6 +526,14 @@ func (db *DB) CreatePayoutTransfer(ctx context.Context, settlementID string, t *
 				}
 				return fmt.Errorf("create payout %s: %w", t.ID, err)
 			}
+			// Where it goes, with it: at most one payout is in doubt at a time, this one.
+			if _, err := tx.NewUpdate().Model((*settlementRow)(nil)).
+				Set("payout_bank_code = ?", to.BankCode).
+				Set("payout_ciphertext = ?", to.Number.Ciphertext).
+				Set("payout_key_id = ?", to.Number.KeyID).
+				Where("id = ?", settlementID).Exec(ctx); err != nil {
+				return fmt.Errorf("record where payout %s goes: %w", t.ID, err)
+			}
 			stored, created = row.transfer(), true
 			return nil
 		})
@@ -531,6 +542,31 @@ func (db *DB) CreatePayoutTransfer(ctx context.Context, settlementID string, t *
 		return nil, false, err
 	}
 	return stored, created, nil
+}
+
+// PayoutDestination is the account a payout is sent to, its number sealed as the merchant's
+// settlement account (Hash unused).
+type PayoutDestination struct {
+	BankCode string
+	Number   SealedAccountNumber
+}
+
+// PayoutDestinationOf is where the settlement's last payout was sent; ENOTFOUND before any.
+// The check of a payout whose answer was lost asks the bank about that account, even when the
+// merchant registered another one since.
+func (db *DB) PayoutDestinationOf(ctx context.Context, settlementID string) (*PayoutDestination, error) {
+	var row settlementRow
+	if err := db.bun.NewSelect().Model(&row).Column("payout_bank_code", "payout_ciphertext", "payout_key_id").
+		Where("id = ?", settlementID).Limit(1).Scan(ctx); err != nil {
+		if isNoRows(err) {
+			return nil, paysaga.Errorf(paysaga.ENOTFOUND, "settlement not found")
+		}
+		return nil, fmt.Errorf("payout destination of %s: %w", settlementID, err)
+	}
+	if row.PayoutBankCode == "" || len(row.PayoutCipher) == 0 {
+		return nil, paysaga.Errorf(paysaga.ENOTFOUND, "settlement %s has sent no payout", settlementID)
+	}
+	return &PayoutDestination{BankCode: row.PayoutBankCode, Number: SealedAccountNumber{Ciphertext: row.PayoutCipher, KeyID: row.PayoutKeyID}}, nil
 }
 
 // ErrPayoutExecuted and ErrPayoutInDoubt are why a settlement is not settled FAILED (nor paid

@@ -120,22 +120,28 @@ func TestSettlementDays(t *testing.T) {
 			require.Equal(t, map[string]int64{p1.ID: 250, p2.ID: 24, r1: 0}, ids, "the held payment is not settled")
 
 			// The payout: only for exactly the payout, only once.
+			dest := store.PayoutDestination{BankCode: "011", Number: store.SealedAccountNumber{Ciphertext: []byte("sealed"), KeyID: "k1"}}
+			_, err = db.PayoutDestinationOf(ctx, s1.ID)
+			require.Equal(t, paysaga.ENOTFOUND, paysaga.ErrorCode(err), "no payout sent yet")
 			tr := &paysaga.Transfer{ID: "trf_" + s1.ID + "_1", Kind: paysaga.TransferCreditAccountNumber,
 				Amount: s1.Payout, Tsymd: "20261201", IsTuno: "20261201000000000001"}
 			bad := *tr
 			bad.Amount++
-			_, _, err = db.CreatePayoutTransfer(ctx, s1.ID, &bad)
+			_, _, err = db.CreatePayoutTransfer(ctx, s1.ID, &bad, dest)
 			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err))
-			stored, created, err := db.CreatePayoutTransfer(ctx, s1.ID, tr)
+			stored, created, err := db.CreatePayoutTransfer(ctx, s1.ID, tr, dest)
 			require.NoError(t, err)
 			require.True(t, created)
 			require.Equal(t, paysaga.TransferSent, stored.State)
-			_, created, err = db.CreatePayoutTransfer(ctx, s1.ID, tr)
+			sentTo, err := db.PayoutDestinationOf(ctx, s1.ID)
+			require.NoError(t, err)
+			require.Equal(t, dest, *sentTo, "where the payout went is kept with it")
+			_, created, err = db.CreatePayoutTransfer(ctx, s1.ID, tr, dest)
 			require.NoError(t, err)
 			require.False(t, created)
 			second := *tr
 			second.ID, second.IsTuno = tr.ID+"b", "20261201000000000002"
-			_, _, err = db.CreatePayoutTransfer(ctx, s1.ID, &second)
+			_, _, err = db.CreatePayoutTransfer(ctx, s1.ID, &second, dest)
 			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err), "a payout in doubt blocks another")
 			_, err = db.FinishSettlement(ctx, store.SettlementOutcome{ID: s1.ID, Status: settlement.Failed})
 			require.True(t, errors.Is(err, store.ErrPayoutInDoubt), "%v", err)
@@ -156,7 +162,7 @@ func TestSettlementDays(t *testing.T) {
 			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err))
 			_, err = db.ReopenSettlement(ctx, s1.ID)
 			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err))
-			_, _, err = db.CreatePayoutTransfer(ctx, s1.ID, &second)
+			_, _, err = db.CreatePayoutTransfer(ctx, s1.ID, &second, dest)
 			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err), "a paid settlement is never paid again")
 
 			// Day 2: refunds outweigh payments: nothing paid, the debt carried over.
@@ -223,21 +229,22 @@ func TestSettlementRetryAndAccount(t *testing.T) {
 
 			s, _, err := db.PrepareSettlement(ctx, m, "2026-11-30", 0)
 			require.NoError(t, err)
+			dest := store.PayoutDestination{BankCode: "088", Number: store.SealedAccountNumber{Ciphertext: []byte("sealed"), KeyID: "k1"}}
 			tr := &paysaga.Transfer{ID: "trf_a", Kind: paysaga.TransferCreditOtherBank, Amount: s.Payout, Tsymd: "20261201", IsTuno: "7"}
-			_, _, err = db.CreatePayoutTransfer(ctx, s.ID, tr)
+			_, _, err = db.CreatePayoutTransfer(ctx, s.ID, tr, dest)
 			require.NoError(t, err)
 			_, err = db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferDeclined, Rpcd: "E1005"})
 			require.NoError(t, err)
 			failed, err := db.FinishSettlement(ctx, store.SettlementOutcome{ID: s.ID, Status: settlement.Failed, FailureCode: "E1005", FailureMessage: "no account"})
 			require.NoError(t, err)
 			require.Equal(t, settlement.Failed, failed.Status)
-			_, _, err = db.CreatePayoutTransfer(ctx, s.ID, &paysaga.Transfer{ID: "trf_b", Kind: paysaga.TransferCreditOtherBank, Amount: s.Payout, Tsymd: "20261201", IsTuno: "8"})
+			_, _, err = db.CreatePayoutTransfer(ctx, s.ID, &paysaga.Transfer{ID: "trf_b", Kind: paysaga.TransferCreditOtherBank, Amount: s.Payout, Tsymd: "20261201", IsTuno: "8"}, dest)
 			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err), "a FAILED settlement sends nothing until it is reopened")
 			reopened, err := db.ReopenSettlement(ctx, s.ID)
 			require.NoError(t, err)
 			require.Equal(t, settlement.Pending, reopened.Status)
 			require.Empty(t, reopened.FailureCode)
-			_, created, err := db.CreatePayoutTransfer(ctx, s.ID, &paysaga.Transfer{ID: "trf_b", Kind: paysaga.TransferCreditOtherBank, Amount: s.Payout, Tsymd: "20261201", IsTuno: "8"})
+			_, created, err := db.CreatePayoutTransfer(ctx, s.ID, &paysaga.Transfer{ID: "trf_b", Kind: paysaga.TransferCreditOtherBank, Amount: s.Payout, Tsymd: "20261201", IsTuno: "8"}, dest)
 			require.NoError(t, err)
 			require.True(t, created)
 			payouts, err := db.ListPayouts(ctx, s.ID)

@@ -39,6 +39,11 @@ CREATE TABLE IF NOT EXISTS settlements (
     payout          BIGINT        NOT NULL,
     carry_out       BIGINT        NOT NULL,
     transfer_id     VARCHAR(64)   NOT NULL DEFAULT '',
+    -- Where the last payout was sent (the number sealed as the merchant's): its check asks
+    -- about that account even if the merchant registered another meanwhile.
+    payout_bank_code  VARCHAR(8)     NOT NULL DEFAULT '',
+    payout_ciphertext VARBINARY(512) NULL,
+    payout_key_id     VARCHAR(64)    NOT NULL DEFAULT '',
     failure_code    VARCHAR(32)   NOT NULL DEFAULT '',
     failure_message VARCHAR(1000) NOT NULL DEFAULT '',
     created_at      DATETIME(6)   NOT NULL,
