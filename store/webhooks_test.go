@@ -147,3 +147,29 @@ func TestWebhookEndpointsAndDeliveries(t *testing.T) {
 		})
 	}
 }
+
+// A failing spell starts once: a second delivery giving up keeps failing_since (the id of the
+// merchant's webhook_endpoint.failing event is derived from it, so the alert is not repeated).
+func TestWebhookFailingSpellKeepsItsStart(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
+	base := storetest.Open(t, store.DriverSQLite)
+	db := base.WithClock(func() time.Time { return now })
+	e := &webhook.Endpoint{ID: webhook.NewEndpointID(), MerchantID: "usr_m", URL: "https://a.example/", EventTypes: []string{"*"}}
+	require.NoError(t, db.CreateWebhookEndpoint(ctx, e, store.SealedSecret{Ciphertext: []byte("s"), KeyID: "k"}))
+	fail := func(db *store.DB, event string) {
+		require.NoError(t, db.RecordWebhookEvent(ctx, webhook.Event{ID: event, Type: "payment.failed", OccurredAt: now, Data: []byte(`{}`)}, "usr_m"))
+		d, err := db.CreateWebhookDelivery(ctx, &webhook.Delivery{ID: webhook.NewDeliveryID(), EndpointID: e.ID, MerchantID: "usr_m", EventID: event, EventType: "payment.failed"})
+		require.NoError(t, err)
+		_, err = db.FinishWebhookDelivery(ctx, d.ID, 0, webhook.DeliveryFailed)
+		require.NoError(t, err)
+	}
+	fail(db, "evt_a")
+	first, err := db.GetWebhookEndpoint(ctx, e.ID)
+	require.NoError(t, err)
+	require.Equal(t, webhook.EndpointFailing, first.Status)
+	fail(base.WithClock(func() time.Time { return now.Add(time.Hour) }), "evt_b")
+	second, err := db.GetWebhookEndpoint(ctx, e.ID)
+	require.NoError(t, err)
+	require.Equal(t, *first.FailingSince, *second.FailingSince)
+}
