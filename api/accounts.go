@@ -12,12 +12,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
-	"go.temporal.io/sdk/client"
 
 	"paysaga"
 	"paysaga/balance"
 	"paysaga/nh"
-	"paysaga/saga"
 	"paysaga/seal"
 	"paysaga/store"
 	"paysaga/workflows"
@@ -431,18 +429,4 @@ func (h *accountHandlers) balance(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, b)
-}
-
-// TemporalAccounts is saga.Accounts under its former name and field names.
-//
-// Deprecated: use saga.Accounts. It stays only until the registration history test in
-// workflows/ calls saga.Accounts itself.
-type TemporalAccounts struct {
-	Client   client.Client
-	Accounts saga.AccountStore
-}
-
-// StartRegistration implements AccountStarter with saga.Accounts.
-func (t TemporalAccounts) StartRegistration(ctx context.Context, in workflows.FinAccountInput, wait time.Duration) (*paysaga.Account, error) {
-	return saga.Accounts{Client: t.Client, Store: t.Accounts}.StartRegistration(ctx, in, wait)
 }

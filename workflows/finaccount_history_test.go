@@ -20,11 +20,11 @@ import (
 
 	"paysaga"
 	"paysaga/activities"
-	"paysaga/api"
 	"paysaga/events"
 	"paysaga/internal/temporaltest"
 	"paysaga/nh"
 	"paysaga/nhsim"
+	"paysaga/saga"
 	"paysaga/seal"
 	"paysaga/store"
 	"paysaga/store/storetest"
@@ -62,7 +62,7 @@ type finBench struct {
 	sim     *nhsim.Sim
 	keys    *seal.Keyring
 	pub     *finPublisher
-	starter api.TemporalAccounts
+	starter saga.Accounts
 	owner   string
 }
 
@@ -89,7 +89,7 @@ func newFinBench(t *testing.T, c client.Client, issueDelay time.Duration) *finBe
 		Role: paysaga.RoleCustomer, PasswordHash: "x"}
 	require.NoError(t, db.CreateUser(context.Background(), u))
 	return &finBench{c: c, db: db, sim: sim, keys: keys, pub: pub, owner: u.ID,
-		starter: api.TemporalAccounts{Client: queueClient{Client: c, queue: queue}, Accounts: db}}
+		starter: saga.Accounts{Client: queueClient{Client: c, queue: queue}, Store: db}}
 }
 
 // queueClient starts workflows on the bench's own task queue.
