@@ -79,7 +79,11 @@ func temporalConnection(cfg config.Config, opts *client.Options) error {
 //     Temporal server and its Web UI hold only ciphertext;
 //   - the OpenTelemetry tracing interceptor, which carries the caller's trace into the workflow
 //     and its activities (the payment's one trace);
-//   - the SDK's metrics handler, whose metrics every process serves on /metrics.
+//   - the SDK's metrics handler, whose metrics every process serves on /metrics;
+//   - no gRPC compression: the SDK gzips every request by default, but what it carries is
+//     mostly ciphertext, which does not compress, around small protobuf envelopes — at
+//     saturation gzip took 7 % of the engine's CPU (docs/benchmarks.md) and the server's
+//     to decompress, for nothing.
 //
 // Without keys, payloads stay in plaintext (with a warning): the production processes refuse
 // to start without them (config.Require), `paysaga dev` and the stacks generate them.
@@ -104,6 +108,7 @@ func EncodeAndObserve(cfg config.Config, opts *client.Options, logger *slog.Logg
 	}
 	opts.Interceptors = append([]interceptor.ClientInterceptor{tracing}, opts.Interceptors...)
 	opts.MetricsHandler = telemetry.TemporalMetricsHandler()
+	opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
 	return nil
 }
 
