@@ -45,6 +45,7 @@ type options struct {
 	verbose          bool
 	jsonOut          string
 	cpuProfile       string
+	eager            int
 }
 
 func parseFlags(args []string) (options, error) {
@@ -66,6 +67,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.historySample, "history-sample", 20, "successful payments whose Temporal history is fetched and counted")
 	fs.BoolVar(&o.verbose, "v", false, "log the engine's warnings and the Temporal server's output to stderr")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the figures to this file as JSON, for comparing runs with a script")
+	fs.IntVar(&o.eager, "eager", 0, "let each worker run up to this many activities eagerly (handed back with the workflow task's answer); 0: off, as the engine runs")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (API, worker, simulator, load) over the measurement window to this file (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

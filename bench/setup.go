@@ -140,8 +140,9 @@ func start(ctx context.Context, o options, logger *slog.Logger) (_ *env, err err
 // without many idle long-polls on a 2-core machine; -wf-pollers and -act-pollers change them.
 func (o options) workerOptions() sdkworker.Options {
 	return sdkworker.Options{
-		MaxConcurrentWorkflowTaskPollers: o.wfPollers,
-		MaxConcurrentActivityTaskPollers: o.actPollers,
+		MaxConcurrentWorkflowTaskPollers:        o.wfPollers,
+		MaxConcurrentActivityTaskPollers:        o.actPollers,
+		MaxConcurrentEagerActivityExecutionSize: o.eager,
 	}
 }
 

@@ -117,10 +117,10 @@ func TestLoginIgnoresForwardedForByDefault(t *testing.T) {
 	require.True(t, limited, "25 guesses from one address are limited, whatever X-Forwarded-For says")
 }
 
-func TestWorkerOptionsBoundEagerActivities(t *testing.T) {
+func TestWorkerOptionsTurnEagerActivitiesOff(t *testing.T) {
 	o := app.WorkerOptions(sdkworker.Options{MaxConcurrentActivityTaskPollers: 4})
-	require.Equal(t, app.EagerActivities, o.MaxConcurrentEagerActivityExecutionSize, "unbounded eager dispatch stalled payments at saturation")
+	require.True(t, o.DisableEagerActivities, "eager dispatch stalled payments for a minute at saturation")
 	require.Equal(t, 4, o.MaxConcurrentActivityTaskPollers, "the rest is kept")
-	require.Equal(t, 9, app.WorkerOptions(sdkworker.Options{MaxConcurrentEagerActivityExecutionSize: 9}).MaxConcurrentEagerActivityExecutionSize)
-	require.Zero(t, app.WorkerOptions(sdkworker.Options{DisableEagerActivities: true}).MaxConcurrentEagerActivityExecutionSize)
+	o = app.WorkerOptions(sdkworker.Options{MaxConcurrentEagerActivityExecutionSize: 4})
+	require.False(t, o.DisableEagerActivities, "asked for, bounded: on")
 }

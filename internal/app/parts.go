@@ -155,18 +155,17 @@ func (p *Parts) Worker() (sdkworker.Worker, error) {
 	return w, nil
 }
 
-// EagerActivities bounds the activities a worker runs eagerly — handed to it by the server in
-// the answer to the workflow task that scheduled them, without a trip through matching. Eager
-// dispatch halves a payment's latency below saturation (docs/benchmarks.md), but unbounded, at
-// saturation on the dev server payments stalled for a minute (their bank calls timed out
-// twice); bounded to a few, the rest go through the task queue as before.
-const EagerActivities = 4
-
-// WorkerOptions are o with the engine's defaults where o leaves them zero: eager activities
-// bounded by EagerActivities.
+// WorkerOptions are o with the engine's defaults: no eager activity execution unless o bounds
+// it (MaxConcurrentEagerActivityExecutionSize > 0). Eager dispatch — the server handing the
+// bank call back in the answer to the workflow task that scheduled it — halved a payment's
+// latency below saturation, but at saturation some payments stalled for a minute, even with
+// eager dispatch bounded to 4: an activity handed out with a workflow task's answer that does
+// not reach the worker (the answer is late or retried) waits for its start-to-close timeout
+// (30 s) before it is tried again. A payment engine takes the steady tail over the faster
+// median (docs/benchmarks.md, "Eager activities"); `go run ./bench -eager 4` measures it.
 func WorkerOptions(o sdkworker.Options) sdkworker.Options {
-	if o.MaxConcurrentEagerActivityExecutionSize == 0 && !o.DisableEagerActivities {
-		o.MaxConcurrentEagerActivityExecutionSize = EagerActivities
+	if o.MaxConcurrentEagerActivityExecutionSize <= 0 {
+		o.DisableEagerActivities = true
 	}
 	return o
 }
