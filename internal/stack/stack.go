@@ -302,7 +302,9 @@ func (s *Stack) Close() {
 // activity execution is allowed on the server so that the benchmark can measure it
 // (`go run ./bench -eager 4`); the engine's workers do not ask for it (app.WorkerOptions).
 func devServerConfigArgs() []string {
-	return []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true"}
+	return []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true",
+		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1"}
 }
 
 func searchAttributeArgs() []string {
