@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"paysaga/activities"
 	"paysaga/alert"
 	"paysaga/events"
 	"paysaga/workflows"
@@ -24,6 +25,10 @@ var emitted = map[string]bool{
 	workflows.EventRefundUnknown:            true,
 	workflows.EventRefundStalled:            true,
 	workflows.EventRefundCompensationFailed: true,
+	events.SettlementPaid:                   false,
+	events.SettlementFailed:                 true,
+	events.SettlementUnknown:                true,
+	activities.WebhookEndpointFailing:       false, // the merchant is told, on its stream
 }
 
 // topicMatch is AMQP topic matching of a routing key against a binding pattern ("*" one word,
