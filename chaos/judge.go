@@ -50,8 +50,9 @@ type facts struct {
 	Unreadable              []string // ids named by a 2xx answer the API could not read
 	Reconcile               []string // differences payctl reconcile found
 	ReconcileRan            bool
-	Replay                  []string // histories payctl history replay could not replay
-	Replayed                int      // histories replayed
+	Replay                  []string     // histories payctl history replay could not replay
+	Replayed                int          // histories replayed
+	Settle                  *settleFacts // the settlement day after the run
 }
 
 // verdict is one invariant's outcome.
@@ -115,7 +116,7 @@ func judge(f *facts) []verdict {
 	return []verdict{
 		f.judgeDebits(), f.judgeRefunds(), f.judgeMoney(), f.judgeSettled(), f.judgeWorkflows(),
 		f.judgeKeys(), f.judgeReadable(), f.judgeEvents(), f.judge5xx(), f.judgeReconcile(),
-		f.judgeReplay(),
+		f.judgeReplay(), f.judgeSettlement(),
 	}
 }
 

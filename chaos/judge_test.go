@@ -6,7 +6,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"paysaga"
 	"paysaga/nhsim"
+	"paysaga/settlement"
 )
 
 var (
@@ -22,7 +24,7 @@ func cleanRun() *facts {
 	p2 := &payment{Seq: 2, Amount: paymentBase + 2, Key: "k2", ID: "pay_2", IDs: map[string]int{"pay_2": 1}}
 	p3 := &payment{Seq: 3, Amount: paymentBase + 3, Key: "k3", ID: "pay_3", IDs: map[string]int{"pay_3": 1}}
 	at := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
-	return &facts{
+	f := &facts{
 		Payments: []*payment{p1, p2, p3},
 		Customers: []*customer{
 			{AccountID: "acct_a", Bank: bankA},
@@ -60,6 +62,59 @@ func cleanRun() *facts {
 			{At: at.Add(10 * time.Second), Inst: 1, Method: "POST", Path: "/v1/payments", Status: 503},
 		},
 		Windows: []window{{From: at.Add(5 * time.Second), To: at.Add(20 * time.Second), Inst: -1, Why: "Temporal"}},
+	}
+	f.Settle = settledDay(p1.Amount, smallRefundBase+1)
+	return f
+}
+
+var bankM = nhsim.AccountID{Bncd: "011", Acno: "4000000000001"}
+
+// settledDay is the settlement of the clean run's day: payment 1 of merchant usr_m, less its
+// refund and its fee, paid out once to the merchant's account.
+func settledDay(payment, refund int64) *settleFacts {
+	s := settledDetail{Settlement: settlement.Settlement{ID: "stl_1", MerchantID: "usr_m", Day: "2026-12-02",
+		Lines: []settlement.Line{
+			{Kind: settlement.LinePayment, PaymentID: "pay_1", Amount: payment},
+			{Kind: settlement.LineRefund, PaymentID: "pay_1", RefundID: "ref_1", Amount: refund},
+		}}}
+	settlement.Compute(&s.Settlement, 250, 0)
+	s.Status = settlement.Paid
+	s.Payouts = []paysaga.Transfer{{ID: "trf_p", Amount: s.Payout, Tsymd: "20261202", IsTuno: "9", State: paysaga.TransferSucceeded}}
+	const start = 5_000_000
+	before := start + payment - refund
+	return &settleFacts{Ran: true, Days: []string{"2026-12-02"}, Merchants: []string{"usr_m"},
+		Banks:        map[string]nhsim.AccountID{"usr_m": bankM},
+		Settlements:  []settledDetail{s},
+		First:        []nhsim.Transfer{{API: "ReceivedTransferAccountNumber", To: bankM, Amount: s.Payout, Tsymd: "20261202", IsTuno: "9"}},
+		Balances:     map[string]int64{"usr_m": s.Payout},
+		FintechStart: start, FintechBefore: before, FintechAfter: before - s.Payout,
+		MoneyAfter: 2 * customerBalance,
+	}
+}
+
+func TestJudgeSettlementDay(t *testing.T) {
+	const name = "settlement day: merchants credited exactly net, fintech keeps the fees, paid once"
+	require.Empty(t, failed(judge(cleanRun())))
+	for _, tc := range []struct {
+		why    string
+		break_ func(sf *settleFacts)
+	}{
+		{"not run", func(sf *settleFacts) { sf.Ran = false }},
+		{"the second pass paid again", func(sf *settleFacts) { sf.Second = sf.First }},
+		{"the merchant got a won less", func(sf *settleFacts) { sf.Balances["usr_m"]--; sf.First[0].Amount-- }},
+		{"the fintech kept a won more than the fees", func(sf *settleFacts) { sf.FintechAfter++; sf.FintechBefore++ }},
+		{"a payout went elsewhere", func(sf *settleFacts) { sf.First[0].To = bankA }},
+		{"two executed payouts", func(sf *settleFacts) {
+			sf.Settlements[0].Payouts = append(sf.Settlements[0].Payouts, sf.Settlements[0].Payouts[0])
+		}},
+		{"a settlement failed", func(sf *settleFacts) { sf.Settlements[0].Status = settlement.Failed }},
+		{"the fee is not the package's", func(sf *settleFacts) { sf.Settlements[0].FeeAmount++ }},
+		{"a refund left out", func(sf *settleFacts) { sf.Settlements[0].Lines = sf.Settlements[0].Lines[:1] }},
+		{"money left the bank", func(sf *settleFacts) { sf.MoneyAfter-- }},
+	} {
+		f := cleanRun()
+		tc.break_(f.Settle)
+		require.Equal(t, []string{name}, failed(judge(f)), tc.why)
 	}
 }
 

@@ -32,6 +32,7 @@ import (
 	"net/http"
 
 	"paysaga/nhsim"
+	"paysaga/settlement"
 )
 
 type options struct {
@@ -208,6 +209,13 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 	}); err != nil {
 		return false, err
 	}
+	sf := &settleFacts{Banks: map[string]nhsim.AccountID{}}
+	for _, m := range w.merchants {
+		sf.Merchants = append(sf.Merchants, m.ID)
+	}
+	if sf.Banks, err = w.registerSettlementAccounts(ctx); err != nil {
+		return false, err
+	}
 	// Customers sorted, so that a seed draws the same scenarios again.
 	sort.Slice(w.customers, func(i, j int) bool { return w.customers[i].Email < w.customers[j].Email })
 	w.plan()
@@ -217,6 +225,7 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 	}
 	// payctl reconcile reads the statement of the fintech's own account at the bank.
 	st.env = append(st.env, "PAYSAGA_NH_FINTECH_BANK_CODE="+before.Fintech.Bncd, "PAYSAGA_NH_FINTECH_ACCOUNT="+before.Fintech.Acno)
+	sf.FintechStart = before.Fintech.Balance
 	bankBefore, err := op.bankTransfers(ctx)
 	if err != nil {
 		return false, err
@@ -317,6 +326,9 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 		op.Errors = append(op.Errors, err.Error())
 	}
 	f.Windows = ch.windows
+	say("settlement day: payctl settlements backfill of the run's Korea day(s), twice")
+	op.settlementDay(ctx, sf, began, time.Now())
+	f.Settle = sf
 	verdicts := judge(f)
 	judged = true
 	var stats map[string]any
@@ -498,6 +510,19 @@ func (r *report) print(w io.Writer, ok bool) {
 	var closed []string
 	for _, k := range names {
 		closed = append(closed, fmt.Sprintf("%s %d", k, r.byStatus[k]))
+	}
+	if sf := f.Settle; sf != nil {
+		var paid, fees int64
+		byStatus := map[settlement.Status]int{}
+		for _, s := range sf.Settlements {
+			byStatus[s.Status]++
+			fees += s.FeeAmount
+			if s.Status == settlement.Paid {
+				paid += s.Payout
+			}
+		}
+		p("settlement of %v (payctl settlements backfill, twice): %d settlements (%d PAID, %d CARRIED_OVER), paid out %d won in %d bank transfers, fees %d won; the second pass executed %d transfers",
+			sf.Days, len(sf.Settlements), byStatus[settlement.Paid], byStatus[settlement.CarriedOver], paid, len(sf.First), fees, len(sf.Second))
 	}
 	p("workflows closed: %s; %d payment and refund histories replayed", strings.Join(closed, ", "), f.Replayed)
 
