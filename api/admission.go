@@ -19,9 +19,10 @@ import (
 // admitted payment waits behind at most MaxInFlight−1 others. A nil *Admission admits
 // everything.
 type Admission struct {
-	// MaxInFlight bounds the payment requests in progress on this instance; PerCustomer the
-	// payments (distinct Idempotency-Keys: a client's retries of one payment share its slot)
-	// of one customer, so that one busy client cannot take every slot. Zero: no bound.
+	// MaxInFlight bounds the payments in progress on this instance, PerCustomer those of one
+	// customer (so that one busy client cannot take every slot). A payment is a customer's
+	// Idempotency-Key: a client's retries of one payment, even at once, share its slot. Zero:
+	// no bound.
 	MaxInFlight, PerCustomer int
 	// RetryAfter is what a turned-away client is told to wait (default 1 s).
 	RetryAfter time.Duration
@@ -31,13 +32,13 @@ type Admission struct {
 	HoldAtMost time.Duration
 
 	mu         sync.Mutex
-	inFlight   int
-	holding    int            // of inFlight: payments that answered 202, held until settled
+	inFlight   int            // distinct payments (customer and key) in progress
+	holding    int            // requests that answered 202 and hold their payment's slot until settled
 	byCustomer map[string]int // distinct keys in progress
 	byKey      map[string]int // requests in progress per customer and key
 }
 
-// InFlight returns the payment requests in progress on this instance.
+// InFlight returns the payments in progress on this instance.
 func (a *Admission) InFlight() int {
 	if a == nil {
 		return 0
@@ -118,20 +119,21 @@ func (a *Admission) admit(customer, key string) (release func(), err error) {
 	if after <= 0 {
 		after = time.Second
 	}
-	if a.MaxInFlight > 0 && a.inFlight >= a.MaxInFlight {
+	ck := customer + "\x00" + key
+	joins := a.byKey[ck] > 0 // a retry of a payment in progress: it has its slot
+	if !joins && a.MaxInFlight > 0 && a.inFlight >= a.MaxInFlight {
 		return nil, WithRetryAfter(paysaga.Errorf(paysaga.ERATELIMITED,
 			"the engine is at capacity: nothing was started; retry after the Retry-After delay, with the same Idempotency-Key"), after)
 	}
-	ck := customer + "\x00" + key
-	if a.PerCustomer > 0 && a.byKey[ck] == 0 && a.byCustomer[customer] >= a.PerCustomer {
+	if !joins && a.PerCustomer > 0 && a.byCustomer[customer] >= a.PerCustomer {
 		return nil, WithRetryAfter(paysaga.Errorf(paysaga.ERATELIMITED,
 			"too many of your payments are in progress at once: nothing was started; retry after the Retry-After delay, with the same Idempotency-Key"), after)
 	}
 	if a.byCustomer == nil {
 		a.byCustomer, a.byKey = make(map[string]int), make(map[string]int)
 	}
-	a.inFlight++
 	if a.byKey[ck]++; a.byKey[ck] == 1 {
+		a.inFlight++
 		a.byCustomer[customer]++
 	}
 	var once sync.Once
@@ -139,11 +141,11 @@ func (a *Admission) admit(customer, key string) (release func(), err error) {
 		once.Do(func() {
 			a.mu.Lock()
 			defer a.mu.Unlock()
-			a.inFlight--
 			if a.byKey[ck]--; a.byKey[ck] > 0 {
 				return
 			}
 			delete(a.byKey, ck)
+			a.inFlight--
 			if a.byCustomer[customer]--; a.byCustomer[customer] <= 0 {
 				delete(a.byCustomer, customer)
 			}

@@ -144,3 +144,27 @@ func decodeProcessing(t *testing.T, rec *httptest.ResponseRecorder) processingAn
 	require.NotNil(t, a.Payment, rec.Body.String())
 	return a
 }
+
+// Retries of one payment share its slot also against the instance's bound: twenty copies of a
+// request sent at once (a client retrying hard) are one payment in progress, not twenty.
+func TestRetriesOfOnePaymentShareItsSlot(t *testing.T) {
+	adm := &api.Admission{MaxInFlight: 1, PerCustomer: 1}
+	env := newPayEnv(t, store.DriverSQLite, func(d *api.Deps) { d.Payments.Admission = adm })
+	kim, lee := env.customer, env.customer2
+	release := env.starter.hold(t)
+	const n = 5
+	answers := make(chan *httptest.ResponseRecorder, n)
+	for range n {
+		go func() { answers <- env.pay(t, kim, "k1", payBody(t, kim.account.ID, 1000, env.merchant.ID())) }()
+	}
+	require.Eventually(t, func() bool { return len(env.starter.Calls()) >= 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, 1, adm.InFlight(), "one payment, however many requests")
+	rec := env.pay(t, lee, "l1", payBody(t, lee.account.ID, 1000, env.merchant.ID()))
+	require.Equal(t, http.StatusTooManyRequests, rec.Code, "another payment is turned away: %s", rec.Body.String())
+	release()
+	for range n {
+		rec := <-answers
+		require.NotEqual(t, http.StatusTooManyRequests, rec.Code, rec.Body.String())
+	}
+	require.Equal(t, 0, adm.InFlight())
+}
