@@ -365,19 +365,12 @@ func (db *DB) ListAccounts(ctx context.Context, f AccountFilter) (*AccountPage, 
 		q = q.Where("status <> ?", string(paysaga.AccountDeleted))
 	}
 	if f.StartingAfter != "" {
-		var cursor accountRow
-		err := db.bun.NewSelect().Model(&cursor).Column("id", "created_at").
-			Where("id = ? AND owner_id = ?", f.StartingAfter, f.OwnerID).Limit(1).Scan(ctx)
-		if isNoRows(err) {
-			return nil, paysaga.Errorf(paysaga.EINVALID, "starting_after is not an account of this list")
-		}
+		var err error
+		q, err = newestFirstAfter(ctx, q, db.bun.NewSelect().Model((*accountRow)(nil)).
+			Where("id = ? AND owner_id = ?", f.StartingAfter, f.OwnerID), "an account", "accounts")
 		if err != nil {
-			return nil, fmt.Errorf("list accounts: cursor: %w", err)
+			return nil, err
 		}
-		q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
-			return q.Where("created_at < ?", cursor.CreatedAt).
-				WhereOr("created_at = ? AND id < ?", cursor.CreatedAt, cursor.ID)
-		})
 	}
 	if err := q.Order("created_at DESC", "id DESC").Limit(int64(limit + 1)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)

@@ -644,25 +644,17 @@ func (db *DB) ListRefunds(ctx context.Context, f RefundFilter) (*RefundPage, err
 	var rows []refundRow
 	q := filter(db.bun.NewSelect().Model(&rows))
 	if f.StartingAfter != "" {
-		var cursor refundRow
-		// The cursor must be a refund of the listed payment, or the answer would confirm a
-		// refund the caller may not see (and page by a stranger's timestamp). Only the payment
-		// scopes it: a cursor whose status changed since the last page still pages.
-		cq := db.bun.NewSelect().Model(&cursor).Column("id", "created_at").Where("id = ?", f.StartingAfter)
+		// The cursor must be a refund of the listed payment. Only the payment scopes it: a
+		// cursor whose status changed since the last page still pages.
+		cq := db.bun.NewSelect().Model((*refundRow)(nil)).Where("id = ?", f.StartingAfter)
 		if f.PaymentID != "" {
 			cq = cq.Where("payment_id = ?", f.PaymentID)
 		}
-		err := cq.Limit(1).Scan(ctx)
-		if isNoRows(err) {
-			return nil, paysaga.Errorf(paysaga.EINVALID, "starting_after is not a refund of this list")
-		}
+		var err error
+		q, err = newestFirstAfter(ctx, q, cq, "a refund", "refunds")
 		if err != nil {
-			return nil, fmt.Errorf("list refunds: cursor: %w", err)
+			return nil, err
 		}
-		q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
-			return q.Where("created_at < ?", cursor.CreatedAt).
-				WhereOr("created_at = ? AND id < ?", cursor.CreatedAt, cursor.ID)
-		})
 	}
 	if err := q.Order("created_at DESC", "id DESC").Limit(int64(limit + 1)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list refunds: %w", err)

@@ -435,19 +435,12 @@ func (db *DB) ListSettlements(ctx context.Context, f SettlementFilter) (*Settlem
 		q = q.Where("status = ?", string(f.Status))
 	}
 	if f.StartingAfter != "" {
-		var cursor settlementRow
-		err := owner(db.bun.NewSelect().Model(&cursor).Column("id", "created_at")).
-			Where("id = ?", f.StartingAfter).Limit(1).Scan(ctx)
-		if isNoRows(err) {
-			return nil, paysaga.Errorf(paysaga.EINVALID, "starting_after is not a settlement of this list")
-		}
+		var err error
+		q, err = newestFirstAfter(ctx, q, owner(db.bun.NewSelect().Model((*settlementRow)(nil))).
+			Where("id = ?", f.StartingAfter), "a settlement", "settlements")
 		if err != nil {
-			return nil, fmt.Errorf("list settlements: cursor: %w", err)
+			return nil, err
 		}
-		q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
-			return q.Where("created_at < ?", cursor.CreatedAt).
-				WhereOr("created_at = ? AND id < ?", cursor.CreatedAt, cursor.ID)
-		})
 	}
 	if err := q.Order("created_at DESC", "id DESC").Limit(int64(limit + 1)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list settlements: %w", err)

@@ -157,19 +157,12 @@ func (db *DB) ListWebhookEndpoints(ctx context.Context, f WebhookEndpointFilter)
 	q := db.bun.NewSelect().Model(&rows).Where("merchant_id = ?", f.MerchantID).
 		Where("status <> ?", string(webhook.EndpointDeleted))
 	if f.StartingAfter != "" {
-		var cursor webhookEndpointRow
-		err := db.bun.NewSelect().Model(&cursor).Column("id", "created_at").
-			Where("id = ? AND merchant_id = ?", f.StartingAfter, f.MerchantID).Limit(1).Scan(ctx)
-		if isNoRows(err) {
-			return nil, paysaga.Errorf(paysaga.EINVALID, "starting_after is not an endpoint of this list")
-		}
+		var err error
+		q, err = newestFirstAfter(ctx, q, db.bun.NewSelect().Model((*webhookEndpointRow)(nil)).
+			Where("id = ? AND merchant_id = ?", f.StartingAfter, f.MerchantID), "an endpoint", "webhook endpoints")
 		if err != nil {
-			return nil, fmt.Errorf("list webhook endpoints: cursor: %w", err)
+			return nil, err
 		}
-		q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
-			return q.Where("created_at < ?", cursor.CreatedAt).
-				WhereOr("created_at = ? AND id < ?", cursor.CreatedAt, cursor.ID)
-		})
 	}
 	if err := q.Order("created_at DESC", "id DESC").Limit(int64(limit + 1)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list webhook endpoints: %w", err)
@@ -483,19 +476,12 @@ func (db *DB) ListWebhookDeliveries(ctx context.Context, f WebhookDeliveryFilter
 	var rows []webhookDeliveryRow
 	q := filter(db.bun.NewSelect().Model(&rows))
 	if f.StartingAfter != "" {
-		var cursor webhookDeliveryRow
-		err := filter(db.bun.NewSelect().Model(&cursor).Column("id", "created_at")).
-			Where("id = ?", f.StartingAfter).Limit(1).Scan(ctx)
-		if isNoRows(err) {
-			return nil, paysaga.Errorf(paysaga.EINVALID, "starting_after is not a delivery of this list")
-		}
+		var err error
+		q, err = newestFirstAfter(ctx, q, filter(db.bun.NewSelect().Model((*webhookDeliveryRow)(nil))).
+			Where("id = ?", f.StartingAfter), "a delivery", "webhook deliveries")
 		if err != nil {
-			return nil, fmt.Errorf("list webhook deliveries: cursor: %w", err)
+			return nil, err
 		}
-		q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
-			return q.Where("created_at < ?", cursor.CreatedAt).
-				WhereOr("created_at = ? AND id < ?", cursor.CreatedAt, cursor.ID)
-		})
 	}
 	if err := q.Order("created_at DESC", "id DESC").Limit(int64(limit + 1)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list webhook deliveries: %w", err)
