@@ -344,34 +344,14 @@ func (a *SettlementActivities) CheckPayout(ctx context.Context, in CheckPayoutIn
 		}
 		res, err := a.Bank.CheckOnReceivedTransfer(ctx, nh.CheckOnReceivedTransferRequest{
 			Original: nh.Ref{Tsymd: tr.Tsymd, IsTuno: tr.IsTuno}, Tram: tr.Amount, Bncd: to.bncd, Acno: to.acno})
-		if err != nil {
-			if nh.Classify(err) == nh.OutcomeInvalid {
-				return CheckCreditResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeStateConflict, nil)
-			}
-			log.Warn("check on payout failed; asking again later", "transfer_id", tr.ID, "error", err)
-			pending = fmt.Errorf("check on transfer %s: %w", tr.ID, err)
-			continue
-		}
+		c, err := recordCheck(ctx, a.Store, log.With("transfer_id", tr.ID), "payout", tr, in.SendableFor, a.now(), res, err)
 		switch {
-		case res.Executed():
-			rpcd, rsms := res.Header.Rpcd, res.Header.Rsms
-			if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: rpcd, Rsms: rsms}); err != nil {
-				return CheckCreditResult{}, fmt.Errorf("record executed payout %s: %w", tr.ID, err)
-			}
-			log.Info("lost payout answer resolved: executed", "transfer_id", tr.ID, "rpcd", rpcd)
-			return CheckCreditResult{Executed: true, TransferID: tr.ID, Rpcd: rpcd, Rsms: rsms}, nil
-		case res.NotExecuted():
-			if until, ok := stillSendable(tr.CreatedAt, in.SendableFor, a.now()); ok {
-				pending = errStillSendable(tr.ID, until, a.now())
-				continue
-			}
-			if _, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferNotExecuted}); err != nil {
-				return CheckCreditResult{}, fmt.Errorf("record payout %s not executed: %w", tr.ID, err)
-			}
-			log.Info("lost payout answer resolved: not executed", "transfer_id", tr.ID)
-		default:
-			log.Info("payout still in progress at the bank", "transfer_id", tr.ID)
-			pending = fmt.Errorf("transfer %s still in progress at the bank", tr.ID)
+		case final(err):
+			return CheckCreditResult{}, err
+		case err != nil:
+			pending = err // asked again; the other payouts first
+		case c.executed:
+			return CheckCreditResult{Executed: true, TransferID: tr.ID, Rpcd: c.rpcd, Rsms: c.rsms}, nil
 		}
 	}
 	if pending != nil {
