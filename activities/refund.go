@@ -259,47 +259,27 @@ func (a *RefundActivities) CheckCredit(ctx context.Context, in CheckCreditInput)
 	if err != nil {
 		return CheckCreditResult{}, err
 	}
-	var (
-		dest    *destination
-		pending error
-	)
-	for _, tr := range transfers {
-		if tr.State == paysaga.TransferSucceeded {
-			return CheckCreditResult{Executed: true, TransferID: tr.ID, Rpcd: tr.Rpcd, Rsms: tr.Rsms}, nil
-		}
-		if tr.State != paysaga.TransferSent && tr.State != paysaga.TransferUnknown {
-			continue
-		}
-		if dest == nil {
-			p, err := a.Store.GetPayment(ctx, r.PaymentID)
-			if err != nil {
-				return CheckCreditResult{}, storeError(err)
+	var dest *destination
+	return checkCredits(ctx, a.Store, log, "credit", transfers, in.SendableFor, a.now(),
+		func(tr *paysaga.Transfer) (*nh.CheckResult, error, error) {
+			if dest == nil {
+				p, err := a.Store.GetPayment(ctx, r.PaymentID)
+				if err != nil {
+					return nil, nil, storeError(err)
+				}
+				if dest, err = a.destination(ctx, r, p); err != nil {
+					return nil, nil, err
+				}
 			}
-			if dest, err = a.destination(ctx, r, p); err != nil {
-				return CheckCreditResult{}, err
+			req := nh.CheckOnReceivedTransferRequest{Original: nh.Ref{Tsymd: tr.Tsymd, IsTuno: tr.IsTuno}, Tram: tr.Amount}
+			if dest.kind == paysaga.DestinationFinAccount {
+				req.FinAcno = dest.finAcno
+			} else {
+				req.Bncd, req.Acno = dest.bncd, dest.acno
 			}
-		}
-		req := nh.CheckOnReceivedTransferRequest{Original: nh.Ref{Tsymd: tr.Tsymd, IsTuno: tr.IsTuno}, Tram: tr.Amount}
-		if dest.kind == paysaga.DestinationFinAccount {
-			req.FinAcno = dest.finAcno
-		} else {
-			req.Bncd, req.Acno = dest.bncd, dest.acno
-		}
-		res, err := a.Bank.CheckOnReceivedTransfer(ctx, req)
-		c, err := recordCheck(ctx, a.Store, log.With("transfer_id", tr.ID), "credit", tr, in.SendableFor, a.now(), res, err)
-		switch {
-		case final(err):
-			return CheckCreditResult{}, err
-		case err != nil:
-			pending = err // asked again; the other credits first
-		case c.executed:
-			return CheckCreditResult{Executed: true, TransferID: tr.ID, Rpcd: c.rpcd, Rsms: c.rsms}, nil
-		}
-	}
-	if pending != nil {
-		return CheckCreditResult{}, pending
-	}
-	return CheckCreditResult{Executed: false}, nil
+			res, err := a.Bank.CheckOnReceivedTransfer(ctx, req)
+			return res, err, nil
+		})
 }
 
 // SettleRefund ends a refund; a refund that was never reserved is answered with an empty

@@ -325,39 +325,19 @@ func (a *SettlementActivities) CheckPayout(ctx context.Context, in CheckPayoutIn
 	if err != nil {
 		return CheckCreditResult{}, err
 	}
-	var (
-		to      *payee
-		pending error
-	)
-	for _, tr := range payouts {
-		if tr.State == paysaga.TransferSucceeded {
-			return CheckCreditResult{Executed: true, TransferID: tr.ID, Rpcd: tr.Rpcd, Rsms: tr.Rsms}, nil
-		}
-		if tr.State != paysaga.TransferSent && tr.State != paysaga.TransferUnknown {
-			continue
-		}
-		if to == nil {
-			// The account the payout went to, not one registered since.
-			if to, err = a.sentTo(ctx, s); err != nil {
-				return CheckCreditResult{}, err
+	var to *payee
+	return checkCredits(ctx, a.Store, log, "payout", payouts, in.SendableFor, a.now(),
+		func(tr *paysaga.Transfer) (*nh.CheckResult, error, error) {
+			if to == nil {
+				// The account the payout went to, not one registered since.
+				if to, err = a.sentTo(ctx, s); err != nil {
+					return nil, nil, err
+				}
 			}
-		}
-		res, err := a.Bank.CheckOnReceivedTransfer(ctx, nh.CheckOnReceivedTransferRequest{
-			Original: nh.Ref{Tsymd: tr.Tsymd, IsTuno: tr.IsTuno}, Tram: tr.Amount, Bncd: to.bncd, Acno: to.acno})
-		c, err := recordCheck(ctx, a.Store, log.With("transfer_id", tr.ID), "payout", tr, in.SendableFor, a.now(), res, err)
-		switch {
-		case final(err):
-			return CheckCreditResult{}, err
-		case err != nil:
-			pending = err // asked again; the other payouts first
-		case c.executed:
-			return CheckCreditResult{Executed: true, TransferID: tr.ID, Rpcd: c.rpcd, Rsms: c.rsms}, nil
-		}
-	}
-	if pending != nil {
-		return CheckCreditResult{}, pending
-	}
-	return CheckCreditResult{Executed: false}, nil
+			res, err := a.Bank.CheckOnReceivedTransfer(ctx, nh.CheckOnReceivedTransferRequest{
+				Original: nh.Ref{Tsymd: tr.Tsymd, IsTuno: tr.IsTuno}, Tram: tr.Amount, Bncd: to.bncd, Acno: to.acno})
+			return res, err, nil
+		})
 }
 
 // FinishSettlement records how a settlement ended. FAILED is refused while a payout executed

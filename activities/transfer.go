@@ -179,3 +179,39 @@ func earlierCredit(log *slog.Logger, what string, transfers []*paysaga.Transfer,
 	}
 	return CreditResult{}, false, nil
 }
+
+// checkCredits answers a check step from a thing's credits (what: "credit", "payout"), in
+// order: one that succeeded is the answer; each one whose outcome is unknown (SENT, UNKNOWN) is
+// asked about with ask — which returns the bank's answer and its error, or err when it could
+// not ask (the step fails with it) — and the answer recorded (recordCheck). Executed when one
+// moved the money; not executed when none did; a retryable error while one is still unknown.
+func checkCredits(ctx context.Context, db *store.DB, log *slog.Logger, what string, transfers []*paysaga.Transfer,
+	sendableFor time.Duration, now time.Time,
+	ask func(tr *paysaga.Transfer) (res *nh.CheckResult, bankErr, err error)) (CheckCreditResult, error) {
+	var pending error
+	for _, tr := range transfers {
+		if tr.State == paysaga.TransferSucceeded {
+			return CheckCreditResult{Executed: true, TransferID: tr.ID, Rpcd: tr.Rpcd, Rsms: tr.Rsms}, nil
+		}
+		if tr.State != paysaga.TransferSent && tr.State != paysaga.TransferUnknown {
+			continue
+		}
+		res, bankErr, err := ask(tr)
+		if err != nil {
+			return CheckCreditResult{}, err
+		}
+		c, err := recordCheck(ctx, db, log.With("transfer_id", tr.ID), what, tr, sendableFor, now, res, bankErr)
+		switch {
+		case final(err):
+			return CheckCreditResult{}, err
+		case err != nil:
+			pending = err // asked again; the others first
+		case c.executed:
+			return CheckCreditResult{Executed: true, TransferID: tr.ID, Rpcd: c.rpcd, Rsms: c.rsms}, nil
+		}
+	}
+	if pending != nil {
+		return CheckCreditResult{}, pending
+	}
+	return CheckCreditResult{Executed: false}, nil
+}
