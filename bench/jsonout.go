@@ -38,8 +38,16 @@ type jsonReport struct {
 	Ratio         float64 `json:"ratio"`
 	LedgerOK      bool    `json:"ledger_ok"`
 
+	// Timeline: each segment of an answer that succeeded at once (200), from the histories.
+	Timeline []jsonSegment `json:"timeline_ms"`
+
 	CPUBusyCores float64   `json:"cpu_busy_cores"`
 	CPUByProcess []procUse `json:"cpu_by_process"`
+}
+
+type jsonSegment struct {
+	Segment string `json:"segment"`
+	jsonLatency
 }
 
 type jsonLatency struct {
@@ -51,8 +59,7 @@ type jsonLatency struct {
 }
 
 func latencyJSON(s Summary) jsonLatency {
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	return jsonLatency{N: s.N, P50: ms(s.P50), P95: ms(s.P95), P99: ms(s.P99), Max: ms(s.Max)}
+	return jsonLatency{N: s.N, P50: msf(s.P50), P95: msf(s.P95), P99: msf(s.P99), Max: msf(s.Max)}
 }
 
 // writeJSON writes the figures of d to path.
@@ -71,6 +78,11 @@ func writeJSON(path string, o options, d reportData) error {
 		ShedMS:        latencyJSON(l.ShedLatency.Summary()),
 		HistoryEvents: d.hist.Mean, BaselinePS: baseRate, LedgerOK: d.ledger.OK(),
 		CPUBusyCores: l.CPU.Total, CPUByProcess: l.CPU.Procs,
+	}
+	for i, name := range timelineSegments {
+		if d.timeline.Sampled > 0 {
+			r.Timeline = append(r.Timeline, jsonSegment{Segment: name, jsonLatency: latencyJSON(d.timeline.Segments[i])})
+		}
 	}
 	if baseRate > 0 {
 		r.Ratio = r.CompletedPS / baseRate

@@ -29,6 +29,7 @@ type payment struct {
 	// Written by the payment's own goroutine only, read after the run.
 	Sent       time.Time // when it was actually sent (the generator may run late)
 	AnsweredAt time.Time // the accepted answer (200, 202 or 402), zero if none came
+	AnswerCode int       // its HTTP status
 	ID         string
 	Status     paysaga.PaymentStatus // the last status seen
 	FinalAt    time.Time             // when it became final (its updated_at), zero if never seen final
@@ -241,7 +242,7 @@ func (r *loadResult) accept(p *payment, status int, raw []byte) bool {
 	if got.ID == "" {
 		return false
 	}
-	p.AnsweredAt, p.ID, p.Err = time.Now(), got.ID, ""
+	p.AnsweredAt, p.AnswerCode, p.ID, p.Err = time.Now(), status, got.ID, ""
 	r.observe(p, got)
 	return true
 }

@@ -182,6 +182,17 @@ func run(ctx context.Context, o options, out io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	var inWindow []*payment
+	for _, p := range load.Payments {
+		if load.Window.Contains(p.Scheduled) {
+			inWindow = append(inWindow, p)
+		}
+	}
+	say("cutting the answers of %d payments into segments from their histories", min(timelineSample, len(inWindow)))
+	tl, err := sampleTimeline(ctx, e.Temporal.Client(), inWindow, timelineSample)
+	if err != nil {
+		return false, err
+	}
 	baseHist, err := sampleHistories(ctx, e.Temporal.Client(), before.WorkflowID, 5)
 	if err != nil {
 		return false, fmt.Errorf("baseline: %w", err)
@@ -189,7 +200,7 @@ func run(ctx context.Context, o options, out io.Writer) (bool, error) {
 
 	data := reportData{
 		began: began, loadBefore: loadBefore, loadAfter: loadAverage(),
-		load: load, counts: counts, hist: hist, base: [2]*baselineResult{before, after}, baseHist: baseHist, ledger: ledger,
+		load: load, counts: counts, hist: hist, timeline: tl, base: [2]*baselineResult{before, after}, baseHist: baseHist, ledger: ledger,
 	}
 	report(out, o, data)
 	if o.jsonOut != "" {
@@ -199,6 +210,9 @@ func run(ctx context.Context, o options, out io.Writer) (bool, error) {
 	}
 	return ledger.OK(), nil
 }
+
+// timelineSample is how many payments of the window have their answer cut into segments.
+const timelineSample = 200
 
 // probePayments is how many payments the probe sends.
 const probePayments = 3
@@ -219,6 +233,7 @@ type reportData struct {
 	load                  *loadResult
 	counts                loadCounts
 	hist, baseHist        historyStats
+	timeline              timeline
 	base                  [2]*baselineResult // before and after the payments
 	ledger                *ledgerCheck
 }
@@ -264,6 +279,17 @@ func report(w io.Writer, o options, d reportData) {
 	p("  per payment  activities %.1f, local-activity markers %.1f, workflow tasks %.1f",
 		h.Activities, h.LocalActivities, h.WorkflowTasks)
 	p("  typical      %s", h.Typical.breakdown())
+	if t := d.timeline; t.Sampled > 0 {
+		p("")
+		p("where an answer's time goes: %d payments answered 200 in the window (%d of another shape skipped)", t.Sampled, t.Skipped)
+		var sum time.Duration
+		for i, name := range timelineSegments {
+			s := t.Segments[i]
+			sum += s.P50
+			p("  %-72s p50 %6.1fms  p99 %6.1fms", name, msf(s.P50), msf(s.P99))
+		}
+		p("  %-72s p50 %6.1fms", "sum of the medians", msf(sum))
+	}
 	p("")
 	b1, b2 := d.base[0], d.base[1]
 	r1, r2 := b1.Window.Rate(b1.Completed), b2.Window.Rate(b2.Completed)

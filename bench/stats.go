@@ -146,3 +146,6 @@ func (w Window) Rate(n int) float64 {
 	}
 	return float64(n) / secs
 }
+
+// msf is a duration in milliseconds as a number, for figures finer than a millisecond.
+func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
