@@ -71,9 +71,19 @@ func (db *DB) ClaimIdempotencyKeyFor(ctx context.Context, scope, key, requestHas
 
 func (db *DB) claimIdempotencyKey(ctx context.Context, scope, key, requestHash, resourceID string, ttl time.Duration) (*IdempotencyRecord, bool, error) {
 	now := db.Now()
-	// A key whose time is up is absent — unless what it created exists: one key, one payment
-	// (or refund), forever. Such a key lives again (its time starts afresh) and answers as it
-	// did; it is never given a new resource (that would be a second payment, a second debit).
+	rec := &IdempotencyRecord{
+		Scope: scope, Key: key, RequestHash: requestHash, State: IdempotencyPending, ResourceID: resourceID,
+		CreatedAt: now, ExpiresAt: now.Add(ttl).Truncate(time.Microsecond),
+	}
+	// A new key is the common case: one insert claims it. The insert is what decides the one
+	// winner of concurrent claims, here and below.
+	if created, err := db.insertIdempotencyKey(ctx, rec); created || err != nil {
+		return rec, created, err
+	}
+	// The key is there. A key whose time is up is absent — unless what it created exists: one
+	// key, one payment (or refund), forever. Such a key lives again (its time starts afresh)
+	// and answers as it did; it is never given a new resource (that would be a second payment,
+	// a second debit).
 	if _, err := db.bun.NewUpdate().Model((*IdempotencyRecord)(nil)).
 		Set("expires_at = ?", now.Add(ttl).Truncate(time.Microsecond)).
 		Where("scope = ? AND idem_key = ? AND expires_at <= ?", scope, key, now).
@@ -81,21 +91,16 @@ func (db *DB) claimIdempotencyKey(ctx context.Context, scope, key, requestHash, 
 		Exec(ctx); err != nil {
 		return nil, false, fmt.Errorf("claim idempotency key: revive: %w", err)
 	}
-	// Any other expired key is absent: delete it so the insert below can take its place. A
-	// live key is never deleted here, so the insert decides the one winner.
-	if _, err := db.bun.NewDelete().Model((*IdempotencyRecord)(nil)).
+	// Any other expired key is absent: delete it so that the insert can take its place. A live
+	// key is never deleted here, so the insert still decides the one winner.
+	if res, err := db.bun.NewDelete().Model((*IdempotencyRecord)(nil)).
 		Where("scope = ? AND idem_key = ? AND expires_at <= ?", scope, key, now).
 		Exec(ctx); err != nil {
 		return nil, false, fmt.Errorf("claim idempotency key: %w", err)
-	}
-	rec := &IdempotencyRecord{
-		Scope: scope, Key: key, RequestHash: requestHash, State: IdempotencyPending, ResourceID: resourceID,
-		CreatedAt: now, ExpiresAt: now.Add(ttl).Truncate(time.Microsecond),
-	}
-	if _, err := db.bun.NewInsert().Model(rec).Exec(ctx); err == nil {
-		return rec, true, nil
-	} else if !IsDuplicate(err) {
-		return nil, false, fmt.Errorf("claim idempotency key: %w", err)
+	} else if n, _ := res.RowsAffected(); n > 0 {
+		if created, err := db.insertIdempotencyKey(ctx, rec); created || err != nil {
+			return rec, created, err
+		}
 	}
 	existing, err := db.IdempotencyKey(ctx, scope, key)
 	if err != nil {
@@ -106,6 +111,16 @@ func (db *DB) claimIdempotencyKey(ctx context.Context, scope, key, requestHash, 
 		return nil, false, err
 	}
 	return existing, false, nil
+}
+
+// insertIdempotencyKey inserts rec: created is false (and err nil) when the key is already there.
+func (db *DB) insertIdempotencyKey(ctx context.Context, rec *IdempotencyRecord) (created bool, err error) {
+	if _, err := db.bun.NewInsert().Model(rec).Exec(ctx); err == nil {
+		return true, nil
+	} else if !IsDuplicate(err) {
+		return false, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	return false, nil
 }
 
 // IdempotencyKey returns the live record of a key; ENOTFOUND when there is none or it expired.
