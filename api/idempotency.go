@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -45,6 +46,9 @@ func claimKey(c *gin.Context, s IdempotencyStore, scope, key, hash, prefix strin
 // writeAnswer writes a stored or fresh answer; problems are not to be cached, like every
 // other problem answer.
 func writeAnswer(c *gin.Context, status int, body []byte) {
+	// Its length, so that the answer is whole once flushed (payments: answer), not chunked
+	// until the handler returns.
+	c.Header("Content-Length", strconv.Itoa(len(body)))
 	if status >= 400 {
 		c.Header("Cache-Control", "no-store")
 		c.Data(status, ProblemContentType, body)

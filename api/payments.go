@@ -263,19 +263,24 @@ func (h *paymentHandlers) settled(ctx context.Context, id string) (bool, error) 
 	return p.Status.Final() || p.Status == paysaga.PaymentAuthorized || p.Status == paysaga.PaymentUnknown, nil
 }
 
-// answer answers with payment p, and stores the answer for the key when it is final.
+// answer answers with payment p, then stores the answer for the key when it is final. The
+// client is answered first: until the answer is stored, a retry with the key finds the key
+// pending and the payment final, and is answered from the payment's row — the same answer
+// (create) — so storing it is no reason to keep the client waiting.
 func (h *paymentHandlers) answer(c *gin.Context, scope, key string, p *paysaga.Payment) {
 	ctx := c.Request.Context()
 	status, body := paymentAnswer(c, p)
-	if p.Status.Final() {
-		// Only a final outcome is replayed as is; anything else is asked again on a retry
-		// (which re-reads the payment: see create).
-		if err := h.Store.CompleteIdempotencyKey(context.WithoutCancel(ctx), scope, key, status, body, p.ID); err != nil {
-			Logger(c).WarnContext(ctx, "store idempotent answer", "payment_id", p.ID, "error", err.Error())
-		}
-	}
 	c.Header("Location", "/v1/payments/"+p.ID)
 	writeAnswer(c, status, body)
+	if !p.Status.Final() {
+		// Only a final outcome is replayed as is; anything else is asked again on a retry
+		// (which re-reads the payment: see create).
+		return
+	}
+	c.Writer.Flush()
+	if err := h.Store.CompleteIdempotencyKey(context.WithoutCancel(ctx), scope, key, status, body, p.ID); err != nil {
+		Logger(c).WarnContext(ctx, "store idempotent answer", "payment_id", p.ID, "error", err.Error())
+	}
 }
 
 // checkPayable refuses a payment from an account that is not the customer's own and active,

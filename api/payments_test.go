@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -1003,4 +1005,86 @@ func TestRetryOfAnEndedPaymentOutlivesItsAccount(t *testing.T) {
 	require.Equal(t, a.Payment.ID, p.ID)
 	require.Equal(t, paysaga.PaymentSucceeded, p.Status)
 	require.Len(t, env.starter.Calls(), 1)
+}
+
+// answerStoreGate holds CompleteIdempotencyKey until released, announcing each call.
+type answerStoreGate struct {
+	*store.DB
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *answerStoreGate) CompleteIdempotencyKey(ctx context.Context, scope, key string, status int, body []byte, resourceID string) error {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.DB.CompleteIdempotencyKey(ctx, scope, key, status, body, resourceID)
+}
+
+// The client has its whole answer before the answer is stored for the key: storing it is
+// bookkeeping for retries, not a reason to keep the client waiting.
+func TestPaymentIsAnsweredBeforeItsAnswerIsStored(t *testing.T) {
+	gate := &answerStoreGate{entered: make(chan struct{}, 4), release: make(chan struct{})}
+	env := newPayEnv(t, store.DriverSQLite, func(d *api.Deps) {
+		gate.DB = d.Payments.Store.(*store.DB)
+		d.Payments.Store = gate
+	})
+	env.starter.respond(recordAs(env.db, paysaga.PaymentSucceeded))
+	srv := httptest.NewServer(env.srv)
+	t.Cleanup(srv.Close)
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate.release) }) }
+	t.Cleanup(release)
+
+	c := env.customer
+	body := payBody(t, c.account.ID, 12_000, env.merchant.ID())
+	type answer struct {
+		status int
+		body   []byte
+		err    error
+	}
+	post := func() <-chan answer {
+		got := make(chan answer, 1)
+		go func() {
+			hr, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/payments", strings.NewReader(body))
+			hr.Header.Set("Authorization", "Bearer "+c.token)
+			hr.Header.Set("Content-Type", "application/json")
+			hr.Header.Set("Idempotency-Key", "order-answered-first")
+			resp, err := http.DefaultClient.Do(hr)
+			if err != nil {
+				got <- answer{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			got <- answer{resp.StatusCode, b, err}
+		}()
+		return got
+	}
+	receive := func(got <-chan answer) answer {
+		<-gate.entered // the handler is storing the answer, and waits there
+		select {
+		case a := <-got:
+			require.NoError(t, a.err)
+			require.Equal(t, http.StatusOK, a.status, string(a.body))
+			return a
+		case <-time.After(10 * time.Second):
+			t.Fatal("the client was not answered while the answer was being stored")
+			return answer{}
+		}
+	}
+
+	first := receive(post())
+	require.Len(t, env.starter.Calls(), 1)
+	var p paysaga.Payment
+	require.NoError(t, json.Unmarshal(first.body, &p))
+	require.Equal(t, paysaga.PaymentSucceeded, p.Status)
+
+	// Until the answer is stored a retry finds the key pending and the payment final, and is
+	// answered from the payment's row: TestRetryOfAnEndedPaymentIsAnsweredFromItsRow.
+	release()
+	require.Eventually(t, func() bool {
+		k, err := env.db.IdempotencyKey(context.Background(), paymentKeyScope(c.ID()), "order-answered-first")
+		return err == nil && k.Completed()
+	}, 10*time.Second, 10*time.Millisecond)
+	require.JSONEq(t, string(first.body), string(env.key(t, c.ID(), "order-answered-first").ResponseBody))
 }
