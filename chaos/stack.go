@@ -23,6 +23,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"paysaga/config"
+	"paysaga/internal/devserver"
 	"paysaga/nhsim"
 	"paysaga/workflows"
 )
@@ -120,6 +121,7 @@ func (s *stack) prepare(ctx context.Context, runID string) error {
 	for _, sa := range workflows.SearchAttributeFlags() {
 		s.temporalArgs = append(s.temporalArgs, "--search-attribute", sa)
 	}
+	s.temporalArgs = append(s.temporalArgs, devserver.Args()...)
 	s.simURL = fmt.Sprintf("http://127.0.0.1:%d", ports[4])
 	s.apiURLs = [2]string{fmt.Sprintf("http://127.0.0.1:%d", ports[5]), fmt.Sprintf("http://127.0.0.1:%d", ports[6])}
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"paysaga/internal/devserver"
 	"paysaga/internal/temporaltest"
 	"paysaga/workflows"
 )
@@ -153,4 +155,16 @@ func TestTemporalConfigOnADevServer(t *testing.T) {
 	out, err = run("clash")
 	require.Error(t, err, out)
 	require.Contains(t, out, "CustomerId exists as Int, paysaga needs Keyword")
+}
+
+// The cluster and the dev server read their transfer queues alike: tasks reach workers as
+// quickly on either (internal/devserver.TransferPollRPS says why it is raised).
+func TestClusterAndDevServerReadTheTransferQueueAlike(t *testing.T) {
+	dc := loadDynamicConfig(t)
+	v, ok := dc["history.transferProcessorMaxPollRPS"]
+	require.True(t, ok, "temporal-config/dynamicconfig.yaml must set history.transferProcessorMaxPollRPS")
+	require.Len(t, v, 1)
+	require.Equal(t, devserver.TransferPollRPS, v[0].Value)
+	require.Equal(t, strconv.Itoa(devserver.TransferPollRPS), devserver.DynamicConfig["history.transferProcessorMaxPollRPS"])
+	require.Greater(t, devserver.TransferPollRPS, 20, "the server's default, 20 reads/s per shard, is what made tasks wait")
 }

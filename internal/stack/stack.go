@@ -29,6 +29,7 @@ import (
 	"paysaga/config"
 	"paysaga/events"
 	"paysaga/internal/app"
+	"paysaga/internal/devserver"
 	"paysaga/nhsim"
 	"paysaga/payloadcodec"
 	"paysaga/seal"
@@ -118,7 +119,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		DBFilename:    o.TemporalDBFile,
 		LogLevel:      "warn",
 		ClientOptions: clientOpts,
-		ExtraArgs:     append(searchAttributeArgs(), devServerConfigArgs()...),
+		ExtraArgs:     append(searchAttributeArgs(), devserver.Args()...),
 		Stdout:        o.TemporalLog,
 		Stderr:        o.TemporalLog,
 	}
@@ -296,15 +297,6 @@ func (s *Stack) Close() {
 		s.closers[i]()
 	}
 	s.closers = nil
-}
-
-// devServerConfigArgs are the dev server's dynamic configuration beyond its defaults. Eager
-// activity execution is allowed on the server so that the benchmark can measure it
-// (`go run ./bench -eager 4`); the engine's workers do not ask for it (app.WorkerOptions).
-func devServerConfigArgs() []string {
-	return []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true",
-		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
-		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1"}
 }
 
 func searchAttributeArgs() []string {
