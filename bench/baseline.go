@@ -6,12 +6,14 @@ import (
 	"sync"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"paysaga/internal/app"
+	"paysaga/workflows"
 )
 
 // The baseline is the bare minimum Temporal must do for a workflow of the payment's shape: the
@@ -22,6 +24,8 @@ const (
 	baselineTaskQueue = "paysaga-bench-baseline"
 	baselineWorkflow  = "BenchBaseline"
 	baselineActivity  = "BenchNoop"
+	// The baseline with what a payment asks of Temporal besides its steps (-baseline-shape payment).
+	shapedBaselineWorkflow = "BenchBaselinePaymentShaped"
 )
 
 // BaselineWorkflow runs steps in order: 'A' an activity, 'L' a local activity, both no-ops.
@@ -42,6 +46,35 @@ func BaselineWorkflow(ctx workflow.Context, steps string) error {
 	return nil
 }
 
+// PaymentShapedBaselineWorkflow is BaselineWorkflow with what a payment asks of Temporal besides
+// its steps, all with no-op steps: it is started by Update-with-Start with the payment's search
+// attributes, its "outcome" Update answers once all steps but the last have run, after one
+// search-attribute upsert (the final status), and the last step runs after it (the publish).
+// The ceiling it measures is what Temporal alone can do for payments on this machine.
+func PaymentShapedBaselineWorkflow(ctx workflow.Context, steps string) error {
+	done := false
+	if err := workflow.SetUpdateHandler(ctx, workflows.UpdateOutcome, func(ctx workflow.Context) (string, error) {
+		return "done", workflow.Await(ctx, func() bool { return done })
+	}); err != nil {
+		return err
+	}
+	last := len(steps) - 1
+	if last < 0 {
+		return fmt.Errorf("no steps")
+	}
+	if err := BaselineWorkflow(ctx, steps[:last]); err != nil {
+		return err
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, workflows.SearchPaymentStatus.ValueSet("SUCCEEDED")); err != nil {
+		return err
+	}
+	done = true
+	if err := BaselineWorkflow(ctx, steps[last:]); err != nil {
+		return err
+	}
+	return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+}
+
 // Noop is the baseline's activity.
 func Noop(context.Context) error { return nil }
 
@@ -50,6 +83,7 @@ func startBaselineWorker(c client.Client, o sdkworker.Options) (sdkworker.Worker
 	// The engine's worker settings (eager activities bounded alike): the same worker, bare.
 	w := sdkworker.New(c, baselineTaskQueue, app.WorkerOptions(o))
 	w.RegisterWorkflowWithOptions(BaselineWorkflow, workflow.RegisterOptions{Name: baselineWorkflow})
+	w.RegisterWorkflowWithOptions(PaymentShapedBaselineWorkflow, workflow.RegisterOptions{Name: shapedBaselineWorkflow})
 	w.RegisterActivityWithOptions(Noop, activity.RegisterOptions{Name: baselineActivity})
 	return w, w.Start()
 }
@@ -57,6 +91,7 @@ func startBaselineWorker(c client.Client, o sdkworker.Options) (sdkworker.Worker
 // baselineResult is what the baseline run measured.
 type baselineResult struct {
 	Mode       string // "max" or "rate"
+	Shape      string // "bare" or "payment"
 	Steps      string
 	Window     Window
 	Completed  int // workflows completed in the window
@@ -73,6 +108,7 @@ func runBaseline(ctx context.Context, c client.Client, steps string, o options) 
 	start := time.Now()
 	r := &baselineResult{
 		Mode:   o.baseline,
+		Shape:  o.baselineShape,
 		Steps:  steps,
 		Window: Window{From: start.Add(o.baselineWarmup), To: start.Add(o.baselineWarmup + o.baselineDuration)},
 	}
@@ -82,11 +118,7 @@ func runBaseline(ctx context.Context, c client.Client, steps string, o options) 
 	var mu sync.Mutex
 	one := func(n int, scheduled time.Time) {
 		id := fmt.Sprint(prefix, n)
-		run, err := c.ExecuteWorkflow(runCtx, client.StartWorkflowOptions{ID: id, TaskQueue: baselineTaskQueue}, baselineWorkflow, steps)
-		if err == nil {
-			err = run.Get(runCtx, nil)
-		}
-		if err != nil {
+		if err := runBaselineOnce(runCtx, c, id, steps, o.baselineShape); err != nil {
 			if runCtx.Err() == nil {
 				r.Errors.Inc("workflow")
 			}
@@ -125,4 +157,34 @@ func runBaseline(ctx context.Context, c client.Client, steps string, o options) 
 	}
 	wg.Wait()
 	return r
+}
+
+// runBaselineOnce runs one baseline workflow to its end: started and awaited as a bare workflow
+// ("bare"), or started by Update-with-Start with the payment's search attributes and answered
+// by its outcome Update, as the API starts a payment ("payment").
+func runBaselineOnce(ctx context.Context, c client.Client, id, steps, shape string) error {
+	if shape != "payment" {
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: baselineTaskQueue}, baselineWorkflow, steps)
+		if err != nil {
+			return err
+		}
+		return run.Get(ctx, nil)
+	}
+	in := workflows.PaymentInput{CustomerID: "usr_bench", MerchantID: "usr_bench_merchant"}
+	handle, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+			ID: id, TaskQueue: baselineTaskQueue,
+			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+			TypedSearchAttributes:    workflows.SearchAttributesForStart(in),
+		}, shapedBaselineWorkflow, steps),
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateID: workflows.UpdateOutcome, UpdateName: workflows.UpdateOutcome,
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	var answer string
+	return handle.Get(ctx, &answer)
 }

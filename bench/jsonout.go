@@ -35,6 +35,7 @@ type jsonReport struct {
 
 	HistoryEvents float64 `json:"history_events_per_payment"`
 	BaselinePS    float64 `json:"baseline_completed_per_s"`
+	BaselineShape string  `json:"baseline_shape"`
 	Ratio         float64 `json:"ratio"`
 	LedgerOK      bool    `json:"ledger_ok"`
 
@@ -76,7 +77,7 @@ func writeJSON(path string, o options, d reportData) error {
 		ShedPS:   l.Window.Rate(c.ShedInWindow),
 		AnswerMS: latencyJSON(l.AnswerLatency.Summary()), FinalMS: latencyJSON(l.FinalLatency.Summary()),
 		ShedMS:        latencyJSON(l.ShedLatency.Summary()),
-		HistoryEvents: d.hist.Mean, BaselinePS: baseRate, LedgerOK: d.ledger.OK(),
+		HistoryEvents: d.hist.Mean, BaselinePS: baseRate, BaselineShape: o.baselineShape, LedgerOK: d.ledger.OK(),
 		CPUBusyCores: l.CPU.Total, CPUByProcess: l.CPU.Procs,
 	}
 	for i, name := range timelineSegments {

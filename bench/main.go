@@ -42,6 +42,7 @@ type options struct {
 	baselineDuration time.Duration
 	baselineWarmup   time.Duration
 	historySample    int
+	baselineShape    string
 	verbose          bool
 	jsonOut          string
 	cpuProfile       string
@@ -64,6 +65,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.baselineClients, "baseline-clients", 32, "concurrent clients of the baseline in max mode")
 	fs.DurationVar(&o.baselineDuration, "baseline-duration", 15*time.Second, "measurement window of each of the two baseline runs")
 	fs.DurationVar(&o.baselineWarmup, "baseline-warmup", 3*time.Second, "warm-up of each baseline run")
+	fs.StringVar(&o.baselineShape, "baseline-shape", "bare", "the baseline workflow: \"bare\" (the payment's steps as no-ops, started and awaited) or \"payment\" (also what a payment asks of Temporal: Update-with-Start, its search attributes, one upsert)")
 	fs.IntVar(&o.historySample, "history-sample", 20, "successful payments whose Temporal history is fetched and counted")
 	fs.BoolVar(&o.verbose, "v", false, "log the engine's warnings and the Temporal server's output to stderr")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the figures to this file as JSON, for comparing runs with a script")
@@ -81,6 +83,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-declines is a share in [0, 1)")
 	case o.baseline != "max" && o.baseline != "rate":
 		return o, errors.New("-baseline is max or rate")
+	case o.baselineShape != "bare" && o.baselineShape != "payment":
+		return o, errors.New("-baseline-shape is bare or payment")
 	case o.baselineClients < 1 || o.baselineDuration <= 0 || o.historySample < 1:
 		return o, errors.New("-baseline-clients, -baseline-duration and -history-sample must be positive")
 	}
@@ -155,7 +159,7 @@ func run(ctx context.Context, o options, out io.Writer) (bool, error) {
 	// The baseline runs before and after the payments: the machine is shared, and its load
 	// drifts over minutes, so the payments are compared with the mean of two measurements that
 	// bracket them, and the gap between the two says how far the figures can be trusted.
-	say("baseline 1: bare workflow %s, %s", steps, baselineMode(o))
+	say("baseline 1: %s workflow %s, %s", o.baselineShape, steps, baselineMode(o))
 	before := runBaseline(ctx, e.Temporal.Client(), steps, o)
 	if ctx.Err() != nil {
 		return false, ctx.Err()
@@ -294,8 +298,12 @@ func report(w io.Writer, o options, d reportData) {
 	b1, b2 := d.base[0], d.base[1]
 	r1, r2 := b1.Window.Rate(b1.Completed), b2.Window.Rate(b2.Completed)
 	baseRate := (r1 + r2) / 2
-	p("baseline: bare workflow %q (activities %d, local activities %d, all no-ops), %s, before and after the payments",
-		b1.Steps, strings.Count(b1.Steps, "A"), strings.Count(b1.Steps, "L"), baselineMode(o))
+	shape := "bare workflow"
+	if o.baselineShape == "payment" {
+		shape = "payment-shaped workflow (Update-with-Start, search attributes, one upsert)"
+	}
+	p("baseline: %s %q (activities %d, local activities %d, all no-ops), %s, before and after the payments",
+		shape, b1.Steps, strings.Count(b1.Steps, "A"), strings.Count(b1.Steps, "L"), baselineMode(o))
 	p("  completed/s  %6.2f before, %6.2f after: mean %.2f", r1, r2, baseRate)
 	p("  latency      %s before", b1.Latency.Summary())
 	p("               %s after", b2.Latency.Summary())
