@@ -5,6 +5,8 @@ import (
 	"os"
 	"runtime"
 	"time"
+
+	"paysaga/internal/cpuuse"
 )
 
 // jsonReport is what -json writes: the run's figures, one object, so that a script can compare
@@ -42,8 +44,8 @@ type jsonReport struct {
 	// Timeline: each segment of an answer that succeeded at once (200), from the histories.
 	Timeline []jsonSegment `json:"timeline_ms"`
 
-	CPUBusyCores float64   `json:"cpu_busy_cores"`
-	CPUByProcess []procUse `json:"cpu_by_process"`
+	CPUBusyCores float64       `json:"cpu_busy_cores"`
+	CPUByProcess []cpuuse.Proc `json:"cpu_by_process"`
 }
 
 type jsonSegment struct {

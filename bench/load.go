@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"paysaga"
+	"paysaga/internal/cpuuse"
 )
 
 // payment is one payment the load generator sends, and what became of it.
@@ -51,7 +52,7 @@ type loadResult struct {
 	Errors        Counter      // failed requests by method and status ("POST 503", "GET transport")
 	Polls         atomic.Int64 // GET requests of payments that answered 202
 	ShedLatency   Durations    // sent → 429, payments scheduled in the window that were turned away
-	CPU           cpuUse       // the CPU each process used in the window
+	CPU           cpuuse.Use   // the CPU each process used in the window
 	CPUErr        error        // writing the CPU profile (-cpuprofile)
 }
 

@@ -58,6 +58,7 @@ type engine struct {
 	simURL              string
 	apiURLs, workerURLs []string
 	apis, workers       [2]*proc
+	sim                 *proc
 	redisAddr           string
 	redisPrefix         string
 	merchant            *user
@@ -245,6 +246,6 @@ func startEngine(t testing.TB, ctx context.Context, customers int, server func(t
 		custs = append(custs, u)
 	}
 	return &engine{tc: tc, c: c, dir: dir, runID: runID, paysagaBin: paysagaBin, env: env, simURL: simURL,
-		apiURLs: apiURLs, workerURLs: workerURLs, apis: apis, workers: workers, redisAddr: redisAddr,
+		apiURLs: apiURLs, workerURLs: workerURLs, apis: apis, workers: workers, sim: sim, redisAddr: redisAddr,
 		redisPrefix: redisPrefix, merchant: merchant, custs: custs, simAdmin: simAdmin, with: with}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"paysaga/internal/cpuuse"
 	"paysaga/nhsim"
 )
 
@@ -43,7 +44,27 @@ func throughput(b *testing.B, server func(testing.TB) temporalServer) {
 		b.Fatal("worker-2 did not stop")
 	}
 	var seq atomic.Int64
-	measure := func(label string) {
+	// Each process's CPU over the measured window: on one machine the engine's processes, the
+	// Temporal server and the databases share the same two cores, and this says who took them.
+	cpuOf := func(from, to time.Time, workers ...*proc) func() cpuuse.Use {
+		pids := map[int]string{os.Getpid(): "benchmark (closed-loop clients)", e.sim.cmd.Process.Pid: "NH simulator"}
+		for i, a := range e.apis {
+			pids[a.cmd.Process.Pid] = fmt.Sprintf("paysaga api %d", i+1)
+		}
+		for i, w := range workers {
+			pids[w.cmd.Process.Pid] = fmt.Sprintf("paysaga worker %d", i+1)
+		}
+		label := cpuuse.ByName(pids)
+		done := make(chan cpuuse.Use, 1)
+		go func() {
+			time.Sleep(time.Until(from))
+			a := cpuuse.Take(label)
+			time.Sleep(time.Until(to))
+			done <- cpuuse.Between(a, cpuuse.Take(label))
+		}()
+		return func() cpuuse.Use { return <-done }
+	}
+	measure := func(label string, workers ...*proc) {
 		var mu sync.Mutex
 		var lat []time.Duration
 		var ok, other atomic.Int64
@@ -52,6 +73,7 @@ func throughput(b *testing.B, server func(testing.TB) temporalServer) {
 		deadline := time.Now().Add(5 * time.Second)
 		measureFrom := deadline
 		deadline = deadline.Add(window)
+		cpu := cpuOf(measureFrom, deadline, workers...)
 		var wg sync.WaitGroup
 		for i := range clients {
 			wg.Go(func() {
@@ -93,14 +115,15 @@ func throughput(b *testing.B, server func(testing.TB) temporalServer) {
 		if ok.Load() == 0 {
 			b.Fatalf("%s: no payment succeeded", label)
 		}
+		b.Logf("%s: CPU %s", label, cpu())
 		b.ReportMetric(rate, label+"-payments/s")
 	}
-	measure("1-worker")
+	measure("1-worker", e.workers[0])
 
 	// Two workers.
 	w2 := startProc(b, e.dir, "worker-2b", e.paysagaBin, e.with("PAYSAGA_WORKER_HTTP_ADDR="+e.workerURLs[1][len("http://"):]), "worker")
 	waitReady(b, w2, e.workerURLs[1]+"/readyz", 2*time.Minute)
-	measure("2-workers")
+	measure("2-workers", e.workers[0], w2)
 
 	var after nhsim.Ledger
 	e.simAdmin(http.MethodGet, "/admin/ledger", nil, &after)

@@ -1,4 +1,4 @@
-package main
+package cpuuse
 
 import (
 	"os"
@@ -9,9 +9,9 @@ import (
 
 func TestCPUBetweenSplitsTheMachineByProcess(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	a := cpuSample{at: t0, procs: map[string]float64{"bench": 10, "MariaDB": 5}, total: 100}
-	b := cpuSample{at: t0.Add(10 * time.Second), procs: map[string]float64{"bench": 20, "MariaDB": 7, "Temporal dev server": 4}, total: 118}
-	u := cpuBetween(a, b)
+	a := Sample{At: t0, Procs: map[string]float64{"bench": 10, "MariaDB": 5}, Total: 100}
+	b := Sample{At: t0.Add(10 * time.Second), Procs: map[string]float64{"bench": 20, "MariaDB": 7, "Temporal dev server": 4}, Total: 118}
+	u := Between(a, b)
 	want := map[string]float64{"bench": 1.0, "MariaDB": 0.2, "Temporal dev server": 0.4, "other (everything else on the machine)": 0.2}
 	if len(u.Procs) != len(want) {
 		t.Fatalf("procs = %+v, want %v", u.Procs, want)
@@ -31,16 +31,16 @@ func TestCPUBetweenSplitsTheMachineByProcess(t *testing.T) {
 
 func TestProcCPUReadsThisProcess(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		t.Fatalf("this benchmark reads /proc (Linux): %v", err)
+		t.Fatalf("cpuuse reads /proc (Linux): %v", err)
 	}
-	before, comm, ok := procCPU("/proc/self")
+	before, comm, ok := ProcCPU("/proc/self")
 	if !ok || comm == "" {
 		t.Fatalf("procCPU(/proc/self) = %v, %q, %v", before, comm, ok)
 	}
 	// Burn CPU until the kernel's tick-based accounting moves (a tick is 10 ms).
 	deadline := time.Now().Add(5 * time.Second)
 	x := 0
-	for after := before; after <= before; after, _, _ = procCPU("/proc/self") {
+	for after := before; after <= before; after, _, _ = ProcCPU("/proc/self") {
 		if time.Now().After(deadline) {
 			t.Fatal("no CPU time accounted to this process after 5 s of work")
 		}
@@ -49,12 +49,12 @@ func TestProcCPUReadsThisProcess(t *testing.T) {
 		}
 	}
 	_ = x
-	s := takeCPUSample()
+	s := Take(ByName(map[int]string{os.Getpid(): "this test"}))
 	var self bool
-	for name := range s.procs {
-		self = self || strings.HasPrefix(name, "bench process")
+	for name := range s.Procs {
+		self = self || strings.HasPrefix(name, "this test")
 	}
-	if !self || s.total <= 0 {
+	if !self || s.Total <= 0 {
 		t.Errorf("sample = %+v: want this process and the machine's total", s)
 	}
 }
