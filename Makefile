@@ -145,11 +145,13 @@ $(KUBECONFORM):
 ##               on PostgreSQL (PAYSAGA_TEST_POSTGRES_ADDR, default 127.0.0.1:5432, user postgres), two API and
 ##               two worker processes on MariaDB, Redis, RabbitMQ, a worker killed mid-run, the money invariants
 ##               judged (internal/temporalcluster, cluster/; about 2 minutes once the server is built)
-## bench-cluster: payments/s and latency through 2 API instances with 1, then 2 workers on that cluster, then
-##                the same on the dev server (about 5 minutes; docs/benchmarks.md, "On a Temporal cluster")
+## bench-cluster: payments/s, latency and CPU per process through 2 API instances with 1, then 2 workers on that
+##                cluster (and the server's CPU profile: var/temporal-server.pprof), then the same on the dev
+##                server (about 5 minutes; docs/benchmarks.md, "On a Temporal cluster")
 .PHONY: test-cluster bench-cluster
 bench-cluster: $(TEMPORAL) $(TEMPORAL_SERVER) $(TEMPORAL_SQL_TOOL)
 	PAYSAGA_TEMPORAL_SERVER_BIN=$(TEMPORAL_SERVER) PAYSAGA_TEMPORAL_SQL_TOOL=$(TEMPORAL_SQL_TOOL) \
+		PAYSAGA_BENCH_SERVER_PROFILE=$(CURDIR)/var/temporal-server.pprof \
 		$(GO) test -tags cluster -count=1 -timeout 20m -run '^$$' -bench 'ClusterThroughput|DevServerThroughput' -benchtime 1x -v ./cluster
 test-cluster: $(TEMPORAL) $(TEMPORAL_SERVER) $(TEMPORAL_SQL_TOOL)
 	PAYSAGA_TEMPORAL_SERVER_BIN=$(TEMPORAL_SERVER) PAYSAGA_TEMPORAL_SQL_TOOL=$(TEMPORAL_SQL_TOOL) \

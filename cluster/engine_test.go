@@ -35,16 +35,18 @@ type temporalServer struct {
 	HostPort, Namespace, Version string
 	// Client talks to Namespace.
 	Client sdkclient.Client
+	// PProfAddr serves the server's Go profiles; empty where it has none (the dev server).
+	PProfAddr string
 }
 
 func realServer(t testing.TB) temporalServer {
 	c := temporalcluster.Start(t)
-	return temporalServer{c.HostPort, c.Namespace, c.Version + " (4 history shards, PostgreSQL)", c.Client}
+	return temporalServer{c.HostPort, c.Namespace, c.Version + " (4 history shards, PostgreSQL)", c.Client, c.PProfAddr}
 }
 
 func devServer(t testing.TB) temporalServer {
 	s := temporaltest.Start(t)
-	return temporalServer{s.HostPort, "default", "dev server (temporal server start-dev, in memory)", s.Client}
+	return temporalServer{s.HostPort, "default", "dev server (temporal server start-dev, in memory)", s.Client, ""}
 }
 
 // engine is paysaga as production runs it, on the test's Temporal cluster: the NH simulator,

@@ -5,8 +5,11 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -64,6 +67,30 @@ func throughput(b *testing.B, server func(testing.TB) temporalServer) {
 		}()
 		return func() cpuuse.Use { return <-done }
 	}
+	// The server's CPU profile over the first measured window, where it serves one and
+	// PAYSAGA_BENCH_SERVER_PROFILE names a file (make bench-cluster: var/temporal-server.pprof).
+	profileServer := func(from time.Time, secs int) func() {
+		path := os.Getenv("PAYSAGA_BENCH_SERVER_PROFILE")
+		if e.tc.PProfAddr == "" || path == "" {
+			return func() {}
+		}
+		done := make(chan error, 1)
+		go func() {
+			time.Sleep(time.Until(from))
+			done <- fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.tc.PProfAddr, secs), path)
+		}()
+		return func() {
+			if err := <-done; err != nil {
+				b.Logf("server profile: %v", err)
+				return
+			}
+			top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", path).CombinedOutput()
+			b.Logf("Temporal server CPU profile %s (go tool pprof -top %s):\n%s", path, path, top)
+			if err != nil {
+				b.Logf("go tool pprof: %v", err)
+			}
+		}
+	}
 	measure := func(label string, workers ...*proc) {
 		var mu sync.Mutex
 		var lat []time.Duration
@@ -74,6 +101,10 @@ func throughput(b *testing.B, server func(testing.TB) temporalServer) {
 		measureFrom := deadline
 		deadline = deadline.Add(window)
 		cpu := cpuOf(measureFrom, deadline, workers...)
+		profiled := func() {}
+		if label == "1-worker" {
+			profiled = profileServer(measureFrom, int(window.Seconds())-5)
+		}
 		var wg sync.WaitGroup
 		for i := range clients {
 			wg.Go(func() {
@@ -116,6 +147,7 @@ func throughput(b *testing.B, server func(testing.TB) temporalServer) {
 			b.Fatalf("%s: no payment succeeded", label)
 		}
 		b.Logf("%s: CPU %s", label, cpu())
+		profiled()
 		b.ReportMetric(rate, label+"-payments/s")
 	}
 	measure("1-worker", e.workers[0])
@@ -131,4 +163,32 @@ func throughput(b *testing.B, server func(testing.TB) temporalServer) {
 		b.Fatalf("the bank's ledger is not conserved: %d before, %d after", before.Total, after.Total)
 	}
 	b.Logf("Temporal %s; 2 API instances; %d closed-loop clients", e.tc.Version, clients)
+}
+
+// fetchProfile saves what url answers (a pprof profile) to path.
+func fetchProfile(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -41,6 +41,8 @@ type Cluster struct {
 	Dir string
 	// Version is the server's module version, e.g. v1.29.1.
 	Version string
+	// PProfAddr serves the server's Go profiles (/debug/pprof/), for the cluster benchmark.
+	PProfAddr string
 }
 
 // Root is the module root (the directory holding go.mod) above the working directory.
@@ -214,11 +216,12 @@ func start(t testing.TB) (*Cluster, error) {
 		}
 	}
 
-	ports, err := FreePorts(10)
+	ports, err := FreePorts(11)
 	if err != nil {
 		return nil, err
 	}
 	c.HostPort = fmt.Sprintf("127.0.0.1:%d", ports[0])
+	c.PProfAddr = fmt.Sprintf("127.0.0.1:%d", ports[10])
 	dc, err := filepath.Abs(filepath.Join(root, "temporal-config", "dynamicconfig.yaml"))
 	if err != nil {
 		return nil, err
@@ -327,6 +330,9 @@ persistence:
 %s    postgres-visibility:
 %s
 global:
+  pprof:
+    port: %d
+    host: "127.0.0.1"
   membership:
     maxJoinDuration: 30s
     broadcastAddress: "127.0.0.1"
@@ -377,7 +383,7 @@ dcRedirectionPolicy:
 dynamicConfigClient:
   filepath: %q
   pollInterval: "10s"
-`, store(mainDB, 20), store(visDB, 4), p[9], p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[0], dynamicConfig)
+`, store(mainDB, 20), store(visDB, 4), p[10], p[9], p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[0], dynamicConfig)
 }
 
 func tail(path string, n int64) string {
