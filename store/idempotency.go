@@ -77,8 +77,10 @@ func (db *DB) claimIdempotencyKey(ctx context.Context, scope, key, requestHash, 
 	}
 	// A new key is the common case: one insert claims it. The insert is what decides the one
 	// winner of concurrent claims, here and below.
-	if created, err := db.insertIdempotencyKey(ctx, rec); created || err != nil {
-		return rec, created, err
+	if created, err := db.insertIdempotencyKey(ctx, rec); err != nil {
+		return nil, false, err
+	} else if created {
+		return rec, true, nil
 	}
 	// The key is there. A key whose time is up is absent — unless what it created exists: one
 	// key, one payment (or refund), forever. Such a key lives again (its time starts afresh)
@@ -98,8 +100,10 @@ func (db *DB) claimIdempotencyKey(ctx context.Context, scope, key, requestHash, 
 		Exec(ctx); err != nil {
 		return nil, false, fmt.Errorf("claim idempotency key: %w", err)
 	} else if n, _ := res.RowsAffected(); n > 0 {
-		if created, err := db.insertIdempotencyKey(ctx, rec); created || err != nil {
-			return rec, created, err
+		if created, err := db.insertIdempotencyKey(ctx, rec); err != nil {
+			return nil, false, err
+		} else if created {
+			return rec, true, nil
 		}
 	}
 	existing, err := db.IdempotencyKey(ctx, scope, key)
