@@ -60,9 +60,9 @@ func throughput(b *testing.B, server func(testing.TB) temporalServer) {
 		label := cpuuse.ByName(pids)
 		done := make(chan cpuuse.Use, 1)
 		go func() {
-			time.Sleep(time.Until(from))
+			waitUntil(ctx, from)
 			a := cpuuse.Take(label)
-			time.Sleep(time.Until(to))
+			waitUntil(ctx, to)
 			done <- cpuuse.Between(a, cpuuse.Take(label))
 		}()
 		return func() cpuuse.Use { return <-done }
@@ -76,7 +76,7 @@ func throughput(b *testing.B, server func(testing.TB) temporalServer) {
 		}
 		done := make(chan error, 1)
 		go func() {
-			time.Sleep(time.Until(from))
+			waitUntil(ctx, from)
 			done <- fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.tc.PProfAddr, secs), path)
 		}()
 		return func() {
@@ -191,4 +191,14 @@ func fetchProfile(ctx context.Context, url, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// waitUntil returns at t, or when ctx ends.
+func waitUntil(ctx context.Context, t time.Time) {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+	case <-timer.C:
+	}
 }
