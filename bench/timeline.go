@@ -7,6 +7,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 
 	"paysaga"
@@ -71,17 +72,28 @@ func sampleTimeline(ctx context.Context, c client.Client, ps []*payment, n int) 
 	return t, nil
 }
 
-// cutTimeline reads p's history and cuts its answer latency; ok is false for a history that is
-// not the plain shape (one activity attempt, two workflow tasks before the answer).
+// cutTimeline reads p's history and cuts its answer latency (cut).
 func cutTimeline(ctx context.Context, c client.Client, p *payment) ([]time.Duration, bool, error) {
-	var started, actSched, actStart, actDone time.Time
-	var wft [][3]time.Time // scheduled, started, completed
+	var events []*historypb.HistoryEvent
 	iter := c.GetWorkflowHistory(ctx, workflows.PaymentWorkflowID(p.ID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for iter.HasNext() {
 		ev, err := iter.Next()
 		if err != nil {
 			return nil, false, fmt.Errorf("history of %s: %w", p.ID, err)
 		}
+		events = append(events, ev)
+	}
+	cut, ok := cut(events, p.Sent, p.AnsweredAt)
+	return cut, ok, nil
+}
+
+// cut cuts the time from sent to answered into timelineSegments by the history's event times;
+// ok is false for a history that is not the plain shape (one activity, tried once, and two
+// workflow tasks that neither failed nor timed out before the answer).
+func cut(events []*historypb.HistoryEvent, sent, answered time.Time) ([]time.Duration, bool) {
+	var started, actSched, actStart, actDone time.Time
+	var wft [][3]time.Time // scheduled, started, completed
+	for _, ev := range events {
 		at := ev.GetEventTime().AsTime()
 		switch ev.GetEventType() {
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
@@ -97,38 +109,38 @@ func cutTimeline(ctx context.Context, c client.Client, p *payment) ([]time.Durat
 				wft[len(wft)-1][2] = at
 			}
 		case enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED, enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
-			return nil, false, nil
+			return nil, false
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			if !actSched.IsZero() {
-				return nil, false, nil
+				return nil, false
 			}
 			actSched = at
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
 			if ev.GetActivityTaskStartedEventAttributes().GetAttempt() != 1 {
-				return nil, false, nil
+				return nil, false
 			}
 			actStart = at
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
 			actDone = at
 		}
 	}
-	if started.IsZero() || actDone.IsZero() || len(wft) < 2 {
-		return nil, false, nil
+	if started.IsZero() || actStart.IsZero() || actDone.IsZero() || len(wft) < 2 {
+		return nil, false
 	}
 	w1, w2 := wft[0], wft[1]
 	for _, w := range [][3]time.Time{w1, w2} {
 		if w[1].IsZero() || w[2].IsZero() {
-			return nil, false, nil
+			return nil, false
 		}
 	}
 	return []time.Duration{
-		started.Sub(p.Sent),
+		started.Sub(sent),
 		w1[1].Sub(w1[0]),
 		w1[2].Sub(w1[1]),
 		actStart.Sub(actSched),
 		actDone.Sub(actStart),
 		w2[1].Sub(w2[0]),
 		w2[2].Sub(w2[1]),
-		p.AnsweredAt.Sub(w2[2]),
-	}, true, nil
+		answered.Sub(w2[2]),
+	}, true
 }
