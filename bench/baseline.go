@@ -91,7 +91,6 @@ func startBaselineWorker(c client.Client, o sdkworker.Options) (sdkworker.Worker
 // baselineResult is what the baseline run measured.
 type baselineResult struct {
 	Mode       string // "max" or "rate"
-	Shape      string // "bare" or "payment"
 	Steps      string
 	Window     Window
 	Completed  int // workflows completed in the window
@@ -108,7 +107,6 @@ func runBaseline(ctx context.Context, c client.Client, steps string, o options) 
 	start := time.Now()
 	r := &baselineResult{
 		Mode:   o.baseline,
-		Shape:  o.baselineShape,
 		Steps:  steps,
 		Window: Window{From: start.Add(o.baselineWarmup), To: start.Add(o.baselineWarmup + o.baselineDuration)},
 	}

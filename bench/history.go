@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 )
 
@@ -23,16 +24,29 @@ type historyShape struct {
 	ByType          map[string]int // events by type
 }
 
-// fetchHistory reads a workflow's full history from the server and counts its events.
-func fetchHistory(ctx context.Context, c client.Client, workflowID string) (historyShape, error) {
-	h := historyShape{ByType: map[string]int{}}
-	var steps strings.Builder
+// readHistory reads a workflow's full history from the server.
+func readHistory(ctx context.Context, c client.Client, workflowID string) ([]*historypb.HistoryEvent, error) {
+	var events []*historypb.HistoryEvent
 	iter := c.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for iter.HasNext() {
 		ev, err := iter.Next()
 		if err != nil {
-			return h, fmt.Errorf("history of %s: %w", workflowID, err)
+			return nil, fmt.Errorf("history of %s: %w", workflowID, err)
 		}
+		events = append(events, ev)
+	}
+	return events, nil
+}
+
+// fetchHistory reads a workflow's full history from the server and counts its events.
+func fetchHistory(ctx context.Context, c client.Client, workflowID string) (historyShape, error) {
+	h := historyShape{ByType: map[string]int{}}
+	var steps strings.Builder
+	events, err := readHistory(ctx, c, workflowID)
+	if err != nil {
+		return h, err
+	}
+	for _, ev := range events {
 		h.Events++
 		typ := ev.GetEventType()
 		h.ByType[strings.TrimPrefix(typ.String(), "EVENT_TYPE_")]++

@@ -82,8 +82,8 @@ func writeJSON(path string, o options, d reportData) error {
 		HistoryEvents: d.hist.Mean, BaselinePS: baseRate, BaselineShape: o.baselineShape, LedgerOK: d.ledger.OK(),
 		CPUBusyCores: l.CPU.Total, CPUByProcess: l.CPU.Procs,
 	}
-	for i, name := range timelineSegments {
-		if d.timeline.Sampled > 0 {
+	if d.timeline.Sampled > 0 {
+		for i, name := range timelineSegments {
 			r.Timeline = append(r.Timeline, jsonSegment{Segment: name, jsonLatency: latencyJSON(d.timeline.Segments[i])})
 		}
 	}

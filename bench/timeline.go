@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -53,7 +52,7 @@ func sampleTimeline(ctx context.Context, c client.Client, ps []*payment, n int) 
 	segs := make([][]time.Duration, len(timelineSegments))
 	for i := range n {
 		p := cands[i*len(cands)/n]
-		cut, ok, err := cutTimeline(ctx, c, p)
+		segments, ok, err := cutTimeline(ctx, c, p)
 		if err != nil {
 			return t, err
 		}
@@ -62,7 +61,7 @@ func sampleTimeline(ctx context.Context, c client.Client, ps []*payment, n int) 
 			continue
 		}
 		t.Sampled++
-		for j, d := range cut {
+		for j, d := range segments {
 			segs[j] = append(segs[j], d)
 		}
 	}
@@ -74,17 +73,12 @@ func sampleTimeline(ctx context.Context, c client.Client, ps []*payment, n int) 
 
 // cutTimeline reads p's history and cuts its answer latency (cut).
 func cutTimeline(ctx context.Context, c client.Client, p *payment) ([]time.Duration, bool, error) {
-	var events []*historypb.HistoryEvent
-	iter := c.GetWorkflowHistory(ctx, workflows.PaymentWorkflowID(p.ID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		if err != nil {
-			return nil, false, fmt.Errorf("history of %s: %w", p.ID, err)
-		}
-		events = append(events, ev)
+	events, err := readHistory(ctx, c, workflows.PaymentWorkflowID(p.ID))
+	if err != nil {
+		return nil, false, err
 	}
-	cut, ok := cut(events, p.Sent, p.AnsweredAt)
-	return cut, ok, nil
+	segments, ok := cut(events, p.Sent, p.AnsweredAt)
+	return segments, ok, nil
 }
 
 // cut cuts the time from sent to answered into timelineSegments by the history's event times;

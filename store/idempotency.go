@@ -87,7 +87,7 @@ func (db *DB) claimIdempotencyKey(ctx context.Context, scope, key, requestHash, 
 	// and answers as it did; it is never given a new resource (that would be a second payment,
 	// a second debit).
 	if _, err := db.bun.NewUpdate().Model((*IdempotencyRecord)(nil)).
-		Set("expires_at = ?", now.Add(ttl).Truncate(time.Microsecond)).
+		Set("expires_at = ?", rec.ExpiresAt).
 		Where("scope = ? AND idem_key = ? AND expires_at <= ?", scope, key, now).
 		Where("(" + createdResourceExists + ")").
 		Exec(ctx); err != nil {

@@ -26,7 +26,7 @@ var DynamicConfig = map[string]string{
 	// poll (60 s) returned (docs/benchmarks.md, 2026-12-02).
 	"matching.numTaskqueueReadPartitions":  "1",
 	"matching.numTaskqueueWritePartitions": "1",
-	"history.transferProcessorMaxPollRPS":  itoa(TransferPollRPS),
+	"history.transferProcessorMaxPollRPS":  strconv.Itoa(TransferPollRPS),
 }
 
 // Args returns DynamicConfig as `--dynamic-config-value KEY=VALUE` arguments, in key order.
@@ -42,5 +42,3 @@ func Args() []string {
 	}
 	return args
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
