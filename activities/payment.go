@@ -63,7 +63,7 @@ func (a *Activities) RecordPayment(ctx context.Context, in RecordPaymentInput) e
 	if in.Transfer != nil {
 		ch.Transfer = &store.TransferStateChange{TransferID: in.Transfer.TransferID, State: in.Transfer.State}
 	}
-	if _, err := a.Store.RecordPaymentChange(ctx, ch); err != nil {
+	if err := a.Store.RecordPaymentChange(ctx, ch); err != nil {
 		return storeError(err)
 	}
 	return nil
@@ -83,7 +83,7 @@ func (a *Activities) Debit(ctx context.Context, in DebitInput) (DebitResult, err
 	if err := fromPaymentWorkflow(ctx, in.PaymentID); err != nil {
 		return DebitResult{}, err
 	}
-	p, err := a.Store.GetPayment(ctx, in.PaymentID)
+	p, acct, err := a.Store.PaymentToDebit(ctx, in.PaymentID)
 	if err != nil {
 		return DebitResult{}, storeError(err)
 	}
@@ -100,8 +100,7 @@ func (a *Activities) Debit(ctx context.Context, in DebitInput) (DebitResult, err
 		return DebitResult{}, newError(ErrTypeStateConflict,
 			fmt.Sprintf("payment %s is %s, not PROCESSING: nothing is debited", p.ID, p.Status), nil)
 	}
-	acct, err := a.usableAccount(ctx, p)
-	if err != nil {
+	if err := usableAccount(p, acct); err != nil {
 		return DebitResult{}, err
 	}
 	ref, err := nh.NewRef(ctx, a.Store, a.now())
@@ -201,20 +200,16 @@ func fromPaymentWorkflow(ctx context.Context, paymentID string) error {
 	return nil
 }
 
-// usableAccount is the payment's account, if it can be debited: active, the customer's own,
-// with a fin account. The fin account stays in this process.
-func (a *Activities) usableAccount(ctx context.Context, p *paysaga.Payment) (*paysaga.Account, error) {
-	acct, err := a.Store.GetAccount(ctx, p.AccountID)
-	if paysaga.ErrorCode(err) == paysaga.ENOTFOUND {
-		return nil, newError(ErrTypeAccountUnusable, "account not found", nil)
-	}
-	if err != nil {
-		return nil, err
+// usableAccount refuses the payment's account (nil: not found) unless it can be debited:
+// active, the customer's own, with a fin account. The fin account stays in this process.
+func usableAccount(p *paysaga.Payment, acct *paysaga.Account) error {
+	if acct == nil {
+		return newError(ErrTypeAccountUnusable, "account not found", nil)
 	}
 	if acct.OwnerID != p.CustomerID || acct.Status != paysaga.AccountActive || acct.FinAccount == "" {
-		return nil, newError(ErrTypeAccountUnusable, "account cannot be debited", nil)
+		return newError(ErrTypeAccountUnusable, "account cannot be debited", nil)
 	}
-	return acct, nil
+	return nil
 }
 
 // settledDebit answers a Debit for a transfer that already exists, from its row.

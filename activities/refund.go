@@ -327,7 +327,7 @@ func (a *RefundActivities) resolveTransfers(ctx context.Context, refundID string
 		if tr.State != paysaga.TransferSent && tr.State != paysaga.TransferUnknown {
 			continue
 		}
-		_, err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: state, Rpcd: tr.Rpcd, Rsms: tr.Rsms})
+		err := a.Store.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: state, Rpcd: tr.Rpcd, Rsms: tr.Rsms})
 		switch {
 		case paysaga.ErrorCode(err) == paysaga.ECONFLICT:
 			a.log(ctx, refundID).Warn("credit answered by the bank before the operator's verdict", "transfer_id", tr.ID)

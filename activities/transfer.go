@@ -26,7 +26,7 @@ import (
 func recordAnswer(ctx context.Context, db *store.DB, log *slog.Logger, what, transferID string, h nh.Header, err error) (rpcd, rsms string, _ error) {
 	switch nh.Classify(err) {
 	case nh.OutcomeSuccess:
-		if _, err := db.UpdateTransfer(ctx, transferID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: h.Rpcd, Rsms: h.Rsms}); err != nil {
+		if err := db.UpdateTransfer(ctx, transferID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: h.Rpcd, Rsms: h.Rsms}); err != nil {
 			// The money moved; a retry finds the row SENT and the check will say so.
 			return "", "", fmt.Errorf("record executed %s %s: %w", what, transferID, err)
 		}
@@ -35,7 +35,7 @@ func recordAnswer(ctx context.Context, db *store.DB, log *slog.Logger, what, tra
 	case nh.OutcomeDeclined:
 		var d *nh.DeclinedError
 		errors.As(err, &d)
-		if _, uerr := db.UpdateTransfer(ctx, transferID, store.TransferUpdate{State: paysaga.TransferDeclined, Rpcd: d.Rpcd, Rsms: d.Rsms}); uerr != nil {
+		if uerr := db.UpdateTransfer(ctx, transferID, store.TransferUpdate{State: paysaga.TransferDeclined, Rpcd: d.Rpcd, Rsms: d.Rsms}); uerr != nil {
 			return "", "", fmt.Errorf("record declined %s %s: %w", what, transferID, uerr)
 		}
 		log.Info(what+" declined", "rpcd", d.Rpcd)
@@ -59,7 +59,7 @@ func recordAnswer(ctx context.Context, db *store.DB, log *slog.Logger, what, tra
 // markTransfer records what is known of a transfer after the bank call. Failing to record it
 // is harmless: the row stays SENT, which reads as "unknown outcome" and is resolved by a check.
 func markTransfer(ctx context.Context, db *store.DB, log *slog.Logger, id string, state paysaga.TransferState) {
-	if _, err := db.UpdateTransfer(ctx, id, store.TransferUpdate{State: state}); err != nil {
+	if err := db.UpdateTransfer(ctx, id, store.TransferUpdate{State: state}); err != nil {
 		log.Warn("transfer state not recorded", "state", state, "error", err)
 	}
 }
@@ -115,7 +115,7 @@ func recordCheck(ctx context.Context, db *store.DB, log *slog.Logger, what strin
 	switch {
 	case res.Executed():
 		rpcd, rsms := res.Header.Rpcd, res.Header.Rsms
-		if _, err := db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: rpcd, Rsms: rsms}); err != nil {
+		if err := db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: rpcd, Rsms: rsms}); err != nil {
 			return checked{}, fmt.Errorf("record executed %s %s: %w", what, tr.ID, err)
 		}
 		log.Info("lost "+what+" answer resolved: executed", "rpcd", rpcd)
@@ -125,7 +125,7 @@ func recordCheck(ctx context.Context, db *store.DB, log *slog.Logger, what strin
 			log.Info("bank says not executed, but the attempt could still send the " + what + "; asking again later")
 			return checked{}, errStillSendable(tr.ID, until, now)
 		}
-		if _, err := db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferNotExecuted}); err != nil {
+		if err := db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferNotExecuted}); err != nil {
 			return checked{}, fmt.Errorf("record %s %s not executed: %w", what, tr.ID, err)
 		}
 		log.Info("lost " + what + " answer resolved: not executed")

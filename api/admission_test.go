@@ -98,12 +98,12 @@ func TestPaymentAnswered202KeepsItsSlotUntilSettled(t *testing.T) {
 
 	// Still PROCESSING in the store: the slot stays taken.
 	ctx := context.Background()
-	_, err := env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: id, Status: paysaga.PaymentProcessing})
+	err := env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: id, Status: paysaga.PaymentProcessing})
 	require.NoError(t, err)
 	require.Never(t, func() bool { return adm.InFlight() == 0 }, 300*time.Millisecond, 20*time.Millisecond)
 
 	// Final: the slot is given back and the next payment is admitted.
-	_, err = env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: id, Status: paysaga.PaymentSucceeded})
+	err = env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: id, Status: paysaga.PaymentSucceeded})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return adm.InFlight() == 0 && adm.Holding() == 0 }, 5*time.Second, 10*time.Millisecond)
 	env.starter.respond(succeed)
@@ -131,7 +131,7 @@ func TestHeldSlotsAreGivenBackForPaymentsWaitingForAPersonOrTooLong(t *testing.T
 	require.Equal(t, 1, adm.InFlight())
 	ctx := context.Background()
 	for _, s := range []paysaga.PaymentStatus{paysaga.PaymentProcessing, paysaga.PaymentUnknown} {
-		_, err := env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: id, Status: s})
+		err := env.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: id, Status: s})
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool { return adm.InFlight() == 0 }, 5*time.Second, 10*time.Millisecond)

@@ -53,9 +53,9 @@ func (e *settlementEnv) settled(t *testing.T, merchantID string, amount int64, d
 	at = at.Add(10 * time.Hour)
 	p := &paysaga.Payment{ID: paysaga.NewID(paysaga.PrefixPayment), CustomerID: cust.ID, MerchantID: merchantID, AccountID: acct.ID,
 		Amount: amount, Status: paysaga.PaymentPending, CreatedAt: at}
-	_, err = e.db.RecordPaymentChange(ctx, store.PaymentChange{Create: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing})
+	err = e.db.RecordPaymentChange(ctx, store.PaymentChange{Create: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing})
 	require.NoError(t, err)
-	_, err = e.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentSucceeded,
+	err = e.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentSucceeded,
 		Events: []paysaga.PaymentEvent{{ID: "evt_" + p.ID, PaymentID: p.ID, Type: store.CapturedEventType, CreatedAt: at}}})
 	require.NoError(t, err)
 	s, _, err := e.db.PrepareSettlement(ctx, merchantID, day, 250)

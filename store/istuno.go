@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/uptrace/bun"
 
 	"paysaga"
 )
@@ -16,29 +15,27 @@ const maxIsTunoSeq = 999_999_999_999
 // NextIsTuno allocates the next IsTuno of day tsymd (YYYYMMDD): tsymd followed by a 12-digit
 // zero-padded per-day sequence, 20 digits in all (the shape of nh.FormatIsTuno). A number is
 // never handed out twice, across processes and restarts: the counter is a row per day,
-// incremented in a transaction that holds its lock. It implements nh.Sequencer.
+// incremented and read back by one statement. It implements nh.Sequencer.
 func (db *DB) NextIsTuno(ctx context.Context, tsymd string) (string, error) {
 	if len(tsymd) != 8 || !allDigits(tsymd) {
 		return "", paysaga.Errorf(paysaga.EINVALID, "tsymd must be 8 digits (YYYYMMDD)")
 	}
 	var seq int64
 	err := db.retry(ctx, func() error {
-		return db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			var upsert string
-			if db.dialect == DriverMySQL {
-				upsert = "INSERT INTO istuno_sequences (tsymd, last_value) VALUES (?, 1) " +
-					"ON DUPLICATE KEY UPDATE last_value = last_value + 1"
-			} else {
-				upsert = "INSERT INTO istuno_sequences (tsymd, last_value) VALUES (?, 1) " +
-					"ON CONFLICT (tsymd) DO UPDATE SET last_value = last_value + 1"
-			}
-			if _, err := tx.ExecContext(ctx, upsert, tsymd); err != nil {
+		// One statement, no transaction: the row's lock is held only while it is incremented.
+		if db.dialect == DriverMySQL {
+			// LAST_INSERT_ID(expr) hands this statement's value back in its own answer (the
+			// connection's insert id), whichever of the insert or the update ran.
+			res, err := db.bun.ExecContext(ctx, "INSERT INTO istuno_sequences (tsymd, last_value) VALUES (?, LAST_INSERT_ID(1)) "+
+				"ON DUPLICATE KEY UPDATE last_value = LAST_INSERT_ID(last_value + 1)", tsymd)
+			if err != nil {
 				return err
 			}
-			// The row is locked by this transaction until commit, so this reads our own value.
-			return tx.QueryRowContext(ctx,
-				"SELECT last_value FROM istuno_sequences WHERE tsymd = ?", tsymd).Scan(&seq)
-		})
+			seq, err = res.LastInsertId()
+			return err
+		}
+		return db.bun.QueryRowContext(ctx, "INSERT INTO istuno_sequences (tsymd, last_value) VALUES (?, 1) "+
+			"ON CONFLICT (tsymd) DO UPDATE SET last_value = last_value + 1 RETURNING last_value", tsymd).Scan(&seq)
 	})
 	if err != nil {
 		return "", fmt.Errorf("next IsTuno: %w", err)

@@ -39,11 +39,41 @@ func (db *DB) AppendPaymentEvent(ctx context.Context, e *paysaga.PaymentEvent) (
 	return appendPaymentEvent(ctx, db.bun, db.Now(), e)
 }
 
-func appendPaymentEvent(ctx context.Context, idb bun.IDB, now time.Time, e *paysaga.PaymentEvent) (bool, error) {
-	if e.ID == "" || e.PaymentID == "" || e.Type == "" {
-		return false, paysaga.Errorf(paysaga.EINVALID, "a payment event needs an id, a payment and a type")
+// appendPaymentEvents appends a step's history events, all of paymentID, in one multi-row
+// INSERT. When one of them is there already (the step runs again) the statement fails whole and
+// they are appended one by one, each idempotently (appendPaymentEvent).
+func appendPaymentEvents(ctx context.Context, idb bun.IDB, now time.Time, paymentID string, events []paysaga.PaymentEvent) error {
+	rows := make([]paymentEventRow, len(events))
+	for i, e := range events {
+		if e.PaymentID != paymentID {
+			return paysaga.Errorf(paysaga.EINVALID, "event %s belongs to another payment", e.ID)
+		}
+		if e.ID == "" || e.Type == "" {
+			return paysaga.Errorf(paysaga.EINVALID, "a payment event needs an id, a payment and a type")
+		}
+		rows[i] = newPaymentEventRow(now, &e)
 	}
-	row := &paymentEventRow{
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := idb.NewInsert().Model(&rows).Exec(ctx)
+	if err == nil {
+		return nil
+	}
+	if !IsDuplicate(err) {
+		return fmt.Errorf("append payment events: %w", err)
+	}
+	for i := range events {
+		if _, err := appendPaymentEvent(ctx, idb, now, &events[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newPaymentEventRow is e's row: a zero CreatedAt is now, times are UTC to the microsecond.
+func newPaymentEventRow(now time.Time, e *paysaga.PaymentEvent) paymentEventRow {
+	row := paymentEventRow{
 		ID: e.ID, PaymentID: e.PaymentID, RefundID: e.RefundID, Type: e.Type, Status: string(e.Status),
 		Rpcd: e.Rpcd, Rsms: e.Rsms, Actor: e.Actor, Reason: e.Reason, CreatedAt: e.CreatedAt,
 	}
@@ -51,7 +81,15 @@ func appendPaymentEvent(ctx context.Context, idb bun.IDB, now time.Time, e *pays
 		row.CreatedAt = now
 	}
 	row.CreatedAt = row.CreatedAt.UTC().Truncate(time.Microsecond)
-	if _, err := idb.NewInsert().Model(row).Exec(ctx); err != nil {
+	return row
+}
+
+func appendPaymentEvent(ctx context.Context, idb bun.IDB, now time.Time, e *paysaga.PaymentEvent) (bool, error) {
+	if e.ID == "" || e.PaymentID == "" || e.Type == "" {
+		return false, paysaga.Errorf(paysaga.EINVALID, "a payment event needs an id, a payment and a type")
+	}
+	row := newPaymentEventRow(now, e)
+	if _, err := idb.NewInsert().Model(&row).Exec(ctx); err != nil {
 		if IsDuplicate(err) {
 			var other paymentEventRow
 			if gerr := idb.NewSelect().Model(&other).Column("payment_id").Where("id = ?", e.ID).Limit(1).Scan(ctx); gerr != nil {

@@ -299,13 +299,14 @@ type TransferStateChange struct {
 
 // RecordPaymentChange writes one step of a payment in one transaction: create, status change,
 // history events, transfer state. Every part is idempotent, so the whole can be run again
-// after a crash or a retry and leaves the same rows.
-func (db *DB) RecordPaymentChange(ctx context.Context, ch PaymentChange) (*paysaga.Payment, error) {
+// after a crash or a retry and leaves the same rows. It reads the payment back only when the
+// move was refused (to tell "there already" from a conflict): a step that moves it costs its
+// conditional UPDATE and its inserts, no more.
+func (db *DB) RecordPaymentChange(ctx context.Context, ch PaymentChange) error {
 	if ch.PaymentID == "" {
-		return nil, paysaga.Errorf(paysaga.EINVALID, "a payment change needs a payment id")
+		return paysaga.Errorf(paysaga.EINVALID, "a payment change needs a payment id")
 	}
-	var out *paysaga.Payment
-	err := db.retry(ctx, func() error {
+	return db.retry(ctx, func() error {
 		return db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			now := db.Now()
 			if ch.Create != nil {
@@ -321,32 +322,30 @@ func (db *DB) RecordPaymentChange(ctx context.Context, ch PaymentChange) (*paysa
 					return err
 				}
 			}
-			p, err := updatePaymentStatus(ctx, tx, now, ch.PaymentID, ch.Status,
+			moved, err := movePaymentStatus(ctx, tx, now, ch.PaymentID, ch.Status,
 				PaymentStatusChange{FailureCode: ch.FailureCode, FailureMessage: ch.FailureMessage})
-			if paysaga.ErrorCode(err) == paysaga.ECONFLICT {
-				// A refused move (nothing written) of a step whose history events are all
-				// written already: the step was recorded before and its local activity ran
-				// again (a worker died before the workflow task that ran it completed). It is
-				// done, whatever happened to the payment since — a refund may have moved a
-				// SUCCEEDED payment on to PARTIALLY_REFUNDED meanwhile.
-				if done, derr := eventsRecorded(ctx, tx, ch.PaymentID, ch.Events); derr != nil {
-					return derr
-				} else if done {
-					out, err = getPayment(ctx, tx, ch.PaymentID)
-					return err
-				}
-			}
 			if err != nil {
 				return err
 			}
-			for i := range ch.Events {
-				e := ch.Events[i]
-				if e.PaymentID != ch.PaymentID {
-					return paysaga.Errorf(paysaga.EINVALID, "event %s belongs to another payment", e.ID)
-				}
-				if _, err := appendPaymentEvent(ctx, tx, now, &e); err != nil {
+			if !moved {
+				p, err := getPayment(ctx, tx, ch.PaymentID)
+				if err != nil {
 					return err
 				}
+				if p.Status != ch.Status {
+					// A refused move (nothing written) of a step whose history events are all
+					// written already: the step was recorded before and its local activity ran
+					// again (a worker died before the workflow task that ran it completed). It
+					// is done, whatever happened to the payment since — a refund may have moved
+					// a SUCCEEDED payment on to PARTIALLY_REFUNDED meanwhile.
+					if done, err := eventsRecorded(ctx, tx, ch.PaymentID, ch.Events); err != nil || done {
+						return err
+					}
+					return paysaga.Errorf(paysaga.ECONFLICT, "payment %s is %s and cannot become %s", ch.PaymentID, p.Status, ch.Status)
+				}
+			}
+			if err := appendPaymentEvents(ctx, tx, now, ch.PaymentID, ch.Events); err != nil {
+				return err
 			}
 			if ch.Transfer != nil {
 				t, err := getTransfer(ctx, tx, ch.Transfer.TransferID)
@@ -356,19 +355,39 @@ func (db *DB) RecordPaymentChange(ctx context.Context, ch PaymentChange) (*paysa
 				if t.PaymentID != ch.PaymentID {
 					return paysaga.Errorf(paysaga.ECONFLICT, "transfer %s belongs to another payment", t.ID)
 				}
-				if _, err := updateTransfer(ctx, tx, now, ch.Transfer.TransferID,
+				if err := updateTransfer(ctx, tx, now, ch.Transfer.TransferID,
 					TransferUpdate{State: ch.Transfer.State, Rpcd: t.Rpcd, Rsms: t.Rsms}); err != nil {
 					return err
 				}
 			}
-			out = p
 			return nil
 		})
 	})
-	if err != nil {
-		return nil, err
+}
+
+// paymentAccountRow is a payment with its account, read in one statement.
+type paymentAccountRow struct {
+	paymentRow `bun:",extend"`
+	Account    *accountRow `bun:"rel:belongs-to,join:account_id=id"`
+}
+
+// PaymentToDebit returns payment id and its account (fin account included), read together in
+// one statement — what a debit checks before it sends anything. ENOTFOUND when the payment is
+// missing; a payment whose account is missing comes with a nil account.
+func (db *DB) PaymentToDebit(ctx context.Context, id string) (*paysaga.Payment, *paysaga.Account, error) {
+	var row paymentAccountRow
+	if err := db.bun.NewSelect().Model(&row).Relation("Account").
+		Where("?TableAlias.id = ?", id).Limit(1).Scan(ctx); err != nil {
+		if isNoRows(err) {
+			return nil, nil, paysaga.Errorf(paysaga.ENOTFOUND, "payment not found")
+		}
+		return nil, nil, fmt.Errorf("get payment %s with its account: %w", id, err)
 	}
-	return out, nil
+	var acct *paysaga.Account
+	if row.Account != nil && row.Account.ID != "" {
+		acct = row.Account.account()
+	}
+	return row.payment(), acct, nil
 }
 
 // eventsRecorded reports whether every one of events (at least one) is in the payment's history

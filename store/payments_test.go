@@ -280,26 +280,28 @@ func TestRecordPaymentChange(t *testing.T) {
 			}
 			// Run twice: a retried step leaves the same rows.
 			for range 2 {
-				got, err := db.RecordPaymentChange(ctx, start)
+				require.NoError(t, db.RecordPaymentChange(ctx, start))
+				got, err := db.GetPayment(ctx, p.ID)
 				require.NoError(t, err)
 				require.Equal(t, paysaga.PaymentProcessing, got.Status)
 			}
 			tr, _, err := db.CreateTransfer(ctx, &paysaga.Transfer{ID: "trf_x_1", PaymentID: p.ID, Kind: paysaga.TransferDebit,
 				Amount: p.Amount, Tsymd: "20261125", IsTuno: "20261125000000000001"})
 			require.NoError(t, err)
-			_, err = db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferUnknown})
+			err = db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferUnknown})
 			require.NoError(t, err)
 
 			unknown := ev(3, "payment.unknown", paysaga.PaymentUnknown)
-			_, err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentUnknown,
+			err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentUnknown,
 				Events: []paysaga.PaymentEvent{unknown}})
 			require.NoError(t, err)
 			resolved := ev(4, "payment.succeeded", paysaga.PaymentSucceeded)
 			resolved.Actor, resolved.Reason = "usr_operator", "bank statement checked"
 			for range 2 {
-				got, err := db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentSucceeded,
+				require.NoError(t, db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentSucceeded,
 					Events:   []paysaga.PaymentEvent{resolved},
-					Transfer: &store.TransferStateChange{TransferID: tr.ID, State: paysaga.TransferSucceeded}})
+					Transfer: &store.TransferStateChange{TransferID: tr.ID, State: paysaga.TransferSucceeded}}))
+				got, err := db.GetPayment(ctx, p.ID)
 				require.NoError(t, err)
 				require.Equal(t, paysaga.PaymentSucceeded, got.Status)
 			}
@@ -317,7 +319,7 @@ func TestRecordPaymentChange(t *testing.T) {
 			require.Equal(t, paysaga.TransferSucceeded, tr.State)
 
 			// A step that the rules forbid changes nothing at all (one transaction).
-			_, err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentFailed,
+			err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentFailed,
 				Events: []paysaga.PaymentEvent{ev(5, "payment.failed", paysaga.PaymentFailed)}})
 			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err))
 			history, err = db.ListPaymentEvents(ctx, p.ID)
@@ -360,7 +362,7 @@ func TestRecordPaymentChangeExpectsTheRecordedPayment(t *testing.T) {
 			p := newTestPayment(customer, account, 15000, time.Time{})
 			ev := paysaga.PaymentEvent{ID: "evt_" + p.ID + "_1", PaymentID: p.ID, Type: "payment.created", Status: paysaga.PaymentPending}
 
-			_, err := db.RecordPaymentChange(ctx, store.PaymentChange{Expect: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing,
+			err := db.RecordPaymentChange(ctx, store.PaymentChange{Expect: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing,
 				Events: []paysaga.PaymentEvent{ev}})
 			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err), "no row: nothing to trust")
 			_, err = db.GetPayment(ctx, p.ID)
@@ -376,7 +378,7 @@ func TestRecordPaymentChangeExpectsTheRecordedPayment(t *testing.T) {
 			} {
 				q := *p
 				mutate(&q)
-				_, err := db.RecordPaymentChange(ctx, store.PaymentChange{Expect: &q, PaymentID: p.ID, Status: paysaga.PaymentProcessing,
+				err := db.RecordPaymentChange(ctx, store.PaymentChange{Expect: &q, PaymentID: p.ID, Status: paysaga.PaymentProcessing,
 					Events: []paysaga.PaymentEvent{ev}})
 				require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err), name)
 			}
@@ -387,8 +389,9 @@ func TestRecordPaymentChangeExpectsTheRecordedPayment(t *testing.T) {
 			require.NoError(t, err)
 			require.Empty(t, evs)
 
-			got, err = db.RecordPaymentChange(ctx, store.PaymentChange{Expect: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing,
-				Events: []paysaga.PaymentEvent{ev}})
+			require.NoError(t, db.RecordPaymentChange(ctx, store.PaymentChange{Expect: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing,
+				Events: []paysaga.PaymentEvent{ev}}))
+			got, err = db.GetPayment(ctx, p.ID)
 			require.NoError(t, err)
 			require.Equal(t, paysaga.PaymentProcessing, got.Status)
 		})
@@ -444,7 +447,7 @@ func TestFailUnstartedPayment(t *testing.T) {
 				_, _, err := db.CreatePayment(ctx, p)
 				require.NoError(t, err)
 			}
-			_, err := db.RecordPaymentChange(ctx, store.PaymentChange{Expect: started, PaymentID: started.ID, Status: paysaga.PaymentProcessing})
+			err := db.RecordPaymentChange(ctx, store.PaymentChange{Expect: started, PaymentID: started.ID, Status: paysaga.PaymentProcessing})
 			require.NoError(t, err)
 			before := now.Add(-10 * time.Minute)
 
@@ -469,7 +472,7 @@ func TestFailUnstartedPayment(t *testing.T) {
 			}
 
 			// Its workflow, started late after all, is refused before any debit.
-			_, err = db.RecordPaymentChange(ctx, store.PaymentChange{Expect: stale, PaymentID: stale.ID, Status: paysaga.PaymentProcessing})
+			err = db.RecordPaymentChange(ctx, store.PaymentChange{Expect: stale, PaymentID: stale.ID, Status: paysaga.PaymentProcessing})
 			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err))
 		})
 	}

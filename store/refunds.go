@@ -224,7 +224,7 @@ func (db *DB) ReserveRefund(ctx context.Context, r RefundReservation) (*paysaga.
 					events = typedInHistory(events, ref, typed)
 				}
 			}
-			if err := appendEvents(ctx, tx, now, ref.PaymentID, events); err != nil {
+			if err := appendPaymentEvents(ctx, tx, now, ref.PaymentID, events); err != nil {
 				return err
 			}
 			out, err = getRefund(ctx, tx, ref.ID)
@@ -272,7 +272,7 @@ func recordRefusal(ctx context.Context, tx bun.Tx, now time.Time, ref paysaga.Re
 		// A microsecond after the request's own events, which default to now: listed after them.
 		Actor: ref.CreatedBy, Reason: why, CreatedAt: now.Add(time.Microsecond),
 	})
-	return appendEvents(ctx, tx, now, ref.PaymentID, events)
+	return appendPaymentEvents(ctx, tx, now, ref.PaymentID, events)
 }
 
 // reserve adds amount to the payment's reserved refunds, under the payment's row lock, when
@@ -381,19 +381,6 @@ func insertRefund(ctx context.Context, tx bun.Tx, now time.Time, ref *paysaga.Re
 	return typed, nil
 }
 
-func appendEvents(ctx context.Context, idb bun.IDB, now time.Time, paymentID string, events []paysaga.PaymentEvent) error {
-	for i := range events {
-		e := events[i]
-		if e.PaymentID != paymentID {
-			return paysaga.Errorf(paysaga.EINVALID, "event %s belongs to another payment", e.ID)
-		}
-		if _, err := appendPaymentEvent(ctx, idb, now, &e); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // GetRefund finds a refund by ID; ENOTFOUND when there is none.
 func (db *DB) GetRefund(ctx context.Context, id string) (*paysaga.Refund, error) {
 	return getRefund(ctx, db.bun, id)
@@ -493,7 +480,7 @@ func (db *DB) SettleRefund(ctx context.Context, s RefundSettlement) (*paysaga.Re
 			if err != nil {
 				return fmt.Errorf("settle refund %s: %w", s.RefundID, err)
 			}
-			if err := appendEvents(ctx, tx, now, r.PaymentID, s.Events); err != nil {
+			if err := appendPaymentEvents(ctx, tx, now, r.PaymentID, s.Events); err != nil {
 				return err
 			}
 			if ref, err = getRefund(ctx, tx, s.RefundID); err != nil {

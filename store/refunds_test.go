@@ -20,9 +20,9 @@ func paidPayment(t *testing.T, db *store.DB, amount int64, status paysaga.Paymen
 	ctx := context.Background()
 	customer, account := seedPayer(t, db)
 	p := newTestPayment(customer, account, amount, time.Now())
-	_, err := db.RecordPaymentChange(ctx, store.PaymentChange{Create: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing})
+	err := db.RecordPaymentChange(ctx, store.PaymentChange{Create: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing})
 	require.NoError(t, err)
-	_, err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: status})
+	err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: status})
 	require.NoError(t, err)
 	return p
 }
@@ -357,7 +357,7 @@ func TestRefundStatusesAreSetOnlyBySettlingARefund(t *testing.T) {
 			} {
 				_, err := db.UpdatePaymentStatus(ctx, step.id, step.to, store.PaymentStatusChange{})
 				require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err), "to %s", step.to)
-				_, err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: step.id, Status: step.to})
+				err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: step.id, Status: step.to})
 				require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err), "to %s", step.to)
 			}
 			for _, p := range []*paysaga.Payment{paid, authorized} {
@@ -375,7 +375,8 @@ func TestRefundStatusesAreSetOnlyBySettlingARefund(t *testing.T) {
 			_, pay, err := db.SettleRefund(ctx, store.RefundSettlement{RefundID: r.ID, Status: paysaga.RefundSucceeded})
 			require.NoError(t, err)
 			require.Equal(t, paysaga.PaymentCanceled, pay.Status)
-			again, err := db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: authorized.ID, Status: paysaga.PaymentCanceled})
+			require.NoError(t, db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: authorized.ID, Status: paysaga.PaymentCanceled}))
+			again, err := db.GetPayment(ctx, authorized.ID)
 			require.NoError(t, err)
 			require.Equal(t, pay.Version, again.Version, "nothing written")
 		})

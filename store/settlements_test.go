@@ -39,9 +39,9 @@ func capturedPayment(t *testing.T, db *store.DB, merchantID string, amount int64
 	customer, account := seedPayer(t, db)
 	p := newTestPayment(customer, account, amount, at)
 	p.MerchantID = merchantID
-	_, err := db.RecordPaymentChange(ctx, store.PaymentChange{Create: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing})
+	err := db.RecordPaymentChange(ctx, store.PaymentChange{Create: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing})
 	require.NoError(t, err)
-	_, err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentSucceeded,
+	err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentSucceeded,
 		Events: []paysaga.PaymentEvent{{ID: "evt_ok_" + p.ID, PaymentID: p.ID, Type: store.CapturedEventType,
 			Status: paysaga.PaymentSucceeded, CreatedAt: at}}})
 	require.NoError(t, err)
@@ -79,9 +79,9 @@ func TestSettlementDays(t *testing.T) {
 			customer, account := seedPayer(t, db)
 			auth := newTestPayment(customer, account, 7_000, kst("2026-11-30", 9))
 			auth.MerchantID = m
-			_, err := db.RecordPaymentChange(ctx, store.PaymentChange{Create: auth, PaymentID: auth.ID, Status: paysaga.PaymentProcessing})
+			err := db.RecordPaymentChange(ctx, store.PaymentChange{Create: auth, PaymentID: auth.ID, Status: paysaga.PaymentProcessing})
 			require.NoError(t, err)
-			_, err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: auth.ID, Status: paysaga.PaymentAuthorized})
+			err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: auth.ID, Status: paysaga.PaymentAuthorized})
 			require.NoError(t, err)
 
 			// A payment with a refund in flight (reserved, not settled) waits.
@@ -149,7 +149,7 @@ func TestSettlementDays(t *testing.T) {
 			require.Equal(t, paysaga.ECONFLICT, paysaga.ErrorCode(err), "paid only by an executed payout")
 
 			// The payout is an ordinary transfer row: the bank's answer is recorded on it.
-			_, err = db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: "00000"})
+			err = db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: "00000"})
 			require.NoError(t, err)
 			byDay, err := db.ListTransfersByTsymd(ctx, "20261201")
 			require.NoError(t, err)
@@ -233,7 +233,7 @@ func TestSettlementRetryAndAccount(t *testing.T) {
 			tr := &paysaga.Transfer{ID: "trf_a", Kind: paysaga.TransferCreditOtherBank, Amount: s.Payout, Tsymd: "20261201", IsTuno: "7"}
 			_, _, err = db.CreatePayoutTransfer(ctx, s.ID, tr, dest)
 			require.NoError(t, err)
-			_, err = db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferDeclined, Rpcd: "E1005"})
+			err = db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferDeclined, Rpcd: "E1005"})
 			require.NoError(t, err)
 			failed, err := db.FinishSettlement(ctx, store.SettlementOutcome{ID: s.ID, Status: settlement.Failed, FailureCode: "E1005", FailureMessage: "no account"})
 			require.NoError(t, err)

@@ -200,16 +200,18 @@ type TransferUpdate struct {
 // UpdateTransfer sets a transfer's state and the bank's answer. SENT and UNKNOWN transfers may
 // move anywhere; a final one (SUCCEEDED, DECLINED, NOT_EXECUTED) only to the state it has
 // (idempotent, the answer kept), anything else being ECONFLICT: what the bank did is never
-// rewritten.
-func (db *DB) UpdateTransfer(ctx context.Context, id string, u TransferUpdate) (*paysaga.Transfer, error) {
+// rewritten. A missing transfer is ENOTFOUND.
+func (db *DB) UpdateTransfer(ctx context.Context, id string, u TransferUpdate) error {
 	return updateTransfer(ctx, db.bun, db.Now(), id, u)
 }
 
-func updateTransfer(ctx context.Context, idb bun.IDB, now time.Time, id string, u TransferUpdate) (*paysaga.Transfer, error) {
+// updateTransfer is one conditional UPDATE; the row is read only when it did not move, to tell
+// "there already" from a conflict.
+func updateTransfer(ctx context.Context, idb bun.IDB, now time.Time, id string, u TransferUpdate) error {
 	switch u.State {
 	case paysaga.TransferSent, paysaga.TransferSucceeded, paysaga.TransferDeclined, paysaga.TransferUnknown, paysaga.TransferNotExecuted:
 	default:
-		return nil, paysaga.Errorf(paysaga.EINVALID, "unknown transfer state %q", u.State)
+		return paysaga.Errorf(paysaga.EINVALID, "unknown transfer state %q", u.State)
 	}
 	res, err := idb.NewUpdate().Model((*transferRow)(nil)).
 		Set("state = ?", string(u.State)).
@@ -220,14 +222,17 @@ func updateTransfer(ctx context.Context, idb bun.IDB, now time.Time, id string, 
 		Where("state IN (?)", bun.List([]string{string(paysaga.TransferSent), string(paysaga.TransferUnknown)})).
 		Exec(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("update transfer %s: %w", id, err)
+		return fmt.Errorf("update transfer %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
 	}
 	t, err := getTransfer(ctx, idb, id)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if n, _ := res.RowsAffected(); n == 1 || t.State == u.State {
-		return t, nil
+	if t.State == u.State {
+		return nil
 	}
-	return nil, paysaga.Errorf(paysaga.ECONFLICT, "transfer %s is %s and cannot become %s", id, t.State, u.State)
+	return paysaga.Errorf(paysaga.ECONFLICT, "transfer %s is %s and cannot become %s", id, t.State, u.State)
 }

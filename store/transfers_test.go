@@ -65,7 +65,7 @@ func TestTransfers(t *testing.T) {
 				{"trf_b_1", store.TransferUpdate{State: "WHATEVER"}, paysaga.EINVALID, paysaga.TransferSent},
 				{"trf_nope", store.TransferUpdate{State: paysaga.TransferUnknown}, paysaga.ENOTFOUND, ""},
 			} {
-				_, err := db.UpdateTransfer(ctx, step.id, step.u)
+				err := db.UpdateTransfer(ctx, step.id, step.u)
 				if step.code == "" {
 					require.NoError(t, err)
 				} else {

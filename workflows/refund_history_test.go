@@ -95,9 +95,9 @@ func (r *refundRig) paidPayment(t *testing.T, amount int64) string {
 	ctx := context.Background()
 	p := &paysaga.Payment{ID: paysaga.NewID(paysaga.PrefixPayment), CustomerID: r.customer, MerchantID: "usr_shop",
 		AccountID: r.account, Amount: amount, Description: "원두 1kg", Status: paysaga.PaymentPending}
-	_, err := r.db.RecordPaymentChange(ctx, store.PaymentChange{Create: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing})
+	err := r.db.RecordPaymentChange(ctx, store.PaymentChange{Create: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing})
 	require.NoError(t, err)
-	_, err = r.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentSucceeded})
+	err = r.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentSucceeded})
 	require.NoError(t, err)
 	return p.ID
 }

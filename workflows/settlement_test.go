@@ -114,9 +114,9 @@ func (w *stlWorld) pay(merchantID string, amount int64, at time.Time) *paysaga.P
 	require.NoError(t, err)
 	p := &paysaga.Payment{ID: paysaga.NewID(paysaga.PrefixPayment), CustomerID: uid, MerchantID: merchantID,
 		AccountID: acct.ID, Amount: amount, Status: paysaga.PaymentPending, CreatedAt: at}
-	_, err = w.db.RecordPaymentChange(ctx, store.PaymentChange{Create: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing})
+	err = w.db.RecordPaymentChange(ctx, store.PaymentChange{Create: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing})
 	require.NoError(t, err)
-	_, err = w.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentSucceeded,
+	err = w.db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentSucceeded,
 		Events: []paysaga.PaymentEvent{{ID: "evt_" + p.ID + "_ok", PaymentID: p.ID, Type: store.CapturedEventType, CreatedAt: at}}})
 	require.NoError(t, err)
 	p.AccountID = fin // the fin account, for refunds below (test only)

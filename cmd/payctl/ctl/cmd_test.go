@@ -122,7 +122,7 @@ func TestReconcileCommand(t *testing.T) {
 		require.NoError(t, err, "debit %d", i)
 		res, err := bank.DrawingTransfer(ctx, ref, nh.DrawingTransferRequest{FinAcno: fin, Tram: amount, DractOtlt: "payctl test"})
 		require.NoError(t, err)
-		_, err = db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: res.Header.Rpcd, Rsms: res.Header.Rsms})
+		err = db.UpdateTransfer(ctx, tr.ID, store.TransferUpdate{State: paysaga.TransferSucceeded, Rpcd: res.Header.Rpcd, Rsms: res.Header.Rsms})
 		require.NoError(t, err)
 	}
 	today := nh.Today(time.Now())

@@ -34,7 +34,7 @@ func TestReplayByStatusSkipsRefusedRefunds(t *testing.T) {
 	_, _, err = db.CreatePayment(ctx, p)
 	require.NoError(t, err)
 	for _, st := range []paysaga.PaymentStatus{paysaga.PaymentProcessing, paysaga.PaymentSucceeded} {
-		_, err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: st})
+		err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: st})
 		require.NoError(t, err)
 	}
 	declined := paysaga.Refund{ID: paysaga.NewID(paysaga.PrefixRefund), PaymentID: p.ID, Amount: 8_000, CreatedBy: "usr_m"}

@@ -28,9 +28,9 @@ func seedSettlement(t *testing.T, db *store.DB, amount int64, day string) *settl
 	require.NoError(t, err)
 	at = at.Add(12 * time.Hour)
 	p := &paysaga.Payment{ID: paysaga.NewID(paysaga.PrefixPayment), CustomerID: c.ID, MerchantID: m.ID, AccountID: acct.ID, Amount: amount, Status: paysaga.PaymentPending, CreatedAt: at}
-	_, err = db.RecordPaymentChange(ctx, store.PaymentChange{Create: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing})
+	err = db.RecordPaymentChange(ctx, store.PaymentChange{Create: p, PaymentID: p.ID, Status: paysaga.PaymentProcessing})
 	require.NoError(t, err)
-	_, err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentSucceeded,
+	err = db.RecordPaymentChange(ctx, store.PaymentChange{PaymentID: p.ID, Status: paysaga.PaymentSucceeded,
 		Events: []paysaga.PaymentEvent{{ID: "evt_" + p.ID, PaymentID: p.ID, Type: store.CapturedEventType, CreatedAt: at}}})
 	require.NoError(t, err)
 	s, _, err := db.PrepareSettlement(ctx, m.ID, day, 250)
