@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"paysaga/internal/app"
+	"paysaga/internal/cpuuse"
 	"paysaga/workflows"
 )
 
@@ -96,7 +97,8 @@ type baselineResult struct {
 	Completed  int // workflows completed in the window
 	Latency    Durations
 	Errors     Counter
-	WorkflowID []string // completed ones, for the history sample
+	WorkflowID []string   // completed ones, for the history sample
+	CPU        cpuuse.Use // the CPU each process used in the window
 }
 
 // runBaseline drives the baseline workflow for warmup+duration. In "max" mode a fixed number
@@ -112,6 +114,7 @@ func runBaseline(ctx context.Context, c client.Client, steps string, o options) 
 	}
 	runCtx, cancel := context.WithDeadline(ctx, r.Window.To.Add(o.drain))
 	defer cancel()
+	cpu := watchWindow(ctx, r.Window, "")
 	prefix := fmt.Sprintf("bench-baseline-%x-", start.UnixNano())
 	var mu sync.Mutex
 	one := func(n int, scheduled time.Time) {
@@ -154,6 +157,7 @@ func runBaseline(ctx context.Context, c client.Client, steps string, o options) 
 		}
 	}
 	wg.Wait()
+	r.CPU, _ = cpu()
 	return r
 }
 

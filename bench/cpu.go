@@ -62,3 +62,51 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 		return true
 	}
 }
+
+// serverLabels name the Temporal server in a CPU report, whichever runs.
+var serverLabels = []string{cpuuse.Known["temporal"], cpuuse.Known["temporal-server"]}
+
+// phaseCosts is the CPU each process spent per completed workflow in the three phases of a run:
+// the baseline before, the payments, the baseline after.
+type phaseCosts struct {
+	Before, Payments, After []cpuuse.Cost
+}
+
+func costsOf(d reportData) phaseCosts {
+	b1, b2 := d.base[0], d.base[1]
+	return phaseCosts{
+		Before:   b1.CPU.Per(b1.Completed),
+		Payments: d.load.CPU.Per(d.counts.CompletedInWindow),
+		After:    b2.CPU.Per(b2.Completed),
+	}
+}
+
+// serverFactor is the Temporal server's CPU per payment over its CPU per baseline workflow (the
+// mean of the two baselines'): how much more the server itself works for a payment than for
+// the bare workflow. 0 when not measured.
+func (c phaseCosts) serverFactor() float64 {
+	for _, name := range serverLabels {
+		pay, ok := cpuuse.MS(c.Payments, name)
+		b1, ok1 := cpuuse.MS(c.Before, name)
+		b2, ok2 := cpuuse.MS(c.After, name)
+		if ok && ok1 && ok2 && b1+b2 > 0 {
+			return pay / ((b1 + b2) / 2)
+		}
+	}
+	return 0
+}
+
+// rows are the processes worth a line (at least 0.5 ms per workflow in one phase), machine first.
+func (c phaseCosts) rows() []string {
+	seen := map[string]bool{}
+	var names []string
+	for _, phase := range [][]cpuuse.Cost{c.Payments, c.Before, c.After} {
+		for _, k := range phase {
+			if !seen[k.Name] && k.MS >= 0.5 {
+				seen[k.Name] = true
+				names = append(names, k.Name)
+			}
+		}
+	}
+	return names
+}

@@ -46,6 +46,15 @@ type jsonReport struct {
 
 	CPUBusyCores float64       `json:"cpu_busy_cores"`
 	CPUByProcess []cpuuse.Proc `json:"cpu_by_process"`
+
+	// CPU per completed workflow (ms) of each process in each phase, and the Temporal server's
+	// per payment over per baseline workflow.
+	CPUPerWorkflow struct {
+		BaselineBefore []cpuuse.Cost `json:"baseline_before"`
+		Payments       []cpuuse.Cost `json:"payments"`
+		BaselineAfter  []cpuuse.Cost `json:"baseline_after"`
+	} `json:"cpu_ms_per_workflow"`
+	ServerCostFactor float64 `json:"server_cost_per_payment_over_baseline"`
 }
 
 type jsonSegment struct {
@@ -82,6 +91,9 @@ func writeJSON(path string, o options, d reportData) error {
 		HistoryEvents: d.hist.Mean, BaselinePS: baseRate, BaselineShape: o.baselineShape, LedgerOK: d.ledger.OK(),
 		CPUBusyCores: l.CPU.Total, CPUByProcess: l.CPU.Procs,
 	}
+	costs := costsOf(d)
+	r.CPUPerWorkflow.BaselineBefore, r.CPUPerWorkflow.Payments, r.CPUPerWorkflow.BaselineAfter = costs.Before, costs.Payments, costs.After
+	r.ServerCostFactor = costs.serverFactor()
 	if d.timeline.Sampled > 0 {
 		for i, name := range timelineSegments {
 			r.Timeline = append(r.Timeline, jsonSegment{Segment: name, jsonLatency: latencyJSON(d.timeline.Segments[i])})

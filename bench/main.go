@@ -25,6 +25,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"paysaga"
+	"paysaga/internal/cpuuse"
 	"paysaga/workflows"
 )
 
@@ -322,6 +323,24 @@ func report(w io.Writer, o options, d reportData) {
 			p("          baseline's ceiling: raise -rate until completed/s stops following it")
 		case o.baseline == "max":
 			p("          the engine did not keep up with %.1f/s: this is its ceiling as a share of the baseline's", o.rate)
+		}
+	}
+	costs := costsOf(d)
+	if rows := costs.rows(); len(rows) > 0 {
+		p("%-50s %15s %15s %15s", "CPU per completed workflow, ms", "baseline before", "payments", "baseline after")
+		cell := func(phase []cpuuse.Cost, name string) string {
+			if ms, ok := cpuuse.MS(phase, name); ok {
+				return fmt.Sprintf("%.1f", ms)
+			}
+			return "-"
+		}
+		for _, name := range rows {
+			p("  %-48.48s %15s %15s %15s", name, cell(costs.Before, name), cell(costs.Payments, name), cell(costs.After, name))
+		}
+		if f := costs.serverFactor(); f > 0 {
+			p("          the Temporal server spends %.2f× per payment what it spends per baseline workflow: at that", f)
+			p("          cost, even an engine that used no CPU of its own would reach about %.2f of the baseline", 1/f)
+			p("          with the cores the server had in the baseline")
 		}
 	}
 	p("")

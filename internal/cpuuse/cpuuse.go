@@ -148,3 +148,37 @@ func (u Use) String() string {
 	}
 	return b.String()
 }
+
+// Cost is the CPU a process spent per item of work (a completed workflow, a payment) over a
+// window, in milliseconds.
+type Cost struct {
+	Name string  `json:"name"`
+	MS   float64 `json:"ms"`
+}
+
+// Machine names the whole machine in Per's answer.
+const Machine = "machine (all processes)"
+
+// Per divides the window's CPU by the items completed in it: milliseconds of CPU per item for
+// the machine (first) and for each process, busiest first. Nothing completed: nil.
+func (u Use) Per(items int) []Cost {
+	if items <= 0 || u.Window <= 0 {
+		return nil
+	}
+	per := func(cores float64) float64 { return cores * u.Window.Seconds() * 1000 / float64(items) }
+	out := []Cost{{Name: Machine, MS: per(u.Total)}}
+	for _, p := range u.Procs {
+		out = append(out, Cost{Name: p.Name, MS: per(p.Cores)})
+	}
+	return out
+}
+
+// MS is the cost named name in costs, and whether there is one.
+func MS(costs []Cost, name string) (float64, bool) {
+	for _, c := range costs {
+		if c.Name == name {
+			return c.MS, true
+		}
+	}
+	return 0, false
+}

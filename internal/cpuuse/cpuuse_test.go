@@ -58,3 +58,28 @@ func TestProcCPUReadsThisProcess(t *testing.T) {
 		t.Errorf("sample = %+v: want this process and the machine's total", s)
 	}
 }
+
+// The benchmark compares what each process spends per payment with what it spends per baseline
+// workflow: cores × window ÷ items.
+func TestPerDividesTheWindowsCPUByTheItemsDone(t *testing.T) {
+	u := Use{Window: 10 * time.Second, Total: 1.5, Procs: []Proc{{Name: "Temporal dev server", Cores: 1.2}, {Name: "MariaDB", Cores: 0.3}}}
+	costs := u.Per(300)
+	want := []Cost{{Machine, 50}, {"Temporal dev server", 40}, {"MariaDB", 10}}
+	if len(costs) != len(want) {
+		t.Fatalf("costs = %+v, want %+v", costs, want)
+	}
+	for i, w := range want {
+		if costs[i].Name != w.Name || costs[i].MS < w.MS-1e-9 || costs[i].MS > w.MS+1e-9 {
+			t.Errorf("cost %d = %+v, want %+v", i, costs[i], w)
+		}
+	}
+	if ms, ok := MS(costs, "MariaDB"); !ok || ms < 10-1e-9 || ms > 10+1e-9 {
+		t.Errorf("MS(MariaDB) = %v, %v", ms, ok)
+	}
+	if _, ok := MS(costs, "Redis"); ok {
+		t.Error("MS of a process not measured")
+	}
+	if u.Per(0) != nil || (Use{}).Per(5) != nil {
+		t.Error("nothing done or nothing measured: no cost")
+	}
+}
