@@ -13,8 +13,12 @@ import (
 // bench process holds the API, the worker, the NH simulator and the load generator; the
 // Temporal dev server is a child process.
 
-// benchLabel names the processes reported one by one: this process and the known services.
-var benchLabel = cpuuse.ByName(map[int]string{os.Getpid(): "bench process (API, worker, simulator, load)"})
+// labelled names processes of the run by their pid: this one, and a neighbour when there is one
+// (added before any window is sampled).
+var labelled = map[int]string{os.Getpid(): "bench process (API, worker, simulator, load)"}
+
+// benchLabel names the processes reported one by one: labelled ones and the known services.
+var benchLabel = cpuuse.ByName(labelled)
 
 // watchWindow samples the CPU at the start and the end of the window and, when profile names a
 // file, writes the bench process's CPU profile (API, worker, simulator) over the window to it.

@@ -19,6 +19,7 @@ type jsonReport struct {
 	LoadAfter   string    `json:"load_after"`
 	Temporal    string    `json:"temporal"`
 	OfferedRate float64   `json:"offered_per_s"`
+	Neighbour   float64   `json:"neighbour_cores"`
 	Duration    float64   `json:"duration_s"`
 
 	Sent        int     `json:"sent"`
@@ -82,7 +83,7 @@ func writeJSON(path string, o options, d reportData) error {
 	r := jsonReport{
 		At: d.began.UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		LoadBefore: d.loadBefore, LoadAfter: d.loadAfter, Temporal: temporalMode(o),
-		OfferedRate: o.rate, Duration: o.duration.Seconds(),
+		OfferedRate: o.rate, Neighbour: o.neighbour, Duration: o.duration.Seconds(),
 		Sent: c.Sent, Accepted: c.Accepted, Succeeded: c.Succeeded, Failed: c.Failed, NotFinal: c.NotFinal, Shed: c.Shed,
 		AcceptedPS: l.Window.Rate(c.AcceptedInWindow), CompletedPS: l.Window.Rate(c.CompletedInWindow),
 		ShedPS:   l.Window.Rate(c.ShedInWindow),

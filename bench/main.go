@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -48,6 +49,7 @@ type options struct {
 	jsonOut          string
 	cpuProfile       string
 	eager            int
+	neighbour        float64
 }
 
 func parseFlags(args []string) (options, error) {
@@ -70,12 +72,15 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.historySample, "history-sample", 20, "successful payments whose Temporal history is fetched and counted")
 	fs.BoolVar(&o.verbose, "v", false, "log the engine's warnings and the Temporal server's output to stderr")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the figures to this file as JSON, for comparing runs with a script")
+	fs.Float64Var(&o.neighbour, "neighbour", 0, "run a busy neighbour process of about this many cores (bursts of system calls) for the whole run, so that the baselines share the machine as the payments share it with MariaDB and the engine; 0: none")
 	fs.IntVar(&o.eager, "eager", 0, "let each worker run up to this many activities eagerly (handed back with the workflow task's answer); 0: off, as the engine runs")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (API, worker, simulator, load) over the measurement window to this file (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	switch {
+	case o.neighbour < 0 || o.neighbour > 0.9:
+		return o, errors.New("-neighbour is a share of one core in [0, 0.9]")
 	case o.rate <= 0 || o.duration <= 0 || o.warmup < 0 || o.drain <= 0:
 		return o, errors.New("-rate and -duration must be positive, -warmup not negative")
 	case o.customers < 1:
@@ -93,6 +98,11 @@ func parseFlags(args []string) (options, error) {
 }
 
 func main() {
+	if share := os.Getenv(envNeighbour); share != "" {
+		f, _ := strconv.ParseFloat(share, 64)
+		runNeighbour(f)
+		return
+	}
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -134,6 +144,15 @@ func run(ctx context.Context, o options, out io.Writer) (bool, error) {
 		return false, err
 	}
 	defer e.Close()
+	if o.neighbour > 0 {
+		pid, stop, err := startNeighbour(o.neighbour)
+		if err != nil {
+			return false, err
+		}
+		defer stop()
+		labelled[pid] = neighbourLabel
+		say("a busy neighbour of about %.2f cores runs until the end (pid %d)", o.neighbour, pid)
+	}
 	say("seeding %d customers and a merchant", o.customers)
 	pop, err := seed(ctx, e, o.customers)
 	if err != nil {
@@ -252,6 +271,9 @@ func report(w io.Writer, o options, d reportData) {
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), d.loadBefore, d.loadAfter)
 	p("stack     Temporal dev server %s; workers: %d workflow + %d activity pollers; MariaDB, Redis, RabbitMQ, NH simulator",
 		temporalMode(o), o.wfPollers, o.actPollers)
+	if o.neighbour > 0 {
+		p("          and a busy neighbour process of about %.2f cores for the whole run (-neighbour): the baselines share the machine too", o.neighbour)
+	}
 	p("load      open model, %.1f payments/s, %s measured after %s warm-up; %d customers; %.0f%% from an empty account",
 		o.rate, o.duration, o.warmup, o.customers, o.declines*100)
 	p("")
