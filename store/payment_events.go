@@ -45,11 +45,11 @@ func (db *DB) AppendPaymentEvent(ctx context.Context, e *paysaga.PaymentEvent) (
 func appendPaymentEvents(ctx context.Context, idb bun.IDB, now time.Time, paymentID string, events []paysaga.PaymentEvent) error {
 	rows := make([]paymentEventRow, len(events))
 	for i, e := range events {
+		if err := checkEvent(&e); err != nil {
+			return err
+		}
 		if e.PaymentID != paymentID {
 			return paysaga.Errorf(paysaga.EINVALID, "event %s belongs to another payment", e.ID)
-		}
-		if e.ID == "" || e.Type == "" {
-			return paysaga.Errorf(paysaga.EINVALID, "a payment event needs an id, a payment and a type")
 		}
 		rows[i] = newPaymentEventRow(now, &e)
 	}
@@ -71,6 +71,14 @@ func appendPaymentEvents(ctx context.Context, idb bun.IDB, now time.Time, paymen
 	return nil
 }
 
+// checkEvent refuses an event without its id, payment or type.
+func checkEvent(e *paysaga.PaymentEvent) error {
+	if e.ID == "" || e.PaymentID == "" || e.Type == "" {
+		return paysaga.Errorf(paysaga.EINVALID, "a payment event needs an id, a payment and a type")
+	}
+	return nil
+}
+
 // newPaymentEventRow is e's row: a zero CreatedAt is now, times are UTC to the microsecond.
 func newPaymentEventRow(now time.Time, e *paysaga.PaymentEvent) paymentEventRow {
 	row := paymentEventRow{
@@ -85,8 +93,8 @@ func newPaymentEventRow(now time.Time, e *paysaga.PaymentEvent) paymentEventRow 
 }
 
 func appendPaymentEvent(ctx context.Context, idb bun.IDB, now time.Time, e *paysaga.PaymentEvent) (bool, error) {
-	if e.ID == "" || e.PaymentID == "" || e.Type == "" {
-		return false, paysaga.Errorf(paysaga.EINVALID, "a payment event needs an id, a payment and a type")
+	if err := checkEvent(e); err != nil {
+		return false, err
 	}
 	row := newPaymentEventRow(now, e)
 	if _, err := idb.NewInsert().Model(&row).Exec(ctx); err != nil {

@@ -145,8 +145,17 @@ func updatePaymentStatus(ctx context.Context, idb bun.IDB, now time.Time, id str
 	if err != nil {
 		return nil, err
 	}
+	if moved {
+		return getPayment(ctx, idb, id)
+	}
+	return alreadyThere(ctx, idb, id, to)
+}
+
+// alreadyThere reads a payment whose move to `to` was refused: it is the answer when it is
+// there already (the move is idempotent), ECONFLICT when it is elsewhere.
+func alreadyThere(ctx context.Context, idb bun.IDB, id string, to paysaga.PaymentStatus) (*paysaga.Payment, error) {
 	p, err := getPayment(ctx, idb, id)
-	if err != nil || moved || p.Status == to {
+	if err != nil || p.Status == to {
 		return p, err
 	}
 	return nil, paysaga.Errorf(paysaga.ECONFLICT, "payment %s is %s and cannot become %s", id, p.Status, to)
@@ -328,20 +337,18 @@ func (db *DB) RecordPaymentChange(ctx context.Context, ch PaymentChange) error {
 				return err
 			}
 			if !moved {
-				p, err := getPayment(ctx, tx, ch.PaymentID)
-				if err != nil {
-					return err
-				}
-				if p.Status != ch.Status {
+				if _, err := alreadyThere(ctx, tx, ch.PaymentID, ch.Status); paysaga.ErrorCode(err) == paysaga.ECONFLICT {
 					// A refused move (nothing written) of a step whose history events are all
 					// written already: the step was recorded before and its local activity ran
 					// again (a worker died before the workflow task that ran it completed). It
 					// is done, whatever happened to the payment since — a refund may have moved
 					// a SUCCEEDED payment on to PARTIALLY_REFUNDED meanwhile.
-					if done, err := eventsRecorded(ctx, tx, ch.PaymentID, ch.Events); err != nil || done {
-						return err
+					if done, derr := eventsRecorded(ctx, tx, ch.PaymentID, ch.Events); derr != nil || done {
+						return derr
 					}
-					return paysaga.Errorf(paysaga.ECONFLICT, "payment %s is %s and cannot become %s", ch.PaymentID, p.Status, ch.Status)
+					return err
+				} else if err != nil {
+					return err
 				}
 			}
 			if err := appendPaymentEvents(ctx, tx, now, ch.PaymentID, ch.Events); err != nil {
